@@ -1,0 +1,69 @@
+"""The contract every dialect codec fulfils: pure functions over one wire format.
+
+A codec knows one provider's JSON and SSE shapes and nothing about mitmproxy, policies
+or SQLite. Streams are handed over as `interlock.sse.SSEEvent`s.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from interlock.sse import SSEEvent
+from recorder.models import Usage
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """A complete tool call in the neutral view."""
+
+    id: str | None
+    name: str
+    arguments: Any  # parsed JSON when the arguments parse, else the raw string
+    index: int = 0  # position among the response's tool calls
+
+
+@dataclass(slots=True)
+class Reassembly:
+    """A stream rebuilt into the message the non-streaming endpoint would have returned."""
+
+    message: dict[str, Any] | None
+    errors: list[str] = field(default_factory=list)  # what was malformed or missing
+
+
+class Codec(ABC):
+    """One dialect's wire format."""
+
+    dialect: ClassVar[str]
+
+    @abstractmethod
+    def request_model(self, request: dict[str, Any]) -> str | None: ...
+
+    @abstractmethod
+    def request_streams(self, request: dict[str, Any]) -> bool: ...
+
+    @abstractmethod
+    def prompt_text(self, request: dict[str, Any]) -> str:
+        """Text of the last user message (for search and the terminal)."""
+
+    @abstractmethod
+    def response_text(self, response: dict[str, Any]) -> str:
+        """All assistant text of a (reassembled) response."""
+
+    @abstractmethod
+    def response_model(self, response: dict[str, Any]) -> str | None: ...
+
+    @abstractmethod
+    def usage(self, response: dict[str, Any]) -> Usage:
+        """Usage with `input_tokens` excluding cache reads and writes."""
+
+    @abstractmethod
+    def stop_reason(self, response: dict[str, Any]) -> str | None: ...
+
+    @abstractmethod
+    def tool_calls(self, response: dict[str, Any]) -> list[ToolCall]: ...
+
+    @abstractmethod
+    def reassemble(self, events: Iterable[SSEEvent]) -> Reassembly: ...

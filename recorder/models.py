@@ -1,0 +1,96 @@
+"""Records the proxy hands to the recorder: the boundary between addons and SQLite.
+
+Everything here is already free of secrets (see `interlock.secrets`) when it is built;
+the recorder writes it as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Stage = Literal["request_original", "request_final", "response_original", "response_final"]
+STAGES: tuple[Stage, ...] = ("request_original", "request_final", "response_original", "response_final")
+
+
+class Usage(BaseModel):
+    """Token counts as the provider reported them.
+
+    `input_tokens` excludes cache reads and writes (Anthropic's meaning); codecs for
+    dialects that include them (OpenAI's prompt_tokens) subtract them.
+    """
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+
+
+class StageRecord(BaseModel):
+    """One of the four views of a call: what the client sent, what went upstream, what
+    upstream answered, what the client got."""
+
+    stage: Stage
+    headers: dict[str, str] | None = None
+    body: Any | None = None  # parsed JSON, or the reassembled message of a stream
+    raw: bytes | None = None  # exact bytes when streamed or not parseable as JSON
+    note: str | None = None  # why `body` is missing or partial
+
+
+class PolicyEventRecord(BaseModel):
+    """A decision a policy took on a call."""
+
+    policy: str
+    action: str  # e.g. "modified", "blocked", "redacted", "error", "allowed"
+    reason: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)
+    at: float  # unix time
+
+
+class JudgeRecord(BaseModel):
+    """One judged tool call."""
+
+    tool_call_id: str | None
+    tool_name: str
+    arguments: Any
+    judge_model: str
+    prompt: Any  # the exact messages sent to the judge
+    raw_answer: str | None = None
+    probability: float | None = None
+    explanation: str | None = None
+    decision: Literal["allowed", "blocked"]
+    latency_ms: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    error: str | None = None
+    at: float
+
+
+class CallRecord(BaseModel):
+    """Everything known about one intercepted LLM call, written when the call ends."""
+
+    call_id: str
+    started_at: float  # unix time the request arrived
+    first_byte_at: float | None = None  # first response byte sent towards the client
+    ended_at: float | None = None
+    provider: str
+    dialect: str
+    host: str
+    path: str
+    client: str | None = None  # user-agent
+    session_id: str | None = None
+    model: str | None = None  # as requested by the client
+    model_final: str | None = None  # as sent upstream (a policy may rewrite it)
+    response_model: str | None = None  # as the provider answered
+    stream: bool = False
+    status: int | None = None
+    error: str | None = None
+    verdict: Literal["pass", "modified", "blocked", "error"] = "pass"
+    usage: Usage = Field(default_factory=Usage)
+    prompt_text: str | None = None  # last user message text, for full-text search
+    response_text: str | None = None  # final response text, for full-text search
+    stages: list[StageRecord] = Field(default_factory=list)
+    events: list[PolicyEventRecord] = Field(default_factory=list)
+    judgements: list[JudgeRecord] = Field(default_factory=list)
