@@ -16,8 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # An event ends at the first empty line: a line terminator (CRLF, LF or CR) directly
-# followed by another one. CRLF is matched first so "\r\n\r\n" is one boundary.
-_EVENT_END = re.compile(rb"(?:\r\n|\n|\r)(?:\r\n|\n|\r)")
+# followed by another one. A CR is a terminator on its own only when no LF follows it,
+# so one CRLF is never read as CR + LF (an empty line that is not there).
+_EOL = rb"(?:\r\n|\n|\r(?!\n))"
+_EVENT_END = re.compile(_EOL + _EOL)
+_ENDS_WITH_EVENT_END = re.compile(_EOL + _EOL + rb"\Z")
 _LINE_SPLIT = re.compile(r"\r\n|\n|\r")
 
 
@@ -105,7 +108,10 @@ class SSEParser:
             return []
         rest = bytes(self._buffer)
         self._buffer.clear()
-        return [parse_event_block(rest, complete=False)]
+        # `feed` holds back an event ending in a lone "\r" in case "\n" follows; at the
+        # end of the stream that "\r" is its line end, so such an event is complete.
+        complete = _ENDS_WITH_EVENT_END.search(rest) is not None
+        return [parse_event_block(rest, complete=complete)]
 
 
 def parse_all(body: bytes) -> list[SSEEvent]:

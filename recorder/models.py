@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 Stage = Literal["request_original", "request_final", "response_original", "response_final"]
+Verdict = Literal["pass", "modified", "blocked", "error"]
 STAGES: tuple[Stage, ...] = ("request_original", "request_final", "response_original", "response_final")
 
 
@@ -73,7 +74,8 @@ class CallRecord(BaseModel):
 
     call_id: str
     started_at: float  # unix time the request arrived
-    first_byte_at: float | None = None  # first response byte sent towards the client
+    first_byte_at: float | None = None  # first response byte from upstream
+    first_token_at: float | None = None  # first generated content (streams only)
     ended_at: float | None = None
     provider: str
     dialect: str
@@ -87,7 +89,7 @@ class CallRecord(BaseModel):
     stream: bool = False
     status: int | None = None
     error: str | None = None
-    verdict: Literal["pass", "modified", "blocked", "error"] = "pass"
+    verdict: Verdict = "pass"
     usage: Usage = Field(default_factory=Usage)
     prompt_text: str | None = None  # last user message text, for full-text search
     response_text: str | None = None  # final response text, for full-text search

@@ -67,3 +67,8 @@ class Codec(ABC):
 
     @abstractmethod
     def reassemble(self, events: Iterable[SSEEvent]) -> Reassembly: ...
+
+    @abstractmethod
+    def is_content_event(self, event: SSEEvent) -> bool:
+        """True for an event carrying generated content (text, thinking or tool call
+        delta): the first one marks the time to first token."""

@@ -1,0 +1,65 @@
+"""The configuration in force: loaded and validated at start-up, reloaded when the file changes.
+
+A reload that fails validation keeps the previous configuration and logs why. Flows
+take the configuration in force when they start, so a swap never affects a call in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass
+
+from interlock.config import ConfigError, InterlockConfig, load_config
+from interlock.providers import ProviderRegistry
+from policies.chain import PolicyChain
+from policies.registry import build_chain
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    config: InterlockConfig
+    registry: ProviderRegistry
+    chain: PolicyChain
+
+
+def load(path: str) -> Loaded:
+    """Load and validate everything the file configures; raises `ConfigError`."""
+    config = load_config(path)
+    return Loaded(config, ProviderRegistry(config.all_providers()), build_chain(config.policies))
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
+
+
+class LiveConfig:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.current = load(path)
+        self._seen = _mtime(path)
+
+    def reload_if_changed(self) -> bool:
+        """Swap in the file's new contents if it changed and is valid."""
+        mtime = _mtime(self.path)
+        if mtime is None or mtime == self._seen:
+            return False
+        self._seen = mtime
+        try:
+            self.current = load(self.path)
+        except ConfigError as error:
+            logger.error("Interlock: config change ignored, keeping the previous one: %s", error)
+            return False
+        logger.info("Interlock: reloaded %s (%d policies)", self.path, len(self.current.chain.entries))
+        return True
+
+    async def watch(self, interval_s: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            self.reload_if_changed()

@@ -1,0 +1,148 @@
+"""The `mitm_config.yaml` file: pydantic models, defaults and a loader with clear errors.
+
+`load_config(path)` returns a validated `InterlockConfig` or raises `ConfigError` whose
+message names the offending key (e.g. `providers.0.routes.1.dialect`), so the addon can
+refuse start-up with it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Dialect = Literal["openai-chat", "anthropic-messages"]
+
+
+class StrictModel(BaseModel):
+    """A model that rejects unknown keys, so a typo is an error rather than ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Route(StrictModel):
+    """A path on a provider host and the wire format spoken there.
+
+    `path` matches the request path without its query string; `*` matches any run of
+    characters (for Azure's `/openai/deployments/*/chat/completions`).
+    """
+
+    path: str
+    dialect: Dialect
+
+
+class Provider(StrictModel):
+    """A provider: host names (with optional `*` globs) and the LLM routes on them."""
+
+    name: str
+    hosts: list[str] = Field(min_length=1)
+    routes: list[Route] = Field(min_length=1)
+
+
+def _openai_compatible(name: str, host: str, *paths: str) -> Provider:
+    return Provider(
+        name=name,
+        hosts=[host],
+        routes=[Route(path=p, dialect="openai-chat") for p in paths],
+    )
+
+
+def default_providers() -> list[Provider]:
+    return [
+        _openai_compatible("openai", "api.openai.com", "/v1/chat/completions"),
+        Provider(
+            name="anthropic",
+            hosts=["api.anthropic.com"],
+            routes=[Route(path="/v1/messages", dialect="anthropic-messages")],
+        ),
+        _openai_compatible("openrouter", "openrouter.ai", "/api/v1/chat/completions"),
+        _openai_compatible("groq", "api.groq.com", "/openai/v1/chat/completions"),
+        _openai_compatible("mistral", "api.mistral.ai", "/v1/chat/completions"),
+        _openai_compatible("deepseek", "api.deepseek.com", "/chat/completions", "/v1/chat/completions"),
+        _openai_compatible("xai", "api.x.ai", "/v1/chat/completions"),
+        _openai_compatible("together", "api.together.xyz", "/v1/chat/completions"),
+        _openai_compatible("fireworks", "api.fireworks.ai", "/inference/v1/chat/completions"),
+        _openai_compatible(
+            "azure-openai", "*.openai.azure.com", "/openai/deployments/*/chat/completions"
+        ),
+    ]
+
+
+class RecorderConfig(StrictModel):
+    """Where and how calls are recorded."""
+
+    database: str = "interlock.db"
+    queue_size: int = Field(default=10_000, ge=1)
+    batch_size: int = Field(default=200, ge=1)
+
+
+class SessionConfig(StrictModel):
+    """How calls are grouped into agent sessions."""
+
+    header: str | None = "x-interlock-session"
+
+
+class PolicyEntry(BaseModel):
+    """One entry of the policy chain; its remaining keys are the policy's own options."""
+
+    model_config = ConfigDict(extra="allow")
+
+    policy: str
+    on_error: Literal["allow", "block"] = "allow"
+    timeout_s: float = Field(default=5.0, gt=0)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class InterlockConfig(StrictModel):
+    """The whole configuration file."""
+
+    providers: list[Provider] = Field(default_factory=default_providers)
+    extra_providers: list[Provider] = Field(default_factory=list)
+    recorder: RecorderConfig = Field(default_factory=RecorderConfig)
+    sessions: SessionConfig = Field(default_factory=SessionConfig)
+    policies: list[PolicyEntry] = Field(default_factory=list)
+
+    def all_providers(self) -> list[Provider]:
+        return [*self.providers, *self.extra_providers]
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message names the key."""
+
+
+def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
+    """One line per problem: `key.path: message`."""
+    lines = []
+    for problem in error.errors():
+        key = ".".join(str(part) for part in problem["loc"])
+        lines.append(f"{prefix}{key}: {problem['msg']}")
+    return "; ".join(lines)
+
+
+def parse_config(data: Any, source: str = "config") -> InterlockConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys")
+    try:
+        return InterlockConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(f"{source}: {describe_validation_error(error)}") from None
+
+
+def load_config(path: str | Path) -> InterlockConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the config file ({error.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    return parse_config(data, str(path))

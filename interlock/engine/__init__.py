@@ -1,0 +1,1 @@
+"""The policy engine: applies a policy chain to requests, responses and live streams."""

@@ -1,0 +1,312 @@
+"""Applies a policy chain to an Anthropic Messages event stream, keeping it valid.
+
+Invariants kept whatever the policies decide: `message_start` first and `message_stop`
+last; every block starts, gets deltas, stops; output indices count up from 0 with no gap;
+no empty text block; text is never placed after a tool_use block (blocked-call notices
+and text a policy adds go before the surviving tool_use blocks, which are held until the
+message ends); `stop_reason` becomes `end_turn` only when it was `tool_use` and no tool
+call survived. Events nobody changed are forwarded as their original bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from interlock.codecs import anthropic_events as wire
+from interlock.codecs.base import ToolCall
+from interlock.engine.driver import Step, run, start_eager, wait_for
+from interlock.engine.stream import StreamRewriter
+from interlock.sse import SSEEvent, parse_event_block
+from policies.base import Keep, PolicyContext, ReplaceWithText, StreamEnd, ToolDecision
+from policies.chain import PolicyChain, PolicyFailed
+from recorder.models import Usage
+
+
+@dataclass(slots=True)
+class _TextBlock:
+    upstream_index: int
+    start: SSEEvent
+    start_data: dict[str, Any]
+    out_index: int | None = None  # None until its first non-empty text is emitted
+
+
+@dataclass(slots=True)
+class _HeldTool:
+    upstream_index: int
+    block: dict[str, Any]
+    events: list[SSEEvent] = field(default_factory=list)
+    json_parts: list[str] = field(default_factory=list)
+    call: ToolCall | None = None
+    decision: asyncio.Task[ToolDecision] | None = None
+
+
+class AnthropicStreamRewriter(StreamRewriter):
+    def __init__(self, chain: PolicyChain, ctx: PolicyContext) -> None:
+        super().__init__(chain, ctx)
+        self.next_index = 0
+        self.index_map: dict[int, int] = {}  # passthrough blocks: upstream -> output index
+        self.text_blocks: dict[int, _TextBlock] = {}
+        self.held: list[_HeldTool] = []
+        self.held_by_index: dict[int, _HeldTool] = {}
+        self.usage = Usage()
+        # From the first held tool call to message_delta: upstream tool events (as
+        # events) and the bytes produced for everything else, in arrival order.
+        self.tail: list[SSEEvent | bytes] | None = None
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _allocate(self) -> int:
+        index = self.next_index
+        self.next_index += 1
+        return index
+
+    def _emit_block_event(self, event: SSEEvent, data: dict[str, Any], out_index: int) -> None:
+        if data.get("index") == out_index:
+            self.emit_raw(event)
+        else:
+            self.emit_new(wire.reindexed(data, out_index))
+
+    def _open(self, block: _TextBlock) -> int:
+        """Emit the block's start if not done yet (lazily: empty text blocks are
+        invalid); the original bytes when its index did not move."""
+        if block.out_index is None:
+            block.out_index = self._allocate()
+            self._emit_block_event(block.start, block.start_data, block.out_index)
+        return block.out_index
+
+    def _emit_text(self, block: _TextBlock, text: str) -> None:
+        if text:
+            self.emit_new(wire.text_delta(self._open(block), text))
+
+    def _end_on_failure(self, failed: PolicyFailed, block: _TextBlock | None) -> None:
+        self.ctx.end_message(failed.policy, failed.reason)
+        if block is None:
+            self.emit_new(b"".join(wire.text_block(self._allocate(), failed.notice)))
+        else:
+            self._emit_text(block, failed.notice)
+
+    # -- events ----------------------------------------------------------------------
+
+    def handle(self, event: SSEEvent) -> Step[None]:
+        data = event.json()
+        kind = data.get("type") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or not isinstance(kind, str):
+            kind, data = None, {}
+        if self.tail is not None and kind != "message_delta":
+            # Tool calls are held: keep everything after the first one in order, so an
+            # unchanged message goes out exactly as it came (pings included).
+            produced = len(self.out)
+            yield from self._dispatch(event, data, kind)
+            self.tail.extend(self.out[produced:])
+            del self.out[produced:]
+        else:
+            yield from self._dispatch(event, data, kind)
+
+    def _dispatch(self, event: SSEEvent, data: dict[str, Any], kind: str | None) -> Step[None]:
+        if kind == "message_start":
+            self._note_usage(data.get("message", {}).get("usage"))
+            self.emit_raw(event)
+        elif kind == "content_block_start":
+            yield from self._block_start(event, data)
+        elif kind == "content_block_delta":
+            yield from self._block_delta(event, data)
+        elif kind == "content_block_stop":
+            yield from self._block_stop(event, data)
+        elif kind == "message_delta":
+            self._note_usage(data.get("usage"))
+            yield from self._message_delta(event, data)
+        else:  # ping, message_stop, error, non-JSON, and event types unknown today
+            self.emit_raw(event)
+
+    def _note_usage(self, usage: Any) -> None:
+        if not isinstance(usage, dict):
+            return
+        fields = {
+            "input_tokens": usage.get("input_tokens"),
+            "output_tokens": usage.get("output_tokens"),
+            "cache_read_tokens": usage.get("cache_read_input_tokens"),
+            "cache_write_tokens": usage.get("cache_creation_input_tokens"),
+        }
+        self.usage = self.usage.model_copy(update={k: v for k, v in fields.items() if v is not None})
+
+    def _block_start(self, event: SSEEvent, data: dict[str, Any]) -> Step[None]:
+        index = data.get("index")
+        block = data.get("content_block") or {}
+        if not isinstance(index, int):
+            self.emit_raw(event)
+            return
+        if self.ctx.ended_by is not None:
+            return
+        block_type = block.get("type")
+        if block_type == "text" and self.chain.handles_text:
+            initial = block.get("text") or ""
+            start_data = {**data, "content_block": {**block, "text": ""}} if initial else data
+            text_block = _TextBlock(index, event, start_data)
+            self.text_blocks[index] = text_block
+            if initial:
+                text_block.start = parse_event_block(wire.sse("content_block_start", start_data))
+                yield from self._text(text_block, initial)
+        elif block_type == "tool_use" and self.chain.holds_tool_calls:
+            held = _HeldTool(upstream_index=index, block=block, events=[event])
+            self.held.append(held)
+            self.held_by_index[index] = held
+            self.tail = [*(self.tail or []), event]
+        else:
+            out_index = self._allocate()
+            self.index_map[index] = out_index
+            self._emit_block_event(event, data, out_index)
+
+    def _text(self, block: _TextBlock, text: str) -> Step[None]:
+        try:
+            out = yield from run(self.chain.text(self.ctx, text))
+        except PolicyFailed as failed:
+            self._end_on_failure(failed, block)
+            return
+        self._emit_text(block, out)
+
+    def _block_delta(self, event: SSEEvent, data: dict[str, Any]) -> Step[None]:
+        index = data.get("index")
+        delta = data.get("delta") or {}
+        if self.ctx.ended_by is not None:
+            return
+        if index in self.text_blocks and delta.get("type") == "text_delta":
+            text_block = self.text_blocks[index]
+            text = delta.get("text") or ""
+            try:
+                out = yield from run(self.chain.text(self.ctx, text))
+            except PolicyFailed as failed:
+                self._end_on_failure(failed, text_block)
+                return
+            if out == text and out and self._open(text_block) == index:
+                self.emit_raw(event)
+            else:
+                self._emit_text(text_block, out)
+        elif index in self.held_by_index:
+            held = self.held_by_index[index]
+            held.events.append(event)
+            self._hold(event)
+            if delta.get("type") == "input_json_delta":
+                held.json_parts.append(delta.get("partial_json") or "")
+        elif isinstance(index, int) and index in self.index_map:
+            self._emit_block_event(event, data, self.index_map[index])
+        else:
+            self.emit_raw(event)
+
+    def _block_stop(self, event: SSEEvent, data: dict[str, Any]) -> Step[None]:
+        index = data.get("index")
+        if index in self.text_blocks:
+            text_block = self.text_blocks.pop(index)
+            if self.ctx.ended_by is None:
+                try:
+                    tail = yield from run(self.chain.text_end(self.ctx))
+                except PolicyFailed as failed:
+                    self._end_on_failure(failed, text_block)
+                    tail = ""
+                self._emit_text(text_block, tail)
+            if text_block.out_index is not None:  # else the block stayed empty: dropped
+                self._emit_block_event(event, data, text_block.out_index)
+        elif index in self.held_by_index:
+            held = self.held_by_index[index]
+            held.events.append(event)
+            self._hold(event)
+            self._decide(held)
+        elif self.ctx.ended_by is not None and index not in self.index_map:
+            pass  # a block dropped after the message was ended
+        elif isinstance(index, int) and index in self.index_map:
+            self._emit_block_event(event, data, self.index_map[index])
+        else:
+            self.emit_raw(event)
+
+    def _decide(self, held: _HeldTool) -> None:
+        """The tool call is complete: start its decision now, collect it at the end."""
+        raw = "".join(held.json_parts)
+        try:
+            arguments: Any = json.loads(raw) if raw else {}
+        except ValueError:
+            arguments = raw
+        held.call = ToolCall(
+            id=held.block.get("id"), name=str(held.block.get("name", "")), arguments=arguments,
+            index=len([h for h in self.held if h.call is not None]),
+        )
+        held.decision = start_eager(self.chain.tool_call(self.ctx, held.call))
+
+    def _message_delta(self, event: SSEEvent, data: dict[str, Any]) -> Step[None]:
+        survivors = yield from self._flush_tools(data)
+        delta = data.get("delta") or {}
+        stop_reason = delta.get("stop_reason")
+        new_reason = stop_reason
+        if stop_reason == "tool_use" and not survivors and (self.held or self.ctx.ended_by):
+            new_reason = "end_turn"
+        if new_reason != stop_reason:
+            self.emit_new(wire.sse("message_delta", {**data, "delta": {**delta, "stop_reason": new_reason}}))
+        else:
+            self.emit_raw(event)
+
+    def _hold(self, event: SSEEvent) -> None:
+        assert self.tail is not None
+        self.tail.append(event)
+
+    def _flush_tools(self, message_delta: dict[str, Any]) -> Step[int]:
+        """Emit policy text and blocked-call notices, then the surviving tool calls,
+        then whatever else arrived meanwhile; return how many tool calls survived."""
+        tail, self.tail = self.tail or [], None
+        decisions: list[tuple[_HeldTool, ToolDecision]] = []
+        for held in self.held:
+            if held.decision is not None:  # an incomplete tool block has none
+                decisions.append((held, (yield from wait_for(held.decision))))
+        extra = ""
+        if self.chain.holds_tool_calls and self.ctx.ended_by is None:
+            end = StreamEnd(stop_reason=(message_delta.get("delta") or {}).get("stop_reason"), usage=self.usage)
+            extra = yield from run(self.chain.stream_end(self.ctx, end))
+        if self.ctx.ended_by is not None:
+            self.out.extend(piece for piece in tail if isinstance(piece, bytes))
+            return 0  # held tool calls are dropped with the rest of the message
+        notices = ([extra] if extra else []) + [d.text for _, d in decisions if isinstance(d, ReplaceWithText)]
+        kept = [(held, d.call) for held, d in decisions if isinstance(d, Keep)]
+        unchanged = (
+            not notices
+            and len(kept) == len(self.held)
+            and all(call == held.call for held, call in kept)
+            and (not self.held or self.next_index == self.held[0].upstream_index)
+        )
+        if unchanged:
+            self.next_index += len(self.held)
+            self.out.extend(piece.raw if isinstance(piece, SSEEvent) else piece for piece in tail)
+            return len(kept)
+        for notice in notices:
+            self.out.extend(wire.text_block(self._allocate(), notice))
+        for held, call in kept:
+            self._emit_tool(held, call)
+        for held in self.held:
+            if held.decision is None:
+                self._emit_held_raw(held)
+        self.out.extend(piece for piece in tail if isinstance(piece, bytes))
+        return len(kept)
+
+    def _emit_tool(self, held: _HeldTool, call: ToolCall) -> None:
+        out_index = self._allocate()
+        if out_index == held.upstream_index and call == held.call:
+            for event in held.events:
+                self.emit_raw(event)
+        else:
+            self.emit_new(b"".join(wire.tool_use_block(out_index, {**held.block, "input": call.arguments})))
+
+    def _emit_held_raw(self, held: _HeldTool) -> None:
+        out_index = self._allocate()
+        for event in held.events:
+            data = event.json()
+            if isinstance(data, dict) and "index" in data:
+                self._emit_block_event(event, data, out_index)
+            else:
+                self.emit_raw(event)
+
+    def finish(self) -> Step[None]:
+        """End of the upstream bytes. A stream cut before `message_delta` still has its
+        tail held: forward it as it came, so the client sees the same truncation."""
+        yield from ()
+        if self.tail is not None:
+            self.out.extend(piece.raw if isinstance(piece, SSEEvent) else piece for piece in self.tail)
+            self.tail = None

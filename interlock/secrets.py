@@ -1,0 +1,158 @@
+"""Keeps credentials out of the database, the logs and the terminal.
+
+Headers and URLs are redacted where they are captured (`redact_headers`, `redact_url`);
+the raw secret values found there (`secret_values`) are then scrubbed from everything
+else recorded about the call (`scrub`, `scrub_record`): a client may echo its key in a
+body, or a provider in an error message.
+
+Markers keep what helps debugging (the auth scheme, cookie names, the length) and
+nothing of the secret itself, not even a prefix or suffix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
+
+from recorder.models import CallRecord
+
+SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "x-api-key",
+        "api-key",
+        "x-goog-api-key",
+        "cookie",
+        "set-cookie",
+    }
+)
+SECRET_QUERY_PARAMS = frozenset({"key", "api_key", "api-key", "access_token", "token"})
+REDACTED = "<redacted>"
+MIN_SECRET_LENGTH = 8  # shorter values are too likely to occur by chance to scrub
+
+_AUTH_HEADERS = frozenset({"authorization", "proxy-authorization"})
+_COOKIE_HEADERS = frozenset({"cookie", "set-cookie"})
+
+
+def _marker(secret: str) -> str:
+    return f"<redacted len={len(secret)}>"
+
+
+def _split_scheme(name: str, value: str) -> tuple[str, str]:
+    """("Bearer", token) for an Authorization-style value; ("", value) otherwise."""
+    if name in _AUTH_HEADERS:
+        scheme, sep, credentials = value.strip().partition(" ")
+        if sep and scheme.isalpha():
+            return scheme, credentials.strip()
+    return "", value.strip()
+
+
+def _cookie_pairs(name: str, value: str) -> list[tuple[str, str]]:
+    """(cookie name, cookie value) pairs of a Cookie or Set-Cookie header value."""
+    pairs = value.split(";") if name == "cookie" else value.split(";", 1)[:1]
+    result = []
+    for pair in pairs:
+        cookie, _, cookie_value = pair.strip().partition("=")
+        result.append((cookie, cookie_value))
+    return result
+
+
+def _redact_value(name: str, value: str) -> str:
+    if name in _COOKIE_HEADERS:
+        redacted = "; ".join(
+            f"{cookie}={_marker(v)}" for cookie, v in _cookie_pairs(name, value)
+        )
+        if name == "set-cookie" and ";" in value:
+            redacted += ";" + value.split(";", 1)[1]  # attributes: Path, Expires, ...
+        return redacted
+    scheme, credentials = _split_scheme(name, value)
+    return f"{scheme} {_marker(credentials)}" if scheme else _marker(credentials)
+
+
+def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Headers as a dict (repeated ones joined with ", "), secret values replaced by markers."""
+    result: dict[str, str] = {}
+    for name, value in headers:
+        lower = name.lower()
+        shown = _redact_value(lower, value) if lower in SECRET_HEADERS else value
+        result[name] = f"{result[name]}, {shown}" if name in result else shown
+    return result
+
+
+def _query_param_name(part: str) -> str:
+    return unquote_plus(part.partition("=")[0]).lower()
+
+
+def redact_url(url: str) -> str:
+    """`url` with the values of credential query parameters (`key=`, `token=`, ...) redacted."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    query = "&".join(
+        f"{part.partition('=')[0]}={REDACTED}"
+        if _query_param_name(part) in SECRET_QUERY_PARAMS
+        else part
+        for part in parts.query.split("&")
+    )
+    return urlunsplit(parts._replace(query=query))
+
+
+def secret_values(headers: Iterable[tuple[str, str]], url: str) -> list[str]:
+    """The raw secrets in these headers and this URL, for scrubbing them elsewhere."""
+    found: list[str] = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower in _COOKIE_HEADERS:
+            found += [cookie_value for _, cookie_value in _cookie_pairs(lower, value)]
+        elif lower in SECRET_HEADERS:
+            found.append(_split_scheme(lower, value)[1])
+    for part in urlsplit(url).query.split("&"):
+        if _query_param_name(part) in SECRET_QUERY_PARAMS:
+            encoded = part.partition("=")[2]
+            found += [encoded, unquote_plus(encoded)]
+    return list(dict.fromkeys(value for value in found if value))
+
+
+def scrub[T](value: T, secrets: Iterable[str]) -> T:
+    """`value` (str, bytes, or dicts/lists/tuples of them) with every secret of at least
+    MIN_SECRET_LENGTH characters replaced by "<redacted>"; other values unchanged."""
+    usable = sorted(
+        {s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True
+    )
+    if not usable:
+        return value
+    return _scrub(value, usable, [(s.encode(), REDACTED.encode()) for s in usable])
+
+
+def _scrub(
+    value: Any, secrets: list[str], byte_secrets: list[tuple[bytes, bytes]]
+) -> Any:
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, bytes):
+        for secret_bytes, marker in byte_secrets:
+            if secret_bytes in value:
+                value = value.replace(secret_bytes, marker)
+        return value
+    if isinstance(value, dict):
+        return {
+            _scrub(key, secrets, byte_secrets): _scrub(item, secrets, byte_secrets)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(_scrub(item, secrets, byte_secrets) for item in value)
+    return value
+
+
+def scrub_record(record: CallRecord, secrets: Iterable[str]) -> CallRecord:
+    """A copy of `record` with the secrets scrubbed from every field: stage headers,
+    bodies and raw bytes, error, prompt and response text, events and judgements."""
+    usable = [s for s in secrets if len(s) >= MIN_SECRET_LENGTH]
+    if not usable:
+        return record
+    return CallRecord.model_validate(scrub(record.model_dump(), usable))

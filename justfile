@@ -1,0 +1,35 @@
+# Interlock: `just --list` shows every recipe.
+
+set positional-arguments
+
+db := env_var_or_default("INTERLOCK_DB", "interlock.db")
+
+# Run the proxy (mitmdump) with the Interlock bundle; extra arguments go to mitmdump.
+proxy *args:
+    uv run mitmdump -s addons/bundle.py "$@"
+
+# Run the proxy with mitmweb's UI; extra arguments go to mitmweb.
+web *args:
+    uv run mitmweb -s addons/bundle.py "$@"
+
+# Browse the recorded calls with Datasette on 127.0.0.1 (read-only).
+ui *args:
+    uv run datasette serve "{{db}}" --host 127.0.0.1 "$@"
+
+# Print the environment variables that make Python, Node and curl trust the mitmproxy CA.
+trust:
+    uv run python -m interlock.trust
+
+# Run the whole test suite.
+test *args:
+    uv run pytest "$@"
+
+# Lint and type-check.
+lint:
+    uv run ruff check .
+    uv run ruff format --check .
+    uv run mypy
+
+# Benchmarks (not part of the test suite).
+bench *args:
+    uv run python -m benchmarks "$@"

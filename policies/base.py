@@ -1,0 +1,129 @@
+"""The policy interface: async hooks on a neutral view of one LLM call.
+
+A policy subclasses `Policy`, sets `name` (its short name in `mitm_config.yaml`) and
+`Options` (a pydantic model of its options), and overrides only the hooks it cares
+about; every hook passes its input through unchanged by default. Hooks are async so a
+policy may await (a network call, a judge) anywhere, mid-stream included. A hook that
+does not actually suspend costs no more than a function call: the chain runs it as an
+eager task.
+
+Policies know neither mitmproxy nor bytes: the engine feeds them text and tool calls and
+turns their decisions into the dialect's native events.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from interlock.codecs.base import Codec, ToolCall
+from recorder.models import PolicyEventRecord, Usage
+
+
+class PolicyOptions(BaseModel):
+    """Base of every policy's options: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True, slots=True)
+class Keep:
+    """Let the tool call through (possibly with changed arguments)."""
+
+    call: ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceWithText:
+    """Remove the tool call and show this text to the client instead."""
+
+    text: str
+    reason: str
+
+
+ToolDecision = Keep | ReplaceWithText
+
+
+@dataclass(slots=True)
+class StreamEnd:
+    """How the upstream message ended."""
+
+    stop_reason: str | None
+    usage: Usage
+
+
+@dataclass(slots=True)
+class PolicyContext:
+    """Per-call context handed to every hook."""
+
+    call_id: str
+    dialect: str
+    codec: Codec
+    model: str | None
+    request: dict[str, Any] | None  # the request as sent upstream (after request hooks)
+    streaming: bool = False
+    events: list[PolicyEventRecord] = field(default_factory=list)
+    ended_by: str | None = None  # set when a policy ended the message
+    _scratch: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def record(self, policy: str, action: str, reason: str = "", **details: Any) -> None:
+        """Record a decision; it becomes a `policy_events` row."""
+        self.events.append(
+            PolicyEventRecord(
+                policy=policy, action=action, reason=reason, details=details, at=time.time()
+            )
+        )
+
+    def scratch(self, policy: Policy) -> dict[str, Any]:
+        """Per-call, per-policy state (e.g. text held back across deltas)."""
+        return self._scratch.setdefault(policy.instance_name, {})
+
+    def end_message(self, policy: str, reason: str) -> None:
+        """Ask the engine to end the message here: later content is dropped."""
+        if self.ended_by is None:
+            self.ended_by = policy
+            self.record(policy, "ended", reason)
+
+
+class Policy:
+    """Base class with pass-through hooks."""
+
+    name: ClassVar[str] = ""
+    Options: ClassVar[type[PolicyOptions]] = PolicyOptions
+    description: ClassVar[str] = ""
+
+    def __init__(self, options: PolicyOptions, instance_name: str) -> None:
+        self.options = options
+        self.instance_name = instance_name
+
+    async def on_request(self, ctx: PolicyContext, request: dict[str, Any]) -> dict[str, Any]:
+        """The request JSON (native dialect) before it goes upstream."""
+        return request
+
+    async def on_text(self, ctx: PolicyContext, text: str) -> str:
+        """A piece of assistant text; return what to emit now (hold back the rest in
+        `ctx.scratch(self)` and release it in `on_text_end`)."""
+        return text
+
+    async def on_text_end(self, ctx: PolicyContext) -> str:
+        """The current text block ends: return any held-back text."""
+        return ""
+
+    async def on_tool_call(self, ctx: PolicyContext, call: ToolCall) -> ToolDecision:
+        """A complete tool call (streamed ones are held until complete)."""
+        return Keep(call)
+
+    async def on_stream_end(self, ctx: PolicyContext, end: StreamEnd) -> str:
+        """The message ends; return text to add before any tool calls (or "")."""
+        return ""
+
+    async def on_response(self, ctx: PolicyContext, response: dict[str, Any]) -> dict[str, Any]:
+        """A whole non-streamed response (native dialect), after the neutral hooks."""
+        return response
+
+    @classmethod
+    def overrides(cls, hook: str) -> bool:
+        return getattr(cls, hook) is not getattr(Policy, hook)

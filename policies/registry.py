@@ -1,0 +1,84 @@
+"""Finds policy classes by short name or import path and builds a validated chain.
+
+Every problem is reported as a `ConfigError` naming the entry and the key, e.g.
+`policies.1 (deny_tools).rules.0.pattern: ...`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from pydantic import ValidationError
+
+from interlock.config import ConfigError, PolicyEntry, describe_validation_error
+from policies.base import Policy
+from policies.builtin.deny_tools import DenyToolsPolicy
+from policies.builtin.model_rewrite import ModelRewritePolicy
+from policies.builtin.redact import RedactPolicy
+from policies.builtin.replace import ReplacePolicy
+from policies.builtin.system_prompt import SystemPromptPolicy
+from policies.chain import ChainedPolicy, PolicyChain
+
+BUILTIN: dict[str, str] = {
+    cls.name: f"{cls.__module__}:{cls.__name__}"
+    for cls in (ReplacePolicy, RedactPolicy, DenyToolsPolicy, ModelRewritePolicy, SystemPromptPolicy)
+}
+# Policies whose module is heavy (litellm) are imported only when configured.
+BUILTIN["tool_call_judge"] = "policies.builtin.tool_call_judge:ToolCallJudgePolicy"
+
+
+def resolve(reference: str) -> type[Policy]:
+    """A policy class from a short name, `package.module:Class` or `package.module.Class`."""
+    target = BUILTIN.get(reference, reference)
+    module_name, sep, class_name = target.partition(":")
+    if not sep:
+        module_name, _, class_name = target.rpartition(".")
+    if not module_name or not class_name:
+        raise ValueError(f"unknown policy {reference!r}; built-in policies: {', '.join(sorted(BUILTIN))}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"cannot import {module_name!r} for policy {reference!r}: {error}") from None
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Policy)):
+        raise TypeError(f"{target!r} is not a Policy subclass")
+    return cls
+
+
+def build_chain(entries: list[PolicyEntry]) -> PolicyChain:
+    chained: list[ChainedPolicy] = []
+    names: dict[str, int] = {}
+    for position, entry in enumerate(entries):
+        where = f"policies.{position} ({entry.policy})"
+        try:
+            cls = resolve(entry.policy)
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"{where}.policy: {error}") from None
+        try:
+            options = cls.Options.model_validate(entry.options)
+        except ValidationError as error:
+            raise ConfigError(describe_validation_error(error, prefix=f"{where}.")) from None
+        base = cls.name or cls.__name__
+        names[base] = names.get(base, 0) + 1
+        instance_name = base if names[base] == 1 else f"{base}#{names[base]}"
+        try:
+            policy = cls(options, instance_name)
+        except (ValueError, TypeError, OSError) as error:
+            raise ConfigError(f"{where}: {error}") from None
+        chained.append(ChainedPolicy(policy, entry.on_error, entry.timeout_s))
+    return PolicyChain(chained)
+
+
+def describe_policies() -> list[dict[str, Any]]:
+    """Name, description and options (with defaults) of every built-in policy."""
+    result = []
+    for name in sorted(BUILTIN):
+        cls = resolve(name)
+        schema = cls.Options.model_json_schema()
+        options = {
+            key: {"type": spec.get("type", spec.get("anyOf", "object")), "default": spec.get("default", "(required)")}
+            for key, spec in schema.get("properties", {}).items()
+        }
+        result.append({"name": name, "description": cls.description, "options": options})
+    return result

@@ -1,0 +1,153 @@
+"""Turns CallRecords into rows of the recorder's tables (see `recorder.schema`).
+
+Pure and CPU-bound (JSON encoding of large bodies, pricing): the writer runs it in a
+worker thread, never on the proxy's event loop.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from recorder.cost import price
+from recorder.models import CallRecord, JudgeRecord, PolicyEventRecord, StageRecord
+
+Row = dict[str, Any]
+
+CALL_COLUMNS = (
+    "call_id", "started_at", "ended_at", "ttfb_ms", "ttft_ms", "duration_ms",
+    "provider", "dialect", "host", "path", "client", "session_id",
+    "model", "model_final", "response_model", "stream", "status", "error", "verdict",
+    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+    "cost_usd", "pricing_key", "prompt_text", "response_text",
+)  # fmt: skip
+STAGE_COLUMNS = (
+    "call_id", "stage", "headers_json", "body_json", "raw", "note", "size_bytes",
+)  # fmt: skip
+EVENT_COLUMNS = ("call_id", "policy", "action", "reason", "details_json", "created_at")
+JUDGE_COLUMNS = (
+    "call_id", "tool_call_id", "tool_name", "arguments_json", "judge_model", "prompt_json",
+    "raw_answer", "probability", "explanation", "decision", "latency_ms",
+    "input_tokens", "output_tokens", "cost_usd", "error", "created_at",
+)  # fmt: skip
+
+
+@dataclass
+class BatchRows:
+    """Rows for one batch of records, one list per table, plus records that failed."""
+
+    call_ids: list[str] = field(default_factory=list)
+    calls: list[Row] = field(default_factory=list)
+    stages: list[Row] = field(default_factory=list)
+    events: list[Row] = field(default_factory=list)
+    judgements: list[Row] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (call_id, reason)
+
+
+def iso(ts: float | None) -> str | None:
+    """Unix time as ISO-8601 UTC with milliseconds: 2026-11-23T11:32:02.123Z."""
+    if ts is None:
+        return None
+    return (
+        datetime.fromtimestamp(ts, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def to_json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _ms_since(start: float, end: float | None) -> float | None:
+    return None if end is None else (end - start) * 1000
+
+
+def record_price(record: CallRecord) -> tuple[float | None, str | None]:
+    """(cost in USD, pricing key) from the first model name the cost map knows:
+    the one the provider answered with, the one sent upstream, the one requested."""
+    for model in dict.fromkeys((record.response_model, record.model_final, record.model)):
+        cost_usd, pricing_key = price(model, record.provider, record.usage)
+        if pricing_key is not None:
+            return cost_usd, pricing_key
+    return None, None
+
+
+def call_row(record: CallRecord) -> Row:
+    cost_usd, pricing_key = record_price(record)
+    return {
+        **record.model_dump(include=set(CALL_COLUMNS)),
+        **record.usage.model_dump(),
+        "started_at": iso(record.started_at),
+        "ended_at": iso(record.ended_at),
+        "ttfb_ms": _ms_since(record.started_at, record.first_byte_at),
+        "ttft_ms": _ms_since(record.started_at, record.first_token_at),
+        "duration_ms": _ms_since(record.started_at, record.ended_at),
+        "stream": int(record.stream),
+        "cost_usd": cost_usd,
+        "pricing_key": pricing_key,
+    }
+
+
+def stage_row(call_id: str, stage: StageRecord) -> Row:
+    body_json = to_json(stage.body)
+    if stage.raw is not None:
+        size: int | None = len(stage.raw)
+    elif body_json is not None:
+        size = len(body_json.encode("utf-8"))
+    else:
+        size = None
+    return {
+        "call_id": call_id,
+        "stage": stage.stage,
+        "headers_json": to_json(stage.headers),
+        "body_json": body_json,
+        "raw": stage.raw,
+        "note": stage.note,
+        "size_bytes": size,
+    }
+
+
+def event_row(call_id: str, event: PolicyEventRecord) -> Row:
+    return {
+        "call_id": call_id,
+        "policy": event.policy,
+        "action": event.action,
+        "reason": event.reason,
+        "details_json": to_json(event.details),
+        "created_at": iso(event.at),
+    }
+
+
+def judge_row(call_id: str, judge: JudgeRecord) -> Row:
+    return {
+        **judge.model_dump(exclude={"arguments", "prompt", "at"}),
+        "call_id": call_id,
+        "arguments_json": to_json(judge.arguments),
+        "prompt_json": to_json(judge.prompt),
+        "created_at": iso(judge.at),
+    }
+
+
+def batch_rows(records: list[CallRecord]) -> BatchRows:
+    """Rows for `records`; the last record of a call_id wins, a record that cannot be
+    converted (a body that is not JSON-serialisable) is reported in `failures`."""
+    rows = BatchRows()
+    latest = {record.call_id: record for record in records}
+    for call_id, record in latest.items():
+        try:
+            call = call_row(record)
+            stages = [stage_row(call_id, stage) for stage in record.stages]
+            events = [event_row(call_id, event) for event in record.events]
+            judgements = [judge_row(call_id, judge) for judge in record.judgements]
+        except (TypeError, ValueError) as exc:
+            rows.failures.append((call_id, f"{type(exc).__name__}: {exc}"))
+            continue
+        rows.call_ids.append(call_id)
+        rows.calls.append(call)
+        rows.stages += stages
+        rows.events += events
+        rows.judgements += judgements
+    return rows

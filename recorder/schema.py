@@ -1,0 +1,197 @@
+"""The SQLite schema: numbered sqlite-utils migrations, the database's public interface.
+
+Each migration is a small function applied once, in order, and recorded in
+`_sqlite_migrations` under the set name "interlock", so a database written by any
+older release upgrades itself on open. Never edit an applied migration: add a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from sqlite_utils import Database, Migrations
+
+MIGRATIONS = Migrations("interlock")
+
+
+@MIGRATIONS()
+def m001_calls(db: Database) -> None:
+    """One row per intercepted LLM call."""
+    calls = db.table("calls")
+    calls.create(
+        {
+            "call_id": str,
+            "started_at": str,
+            "ended_at": str,
+            "ttfb_ms": float,
+            "duration_ms": float,
+            "provider": str,
+            "dialect": str,
+            "host": str,
+            "path": str,
+            "client": str,
+            "session_id": str,
+            "model": str,
+            "model_final": str,
+            "response_model": str,
+            "stream": int,
+            "status": int,
+            "error": str,
+            "verdict": str,
+            "input_tokens": int,
+            "output_tokens": int,
+            "cache_read_tokens": int,
+            "cache_write_tokens": int,
+            "cost_usd": float,
+            "pricing_key": str,
+            "prompt_text": str,
+            "response_text": str,
+        },
+        pk="call_id",
+        not_null={"started_at", "provider", "dialect", "host", "path", "verdict"},
+    )
+    for column in ("started_at", "model", "provider", "verdict", "session_id"):
+        calls.create_index([column])
+
+
+@MIGRATIONS()
+def m002_stages(db: Database) -> None:
+    """The four views of a call: request/response, original/final."""
+    db.table("stages").create(
+        {
+            "call_id": str,
+            "stage": str,
+            "headers_json": str,
+            "body_json": str,
+            "raw": bytes,
+            "note": str,
+            "size_bytes": int,
+        },
+        pk=("call_id", "stage"),
+        foreign_keys=[("call_id", "calls", "call_id")],
+    )
+
+
+@MIGRATIONS()
+def m003_policy_events(db: Database) -> None:
+    """Decisions policies took on calls."""
+    events = db.table("policy_events")
+    events.create(
+        {
+            "id": int,
+            "call_id": str,
+            "policy": str,
+            "action": str,
+            "reason": str,
+            "details_json": str,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("call_id", "calls", "call_id")],
+        not_null={"call_id", "policy", "action"},
+    )
+    events.create_index(["call_id"])
+
+
+@MIGRATIONS()
+def m004_judge_decisions(db: Database) -> None:
+    """Tool calls an LLM judge ruled on, with the exact prompt and answer."""
+    judgements = db.table("judge_decisions")
+    judgements.create(
+        {
+            "id": int,
+            "call_id": str,
+            "tool_call_id": str,
+            "tool_name": str,
+            "arguments_json": str,
+            "judge_model": str,
+            "prompt_json": str,
+            "raw_answer": str,
+            "probability": float,
+            "explanation": str,
+            "decision": str,
+            "latency_ms": float,
+            "input_tokens": int,
+            "output_tokens": int,
+            "cost_usd": float,
+            "error": str,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("call_id", "calls", "call_id")],
+        not_null={"call_id", "tool_name", "decision"},
+    )
+    judgements.create_index(["call_id"])
+
+
+_REASONS = """(
+    select group_concat(e.policy || ': ' || e.reason, '; ')
+    from policy_events e
+    where e.call_id = c.call_id and e.reason != ''
+  ) as reasons"""
+
+
+@MIGRATIONS()
+def m005_views(db: Database) -> None:
+    """Views for the questions people ask of the log."""
+    db.create_view(
+        "blocked_calls",
+        f"select c.*, {_REASONS} from calls c where c.verdict = 'blocked'",
+    )
+    db.create_view(
+        "modified_calls",
+        f"select c.*, {_REASONS} from calls c where c.verdict in ('modified', 'blocked')",
+    )
+    db.create_view(
+        "cost_by_day_model",
+        """select
+  date(started_at) as day,
+  model,
+  count(*) as calls,
+  sum(input_tokens) as input_tokens,
+  sum(output_tokens) as output_tokens,
+  sum(cache_read_tokens) as cache_read_tokens,
+  sum(cache_write_tokens) as cache_write_tokens,
+  sum(cost_usd) as cost_usd,
+  sum(cost_usd is null) as unknown_cost_calls
+from calls
+group by day, model
+order by day desc, cost_usd desc""",
+    )
+    db.create_view(
+        "slowest_calls",
+        """select
+  call_id, started_at, provider, dialect, model, stream, status, verdict,
+  ttfb_ms, duration_ms, input_tokens, output_tokens
+from calls
+where duration_ms is not null
+order by duration_ms desc""",
+    )
+
+
+@MIGRATIONS()
+def m006_fts(db: Database) -> None:
+    """Full-text search over prompt and response text, kept current by triggers."""
+    db.table("calls").enable_fts(["prompt_text", "response_text"], create_triggers=True)
+
+
+@MIGRATIONS()
+def m007_ttft(db: Database) -> None:
+    """Time to first token of streamed calls."""
+    db.table("calls").add_column("ttft_ms", float)
+
+
+def migrate(db_path: str, *, busy_timeout_ms: int = 5000) -> None:
+    """Bring the database at `db_path` up to date and switch it to WAL mode.
+
+    Idempotent: applied migrations are skipped. Waits at most `busy_timeout_ms` for a
+    lock held by another connection; raises `sqlite3.Error` if the file cannot be
+    opened, locked or written.
+    """
+    conn = sqlite3.connect(db_path, timeout=busy_timeout_ms / 1000)
+    try:
+        db = Database(conn)
+        db.enable_wal()
+        MIGRATIONS.apply(db)
+    finally:
+        conn.close()

@@ -1,0 +1,74 @@
+"""Shared fixtures: the loopback mock provider, the mitmproxy CA, real mitmdump proxies
+and clients that go through them (see `harness.py` and `harness_clients.py`)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+
+import pytest
+from harness import MitmCA, ProxyLauncher, ProxyProcess, make_ca
+from harness_clients import ClientFactory
+from mock_provider import MockProvider
+
+
+@pytest.fixture(scope="session")
+def mock_provider() -> Iterator[MockProvider]:
+    with MockProvider() as mock:
+        yield mock
+
+
+@pytest.fixture(scope="session")
+def mitm_ca(tmp_path_factory: pytest.TempPathFactory) -> MitmCA:
+    return make_ca(tmp_path_factory.mktemp("mitmconf"))
+
+
+@pytest.fixture
+def start_proxy(
+    tmp_path_factory: pytest.TempPathFactory,
+    mitm_ca: MitmCA,
+    mock_provider: MockProvider,
+) -> Iterator[ProxyLauncher]:
+    """Starts mitmdump processes for one test; they are stopped when it ends."""
+    launcher = ProxyLauncher(
+        tmp_path_factory.mktemp("proxy"), mitm_ca, mock_provider.url
+    )
+    yield launcher
+    launcher.stop_all()
+
+
+@pytest.fixture(scope="module")
+def start_module_proxy(
+    tmp_path_factory: pytest.TempPathFactory,
+    mitm_ca: MitmCA,
+    mock_provider: MockProvider,
+) -> Iterator[ProxyLauncher]:
+    """Like `start_proxy`, for proxies a whole test module shares."""
+    launcher = ProxyLauncher(
+        tmp_path_factory.mktemp("proxy"), mitm_ca, mock_provider.url
+    )
+    yield launcher
+    launcher.stop_all()
+
+
+@pytest.fixture
+def api_key() -> str:
+    """A fresh fake key per test, so a test can look for it in what was recorded."""
+    return f"sk-test-SECRET-{secrets.token_hex(12)}"
+
+
+@pytest.fixture
+def make_clients(
+    mitm_ca: MitmCA, api_key: str
+) -> Iterator[Callable[[ProxyProcess], ClientFactory]]:
+    """`make_clients(proxy)` gives SDK and raw clients going through that proxy."""
+    factories: list[ClientFactory] = []
+
+    def make(proxy: ProxyProcess) -> ClientFactory:
+        factory = ClientFactory(proxy.url, mitm_ca, api_key)
+        factories.append(factory)
+        return factory
+
+    yield make
+    for factory in factories:
+        factory.close()

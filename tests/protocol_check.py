@@ -1,0 +1,522 @@
+"""Protocol checkers: every invariant a stream or body must keep for clients to accept it.
+
+Written independently of the codecs (they are what is being checked), from the
+documented wire formats and the invariants in DESIGN.md ("Protocol invariants the
+codecs own"). Each function returns human-readable violations; an empty list means the
+stream or body is valid. Tests run them on everything a policy may rewrite.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from interlock.sse import SSEEvent
+
+DONE = "[DONE]"
+# Stop reasons a policy must never rewrite; they may legitimately end a turn whatever
+# its content (a tool call cut off by max_tokens, for instance).
+_ANTHROPIC_UNTOUCHABLE_STOPS = frozenset(
+    {"max_tokens", "refusal", "pause_turn", "model_context_window_exceeded"}
+)
+_ANTHROPIC_DELTAS_FOR_BLOCK = {
+    "text": {"text_delta", "citations_delta"},
+    "thinking": {"thinking_delta", "signature_delta"},
+    "redacted_thinking": set(),
+    "tool_use": {"input_json_delta"},
+    "server_tool_use": {"input_json_delta"},
+}
+
+
+def _payloads(
+    events: list[SSEEvent], violations: list[str], sentinels: frozenset[str]
+) -> list[tuple[int, SSEEvent, Any]]:
+    """(position, event, JSON payload) of each event with data; bad events are violations."""
+    found: list[tuple[int, SSEEvent, Any]] = []
+    for position, event in enumerate(events):
+        if not event.complete:
+            violations.append(
+                f"event {position}: not ended by a blank line (truncated stream)"
+            )
+        if event.data is None:
+            continue
+        if event.data in sentinels:
+            found.append((position, event, event.data))
+            continue
+        payload = event.json()
+        if payload is None and event.data != "null":
+            violations.append(
+                f"event {position}: data is not JSON: {event.data[:60]!r}"
+            )
+            continue
+        found.append((position, event, payload))
+    return found
+
+
+def _tool_arguments_violation(where: str, arguments: str) -> str | None:
+    if arguments == "":
+        return None
+    try:
+        json.loads(arguments)
+    except ValueError:
+        return f"{where}: arguments are not valid JSON: {arguments[:60]!r}"
+    return None
+
+
+# --- Anthropic Messages ----------------------------------------------------------------
+
+
+def _anthropic_content_violations(
+    blocks: list[dict[str, Any]], stop_reason: Any
+) -> list[str]:
+    """Rules on the complete content, shared by streams and non-streaming bodies."""
+    violations: list[str] = []
+    seen_tool_use = False
+    for index, block in enumerate(blocks):
+        kind = block.get("type")
+        if kind == "text" and not block.get("text"):
+            violations.append(f"content block {index}: empty text block")
+        if seen_tool_use and kind != "tool_use":
+            violations.append(
+                f"content block {index}: a {kind} block follows a tool_use block"
+            )
+        if kind == "tool_use":
+            seen_tool_use = True
+            if not isinstance(block.get("id"), str) or not isinstance(
+                block.get("name"), str
+            ):
+                violations.append(f"content block {index}: tool_use without id or name")
+    if stop_reason is None:
+        violations.append("no stop_reason")
+    elif stop_reason == "tool_use" and not seen_tool_use:
+        violations.append(
+            "stop_reason is tool_use but no tool_use block remains (should be end_turn)"
+        )
+    elif seen_tool_use and stop_reason not in (
+        "tool_use",
+        *_ANTHROPIC_UNTOUCHABLE_STOPS,
+    ):
+        violations.append(f"tool_use blocks present but stop_reason is {stop_reason!r}")
+    return violations
+
+
+def _usage_violations(usage: Any, keys: tuple[str, ...], where: str) -> list[str]:
+    if not isinstance(usage, dict):
+        return [f"{where}: no usage object"]
+    return [
+        f"{where}: usage.{key} is not an integer"
+        for key in keys
+        if not isinstance(usage.get(key), int) or isinstance(usage.get(key), bool)
+    ]
+
+
+@dataclass
+class _AnthropicBlock:
+    index: int
+    body: dict[str, Any]
+    json_parts: list[str] = field(default_factory=list)
+    stopped: bool = False
+
+    def complete(self) -> dict[str, Any]:
+        if self.body.get("type") in ("tool_use", "server_tool_use") and self.json_parts:
+            return {**self.body, "input": "".join(self.json_parts)}
+        return self.body
+
+
+class _AnthropicStreamCheck:
+    """One pass over an Anthropic stream, collecting violations."""
+
+    def __init__(self) -> None:
+        self.violations: list[str] = []
+        self.blocks: list[_AnthropicBlock] = []
+        self.open: _AnthropicBlock | None = None
+        self.kinds: list[str] = []
+        self.stop_reason: Any = None
+
+    def run(self, events: list[SSEEvent]) -> list[str]:
+        for position, event, payload in _payloads(events, self.violations, frozenset()):
+            kind = payload.get("type") if isinstance(payload, dict) else None
+            if not isinstance(kind, str):
+                self.violations.append(f"event {position}: no type")
+                continue
+            if event.event is not None and event.event != kind:
+                self.violations.append(
+                    f"event {position}: `event: {event.event}` but data type {kind!r}"
+                )
+            self.event(position, kind, payload)
+        self.finish()
+        return self.violations
+
+    def event(self, position: int, kind: str, payload: dict[str, Any]) -> None:
+        where = f"event {position} ({kind})"
+        if self.kinds and self.kinds[-1] == "message_stop":
+            self.violations.append(f"{where}: after message_stop")
+        if not self.kinds and kind != "message_start":
+            self.violations.append(f"{where}: the stream must start with message_start")
+        self.kinds.append(kind)
+        if kind == "message_start":
+            self.message_start(where, payload)
+        elif kind == "error":
+            self.violations.append(f"{where}: error event {payload.get('error')}")
+        elif kind.startswith("content_block_"):
+            if "message_delta" in self.kinds[:-1]:
+                self.violations.append(
+                    f"{where}: content block event after message_delta"
+                )
+            self.block_event(where, kind, payload)
+        elif kind == "message_delta":
+            self.message_delta(where, payload)
+
+    def message_start(self, where: str, payload: dict[str, Any]) -> None:
+        if self.kinds.count("message_start") > 1:
+            self.violations.append(f"{where}: a second message_start")
+        message = payload.get("message")
+        if not isinstance(message, dict):
+            self.violations.append(f"{where}: no message")
+            return
+        if message.get("content") != []:
+            self.violations.append(f"{where}: message content must start empty")
+        self.violations += _usage_violations(
+            message.get("usage"), ("input_tokens", "output_tokens"), where
+        )
+
+    def message_delta(self, where: str, payload: dict[str, Any]) -> None:
+        if self.kinds.count("message_delta") > 1:
+            self.violations.append(f"{where}: a second message_delta")
+        if self.open is not None:
+            self.violations.append(f"{where}: block {self.open.index} still open")
+        delta = payload.get("delta")
+        self.stop_reason = delta.get("stop_reason") if isinstance(delta, dict) else None
+        self.violations += _usage_violations(
+            payload.get("usage"), ("output_tokens",), where
+        )
+
+    def block_event(self, where: str, kind: str, payload: dict[str, Any]) -> None:
+        index = payload.get("index")
+        if not isinstance(index, int):
+            self.violations.append(f"{where}: no index")
+            return
+        if kind == "content_block_start":
+            self.block_start(where, index, payload.get("content_block"))
+            return
+        if self.open is None or self.open.index != index:
+            self.violations.append(f"{where}: block {index} is not the open block")
+            return
+        if kind == "content_block_delta":
+            self.block_delta(where, self.open, payload.get("delta"))
+        elif kind == "content_block_stop":
+            self.open.stopped = True
+            self.open = None
+
+    def block_start(self, where: str, index: int, block: Any) -> None:
+        if self.open is not None:
+            self.violations.append(
+                f"{where}: block {index} starts while block {self.open.index} is open"
+            )
+        if index != len(self.blocks):
+            self.violations.append(
+                f"{where}: block index {index}, expected {len(self.blocks)} (indices increase from 0 without gaps)"
+            )
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            self.violations.append(f"{where}: no content_block type")
+            block = {"type": None}
+        self.open = _AnthropicBlock(index=index, body=dict(block))
+        self.blocks.append(self.open)
+
+    def block_delta(self, where: str, block: _AnthropicBlock, delta: Any) -> None:
+        kind = delta.get("type") if isinstance(delta, dict) else None
+        allowed = _ANTHROPIC_DELTAS_FOR_BLOCK.get(str(block.body.get("type")))
+        if allowed is not None and kind not in allowed:
+            self.violations.append(
+                f"{where}: {kind} in a {block.body.get('type')} block"
+            )
+            return
+        if kind == "text_delta":
+            block.body["text"] = str(block.body.get("text") or "") + str(
+                delta.get("text") or ""
+            )
+        elif kind == "input_json_delta":
+            block.json_parts.append(str(delta.get("partial_json") or ""))
+
+    def finish(self) -> None:
+        if not self.kinds:
+            self.violations.append("the stream holds no events")
+            return
+        if self.kinds[-1] != "message_stop":
+            self.violations.append("the stream must end with message_stop")
+        if "message_delta" not in self.kinds:
+            self.violations.append("no message_delta")
+        for block in self.blocks:
+            if not block.stopped:
+                self.violations.append(f"block {block.index} never stopped")
+            raw_input = block.complete().get("input")
+            if isinstance(raw_input, str):
+                violation = _tool_arguments_violation(f"block {block.index}", raw_input)
+                if violation:
+                    self.violations.append(violation)
+        blocks = [block.complete() for block in self.blocks]
+        if "message_delta" in self.kinds:
+            self.violations += _anthropic_content_violations(blocks, self.stop_reason)
+
+
+def check_anthropic_stream(events: list[SSEEvent]) -> list[str]:
+    """Violations of the Anthropic Messages streaming protocol."""
+    return _AnthropicStreamCheck().run(events)
+
+
+def check_anthropic_message(body: Any) -> list[str]:
+    """Violations in a non-streaming Anthropic Messages body."""
+    if not isinstance(body, dict):
+        return ["the body is not a JSON object"]
+    violations = [
+        f"{key} must be {value!r}, got {body.get(key)!r}"
+        for key, value in (("type", "message"), ("role", "assistant"))
+        if body.get(key) != value
+    ]
+    content = body.get("content")
+    if not isinstance(content, list) or not all(isinstance(b, dict) for b in content):
+        return [*violations, "content is not a list of blocks"]
+    for index, block in enumerate(content):
+        if block.get("type") == "tool_use" and not isinstance(block.get("input"), dict):
+            violations.append(f"content block {index}: tool_use input is not an object")
+    violations += _anthropic_content_violations(content, body.get("stop_reason"))
+    violations += _usage_violations(
+        body.get("usage"), ("input_tokens", "output_tokens"), "message"
+    )
+    return violations
+
+
+# --- OpenAI Chat Completions -----------------------------------------------------------
+
+
+def _openai_finish_violations(
+    where: str, finish_reason: Any, has_tool_calls: bool
+) -> list[str]:
+    if has_tool_calls and finish_reason == "stop":
+        return [f"{where}: tool calls present but finish_reason is 'stop'"]
+    if not has_tool_calls and finish_reason == "tool_calls":
+        return [
+            f"{where}: finish_reason is 'tool_calls' but no tool call remains (should be 'stop')"
+        ]
+    return []
+
+
+@dataclass
+class _OpenAIChoice:
+    calls: dict[int, dict[str, Any]] = field(
+        default_factory=dict
+    )  # index -> id, name, arguments
+    finish_reason: Any = None
+    finishes: int = 0
+
+
+class _OpenAIStreamCheck:
+    """One pass over a Chat Completions stream, collecting violations."""
+
+    def __init__(self) -> None:
+        self.violations: list[str] = []
+        self.choices: dict[int, _OpenAIChoice] = {}
+        self.chunk_id: Any = None
+        self.chunks = 0
+        self.usage_chunks = 0
+        self.done = 0
+
+    def run(self, events: list[SSEEvent]) -> list[str]:
+        for position, _, payload in _payloads(
+            events, self.violations, frozenset({DONE})
+        ):
+            where = f"chunk {position}"
+            if self.done:
+                self.violations.append(f"{where}: data after [DONE]")
+            if payload == DONE:
+                self.done += 1
+            elif not isinstance(payload, dict):
+                self.violations.append(f"{where}: not a JSON object")
+            else:
+                self.chunk(where, payload)
+        self.finish()
+        return self.violations
+
+    def chunk(self, where: str, payload: dict[str, Any]) -> None:
+        if payload.get("object") != "chat.completion.chunk":
+            self.violations.append(f"{where}: object is {payload.get('object')!r}")
+        if self.chunks and payload.get("id") != self.chunk_id:
+            self.violations.append(
+                f"{where}: id {payload.get('id')!r} differs from {self.chunk_id!r}"
+            )
+        self.chunk_id = self.chunk_id if self.chunks else payload.get("id")
+        choices = payload.get("choices")
+        if not isinstance(choices, list):
+            self.violations.append(f"{where}: no choices list")
+            return
+        if self.usage_chunks:
+            self.violations.append(f"{where}: chunk after the usage chunk")
+        if not choices and payload.get("usage") is not None:
+            self.usage_chunks += 1
+            if self.usage_chunks > 1:
+                self.violations.append(f"{where}: a second usage chunk")
+            if any(c.finishes == 0 for c in self.choices.values()) or not self.choices:
+                self.violations.append(
+                    f"{where}: usage chunk before the finish_reason chunk"
+                )
+            self.violations += _usage_violations(
+                payload["usage"],
+                ("prompt_tokens", "completion_tokens", "total_tokens"),
+                where,
+            )
+        if self.chunks == 0:
+            delta = (
+                choices[0].get("delta")
+                if choices and isinstance(choices[0], dict)
+                else None
+            )
+            if not isinstance(delta, dict) or delta.get("role") != "assistant":
+                self.violations.append(
+                    f"{where}: the first chunk's delta must carry role 'assistant'"
+                )
+        self.chunks += 1
+        for choice in choices:
+            self.choice(where, choice)
+
+    def choice(self, where: str, choice: Any) -> None:
+        index = choice.get("index") if isinstance(choice, dict) else None
+        if not isinstance(index, int):
+            self.violations.append(f"{where}: choice without index")
+            return
+        state = self.choices.setdefault(index, _OpenAIChoice())
+        delta = choice.get("delta")
+        if (
+            state.finishes
+            and isinstance(delta, dict)
+            and any(delta.get(k) for k in ("content", "tool_calls"))
+        ):
+            self.violations.append(f"{where}: content after finish_reason")
+        for call in (
+            delta.get("tool_calls") if isinstance(delta, dict) else None
+        ) or ():
+            self.tool_call_delta(where, state, call)
+        if choice.get("finish_reason") is not None:
+            state.finishes += 1
+            state.finish_reason = choice["finish_reason"]
+            if state.finishes > 1:
+                self.violations.append(
+                    f"{where}: a second chunk with finish_reason for choice {index}"
+                )
+
+    def tool_call_delta(self, where: str, state: _OpenAIChoice, call: Any) -> None:
+        index = call.get("index") if isinstance(call, dict) else None
+        if not isinstance(index, int):
+            self.violations.append(f"{where}: tool call delta without index")
+            return
+        function = (
+            call.get("function") if isinstance(call.get("function"), dict) else {}
+        )
+        if index not in state.calls:
+            if index != len(state.calls):
+                self.violations.append(
+                    f"{where}: tool call index {index}, expected {len(state.calls)}"
+                )
+            if (
+                not isinstance(call.get("id"), str)
+                or not function.get("name")
+                or call.get("type") != "function"
+            ):
+                self.violations.append(
+                    f"{where}: first delta of tool call {index} lacks id, type or name"
+                )
+            state.calls[index] = {"id": call.get("id"), "arguments": ""}
+        elif call.get("id") is not None and call.get("id") != state.calls[index]["id"]:
+            self.violations.append(
+                f"{where}: tool call index {index} reused for another id {call.get('id')!r} (index not kept)"
+            )
+        state.calls[index]["arguments"] += str(function.get("arguments") or "")
+
+    def finish(self) -> None:
+        if self.chunks == 0:
+            self.violations.append("the stream holds no chunks")
+        if self.done != 1:
+            self.violations.append(
+                f"[DONE] must end the stream exactly once, found {self.done}"
+            )
+        for index, state in self.choices.items():
+            where = f"choice {index}"
+            if state.finishes == 0:
+                self.violations.append(f"{where}: no chunk carries finish_reason")
+            self.violations += _openai_finish_violations(
+                where, state.finish_reason, bool(state.calls)
+            )
+            for call_index, call in state.calls.items():
+                violation = _tool_arguments_violation(
+                    f"{where} tool call {call_index}", call["arguments"]
+                )
+                if violation:
+                    self.violations.append(violation)
+
+
+def check_openai_chat_stream(events: list[SSEEvent]) -> list[str]:
+    """Violations of the Chat Completions streaming protocol."""
+    return _OpenAIStreamCheck().run(events)
+
+
+def check_openai_chat_completion(body: Any) -> list[str]:
+    """Violations in a non-streaming Chat Completions body."""
+    if not isinstance(body, dict):
+        return ["the body is not a JSON object"]
+    violations: list[str] = []
+    if body.get("object") != "chat.completion":
+        violations.append(
+            f"object must be 'chat.completion', got {body.get('object')!r}"
+        )
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices:
+        return [*violations, "no choices"]
+    for position, choice in enumerate(choices):
+        where = f"choice {position}"
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict) or message.get("role") != "assistant":
+            violations.append(f"{where}: no assistant message")
+            continue
+        calls = message.get("tool_calls") or []
+        content = message.get("content")
+        if content is not None and not isinstance(content, str):
+            violations.append(f"{where}: content is neither a string nor null")
+        if content is None and not calls and message.get("refusal") is None:
+            violations.append(f"{where}: content is null without tool calls")
+        for call_index, call in enumerate(calls):
+            function = call.get("function") if isinstance(call, dict) else None
+            if (
+                not isinstance(function, dict)
+                or not isinstance(call.get("id"), str)
+                or call.get("type") != "function"
+                or not isinstance(function.get("name"), str)
+                or not isinstance(function.get("arguments"), str)
+            ):
+                violations.append(
+                    f"{where}: tool call {call_index} lacks id, type, name or arguments"
+                )
+                continue
+            violation = _tool_arguments_violation(
+                f"{where} tool call {call_index}", function["arguments"]
+            )
+            if violation:
+                violations.append(violation)
+        if choice.get("finish_reason") is None:
+            violations.append(f"{where}: no finish_reason")
+        violations += _openai_finish_violations(
+            where, choice.get("finish_reason"), bool(calls)
+        )
+    if "usage" in body:
+        usage = body["usage"]
+        violations += _usage_violations(
+            usage, ("prompt_tokens", "completion_tokens", "total_tokens"), "usage"
+        )
+        if (
+            not violations
+            and usage["total_tokens"]
+            != usage["prompt_tokens"] + usage["completion_tokens"]
+        ):
+            violations.append(
+                "usage: total_tokens is not prompt_tokens + completion_tokens"
+            )
+    return violations

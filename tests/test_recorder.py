@@ -1,0 +1,410 @@
+"""RecorderWriter: records into real SQLite files, batching, drops, failures, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recorder.cost import load_cost_map
+from recorder.models import (
+    CallRecord,
+    JudgeRecord,
+    PolicyEventRecord,
+    StageRecord,
+    Usage,
+)
+from recorder.rows import iso
+from recorder.schema import migrate
+from recorder.writer import RecorderWriter
+
+T0 = 1795433522.123  # 2026-11-23T11:32:02.123Z
+SSE = b'event: message_start\ndata: {"type":"message_start"}\n\nevent: ping\ndata: {"type": "ping"}\n\n'
+
+
+def make_record(call_id: str = "c1", **overrides: Any) -> CallRecord:
+    fields: dict[str, Any] = {
+        "call_id": call_id,
+        "started_at": T0,
+        "first_byte_at": T0 + 0.25,
+        "ended_at": T0 + 1.5,
+        "provider": "anthropic",
+        "dialect": "anthropic-messages",
+        "host": "api.anthropic.com",
+        "path": "/v1/messages",
+        "client": "claude-cli/2.0",
+        "session_id": "s1",
+        "model": "claude-sonnet-4-5",
+        "model_final": "claude-sonnet-4-5",
+        "response_model": "claude-sonnet-4-5-20250929",
+        "stream": True,
+        "status": 200,
+        "verdict": "blocked",
+        "usage": Usage(
+            input_tokens=100,
+            output_tokens=20,
+            cache_read_tokens=1000,
+            cache_write_tokens=50,
+        ),
+        "prompt_text": "delete the build directory",
+        "response_text": "I will run rm -rf build",
+        "stages": [
+            StageRecord(
+                stage="request_original",
+                headers={
+                    "content-type": "application/json",
+                    "x-api-key": "<redacted len=20>",
+                },
+                body={
+                    "model": "claude-sonnet-4-5",
+                    "messages": [{"role": "user", "content": "héllo ✓"}],
+                },
+            ),
+            StageRecord(
+                stage="request_final", headers={}, body={"model": "claude-sonnet-4-5"}
+            ),
+            StageRecord(stage="response_original", body={"content": []}, raw=SSE),
+            StageRecord(
+                stage="response_final", raw=b"not json", note="stream cut short"
+            ),
+        ],
+        "events": [
+            PolicyEventRecord(
+                policy="judge",
+                action="blocked",
+                reason="destructive",
+                details={"p": 0.9},
+                at=T0 + 1,
+            ),
+            PolicyEventRecord(policy="audit", action="allowed", at=T0 + 1.1),
+        ],
+        "judgements": [
+            JudgeRecord(
+                tool_call_id="toolu_1",
+                tool_name="bash",
+                arguments={"command": "rm -rf build"},
+                judge_model="gpt-4o-mini",
+                prompt=[{"role": "user", "content": "is this safe?"}],
+                raw_answer='{"probability": 0.9}',
+                probability=0.9,
+                explanation="deletes files",
+                decision="blocked",
+                latency_ms=321.5,
+                input_tokens=50,
+                output_tokens=10,
+                cost_usd=0.0001,
+                at=T0 + 0.9,
+            )
+        ],
+    }
+    fields.update(overrides)
+    return CallRecord(**fields)
+
+
+def query(db_path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    conn = sqlite3.connect(db_path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    """Let the writer task run until `condition` holds (a hang, not a time, fails the test)."""
+    for _ in range(2000):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition never became true")
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "interlock.db"
+
+
+async def test_record_round_trip(db_path: Path) -> None:
+    writer = RecorderWriter(str(db_path))
+    await writer.start()
+    assert writer.submit(make_record())
+    await writer.stop()
+    assert writer.stats.written == 1
+    assert writer.stats.dropped == 0
+
+    [call] = query(db_path, "select * from calls")
+    assert call["call_id"] == "c1"
+    assert call["started_at"] == "2026-11-23T11:32:02.123Z"
+    assert call["ended_at"] == "2026-11-23T11:32:03.623Z"
+    assert call["ttfb_ms"] == pytest.approx(250)
+    assert call["duration_ms"] == pytest.approx(1500)
+    assert (call["provider"], call["dialect"], call["host"], call["path"]) == (
+        "anthropic", "anthropic-messages", "api.anthropic.com", "/v1/messages",
+    )  # fmt: skip
+    assert (call["client"], call["session_id"], call["stream"], call["status"], call["verdict"]) == (
+        "claude-cli/2.0", "s1", 1, 200, "blocked",
+    )  # fmt: skip
+    assert call["response_model"] == "claude-sonnet-4-5-20250929"
+    assert (call["input_tokens"], call["output_tokens"], call["cache_read_tokens"], call["cache_write_tokens"]) == (
+        100, 20, 1000, 50,
+    )  # fmt: skip
+    rates = load_cost_map()["claude-sonnet-4-5-20250929"]
+    expected = (
+        100 * rates["input_cost_per_token"]
+        + 20 * rates["output_cost_per_token"]
+        + 1000 * rates["cache_read_input_token_cost"]
+        + 50 * rates["cache_creation_input_token_cost"]
+    )
+    assert call["cost_usd"] == pytest.approx(expected)
+    assert call["pricing_key"] == "claude-sonnet-4-5-20250929"
+    assert call["prompt_text"] == "delete the build directory"
+
+    stages = {
+        row["stage"]: row
+        for row in query(db_path, "select * from stages where call_id = 'c1'")
+    }
+    assert set(stages) == {
+        "request_original",
+        "request_final",
+        "response_original",
+        "response_final",
+    }
+    original = stages["request_original"]
+    assert json.loads(original["headers_json"])["x-api-key"] == "<redacted len=20>"
+    assert "héllo ✓" in original["body_json"]  # not \\u-escaped
+    assert json.loads(original["body_json"])["messages"][0]["content"] == "héllo ✓"
+    assert original["raw"] is None
+    assert original["size_bytes"] == len(original["body_json"].encode())
+    assert stages["response_original"]["raw"] == SSE
+    assert stages["response_original"]["size_bytes"] == len(SSE)
+    final = stages["response_final"]
+    assert (final["body_json"], final["raw"], final["note"], final["headers_json"]) == (
+        None, b"not json", "stream cut short", None,
+    )  # fmt: skip
+
+    events = query(db_path, "select * from policy_events order by id")
+    assert [(e["policy"], e["action"], e["reason"]) for e in events] == [
+        ("judge", "blocked", "destructive"),
+        ("audit", "allowed", ""),
+    ]
+    assert json.loads(events[0]["details_json"]) == {"p": 0.9}
+    assert events[0]["created_at"] == iso(T0 + 1)
+
+    [judge] = query(db_path, "select * from judge_decisions")
+    assert judge["call_id"] == "c1"
+    assert (judge["tool_call_id"], judge["tool_name"], judge["decision"]) == (
+        "toolu_1",
+        "bash",
+        "blocked",
+    )
+    assert json.loads(judge["arguments_json"]) == {"command": "rm -rf build"}
+    assert json.loads(judge["prompt_json"]) == [
+        {"role": "user", "content": "is this safe?"}
+    ]
+    assert (judge["probability"], judge["latency_ms"], judge["cost_usd"]) == (
+        0.9,
+        321.5,
+        0.0001,
+    )
+    assert judge["created_at"] == "2026-11-23T11:32:03.023Z"
+
+    [blocked] = query(db_path, "select call_id, reasons from blocked_calls")
+    assert tuple(blocked) == ("c1", "judge: destructive")
+
+
+async def test_unknown_model_cost_is_null(db_path: Path) -> None:
+    writer = RecorderWriter(str(db_path))
+    await writer.start()
+    writer.submit(
+        make_record(
+            model="house-model-x", model_final="house-model-x", response_model=None
+        )
+    )
+    writer.submit(make_record("no-usage", usage=Usage()))
+    await writer.stop()
+    rows = {
+        r["call_id"]: r
+        for r in query(db_path, "select call_id, cost_usd, pricing_key from calls")
+    }
+    assert (rows["c1"]["cost_usd"], rows["c1"]["pricing_key"]) == (None, None)
+    assert (rows["no-usage"]["cost_usd"], rows["no-usage"]["pricing_key"]) == (
+        None,
+        None,
+    )
+
+
+async def test_same_call_written_again_replaces_it(db_path: Path) -> None:
+    writer = RecorderWriter(str(db_path))
+    await writer.start()
+    writer.submit(make_record())
+    await wait_until(lambda: writer.stats.written == 1)
+    writer.submit(
+        make_record(verdict="pass", stages=[], events=[make_record().events[0]])
+    )
+    await writer.stop()
+    assert [tuple(r) for r in query(db_path, "select call_id, verdict from calls")] == [
+        ("c1", "pass")
+    ]
+    assert query(db_path, "select count(*) from stages")[0][0] == 0
+    assert query(db_path, "select count(*) from policy_events")[0][0] == 1
+    assert query(db_path, "select count(*) from judge_decisions")[0][0] == 1
+
+
+async def test_many_records_few_transactions(db_path: Path) -> None:
+    writer = RecorderWriter(str(db_path), batch_size=200)
+    for i in range(1000):
+        assert writer.submit(make_record(f"call-{i}"))
+    assert writer.stats.queue_depth == 1000
+    await writer.start()
+    await writer.stop()
+    assert writer.stats.written == 1000
+    assert writer.stats.batches == 5
+    assert query(db_path, "select count(*) from calls")[0][0] == 1000
+    assert query(db_path, "select count(*) from stages")[0][0] == 4000
+
+
+async def test_full_queue_drops_without_blocking(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = RecorderWriter(str(db_path), queue_size=3)
+    with caplog.at_level(logging.WARNING, logger="recorder.writer"):
+        results = [writer.submit(make_record(f"c{i}")) for i in range(5)]
+        assert results == [True, True, True, False, False]
+        assert writer.stats.dropped == 2
+        assert writer.stats.queue_depth == 3
+        for i in range(5, 205):
+            writer.submit(make_record(f"c{i}"))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    # rate-limited: the first drop, then the 100th and the 200th, each with the running total
+    assert len(warnings) == 3
+    assert "queue full" in warnings[0] and "1 records dropped" in warnings[0]
+    assert "200 records dropped" in warnings[-1]
+    assert writer.stats.dropped == 202
+    await writer.start()
+    await writer.stop()
+    assert writer.stats.written == 3
+
+
+def hold_exclusive_lock(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("create table if not exists t (x)")
+    conn.execute("begin exclusive")
+    return conn
+
+
+@pytest.mark.parametrize("kind", ["missing_dir", "directory", "locked"])
+async def test_unusable_database_drops_and_never_raises(
+    tmp_path: Path, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    lock: sqlite3.Connection | None = None
+    if kind == "missing_dir":
+        path = tmp_path / "no" / "such" / "dir" / "x.db"
+    elif kind == "directory":
+        path = tmp_path
+    else:
+        path = tmp_path / "locked.db"
+        lock = hold_exclusive_lock(path)
+    writer = RecorderWriter(str(path), busy_timeout_ms=50)
+    assert writer.submit(make_record("queued-before-start"))
+    with caplog.at_level(logging.ERROR, logger="recorder.writer"):
+        await writer.start()
+    assert any(
+        str(path) in r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.ERROR
+    )
+    assert writer.stats.dropped == 1
+    assert writer.submit(make_record("after")) is False
+    assert writer.stats.dropped == 2
+    assert writer.stats.last_error is not None
+    await writer.stop()
+    assert writer.stats.written == 0
+    if lock is not None:
+        lock.rollback()
+        lock.close()
+
+
+async def test_locked_batch_is_dropped_and_later_batches_written(db_path: Path) -> None:
+    migrate(str(db_path))
+    writer = RecorderWriter(str(db_path), busy_timeout_ms=50)
+    await writer.start()
+    lock = sqlite3.connect(db_path, isolation_level=None)
+    lock.execute("begin immediate")  # holds the write lock
+    writer.submit(make_record("while-locked"))
+    await wait_until(lambda: writer.stats.failed_batches == 1)
+    assert writer.stats.dropped == 1
+    assert writer.stats.last_error is not None and "locked" in writer.stats.last_error
+    lock.rollback()
+    lock.close()
+    writer.submit(make_record("after-release"))
+    await writer.stop()
+    assert writer.stats.written == 1
+    assert [r[0] for r in query(db_path, "select call_id from calls")] == [
+        "after-release"
+    ]
+
+
+async def test_unencodable_record_is_dropped_alone(db_path: Path) -> None:
+    writer = RecorderWriter(str(db_path))
+    await writer.start()
+    bad_stage = StageRecord(stage="request_original", body={"a set": {1, 2}})
+    writer.submit(make_record("good-1"))
+    writer.submit(make_record("bad", stages=[bad_stage]))
+    writer.submit(make_record("good-2"))
+    await writer.stop()
+    assert (writer.stats.written, writer.stats.dropped) == (2, 1)
+    assert writer.stats.last_error is not None and "bad" in writer.stats.last_error
+    assert sorted(r[0] for r in query(db_path, "select call_id from calls")) == [
+        "good-1",
+        "good-2",
+    ]
+
+
+async def test_stop_drains_the_queue(db_path: Path) -> None:
+    writer = RecorderWriter(str(db_path), batch_size=7)
+    await writer.start()
+    for i in range(300):
+        writer.submit(make_record(f"call-{i}"))
+    await writer.stop()
+    assert writer.stats.written == 300
+    assert writer.stats.queue_depth == 0
+    assert query(db_path, "select count(*) from calls")[0][0] == 300
+    assert writer.submit(make_record("late")) is False
+    assert writer.stats.dropped == 1
+
+
+async def test_stop_timeout_counts_the_rest_as_dropped(db_path: Path) -> None:
+    migrate(str(db_path))
+    writer = RecorderWriter(str(db_path), batch_size=1, busy_timeout_ms=300)
+    await writer.start()
+    lock = sqlite3.connect(db_path, isolation_level=None)
+    lock.execute("begin immediate")
+    for i in range(3):
+        writer.submit(make_record(f"call-{i}"))
+    try:
+        await writer.stop(timeout_s=0.01)  # the first batch waits on the lock meanwhile
+    finally:
+        lock.rollback()
+        lock.close()
+    assert writer.stats.written == 0
+    assert writer.stats.dropped == 3
+    assert writer.stats.queue_depth == 0
+
+
+async def test_stop_while_starting_leaves_no_writer_running(db_path: Path) -> None:
+    writer = RecorderWriter(str(db_path))
+    writer.submit(make_record())
+    starting = asyncio.create_task(writer.start())
+    await writer.stop()
+    await starting
+    assert [
+        t for t in asyncio.all_tasks() if t.get_name() == "interlock-recorder"
+    ] == []
+    assert writer.stats.dropped == 1
+    assert writer.submit(make_record("late")) is False

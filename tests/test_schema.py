@@ -1,0 +1,282 @@
+"""The database schema: migrations, tables, indexes, views, full-text search."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+
+from recorder.rows import CALL_COLUMNS, EVENT_COLUMNS, JUDGE_COLUMNS, STAGE_COLUMNS
+from recorder.schema import MIGRATIONS, migrate
+
+MIGRATION_NAMES = [
+    "m001_calls",
+    "m002_stages",
+    "m003_policy_events",
+    "m004_judge_decisions",
+    "m005_views",
+    "m006_fts",
+    "m007_ttft",
+]
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> str:
+    path = str(tmp_path / "interlock.db")
+    migrate(path)
+    return path
+
+
+@pytest.fixture
+def conn(db_path: str) -> Iterator[sqlite3.Connection]:
+    connection = sqlite3.connect(db_path)
+    yield connection
+    connection.close()
+
+
+def columns(conn: sqlite3.Connection, table: str) -> dict[str, str]:
+    return {row[1]: row[2] for row in conn.execute(f"pragma table_info({table})")}
+
+
+def names(conn: sqlite3.Connection, kind: str) -> set[str]:
+    return {
+        row[0]
+        for row in conn.execute("select name from sqlite_master where type = ?", [kind])
+    }
+
+
+def test_calls_table(conn: sqlite3.Connection) -> None:
+    assert columns(conn, "calls") == {
+        "call_id": "TEXT", "started_at": "TEXT", "ended_at": "TEXT",
+        "ttfb_ms": "REAL", "duration_ms": "REAL",
+        "provider": "TEXT", "dialect": "TEXT", "host": "TEXT", "path": "TEXT",
+        "client": "TEXT", "session_id": "TEXT",
+        "model": "TEXT", "model_final": "TEXT", "response_model": "TEXT",
+        "stream": "INTEGER", "status": "INTEGER", "error": "TEXT", "verdict": "TEXT",
+        "input_tokens": "INTEGER", "output_tokens": "INTEGER",
+        "cache_read_tokens": "INTEGER", "cache_write_tokens": "INTEGER",
+        "cost_usd": "REAL", "pricing_key": "TEXT", "ttft_ms": "REAL",
+        "prompt_text": "TEXT", "response_text": "TEXT",
+    }  # fmt: skip
+    pk = [row[1] for row in conn.execute("pragma table_info(calls)") if row[5]]
+    assert pk == ["call_id"]
+
+
+def test_child_tables(conn: sqlite3.Connection) -> None:
+    assert columns(conn, "stages") == {
+        "call_id": "TEXT", "stage": "TEXT", "headers_json": "TEXT", "body_json": "TEXT",
+        "raw": "BLOB", "note": "TEXT", "size_bytes": "INTEGER",
+    }  # fmt: skip
+    stage_pk = sorted(
+        (row[5], row[1]) for row in conn.execute("pragma table_info(stages)") if row[5]
+    )
+    assert [name for _, name in stage_pk] == ["call_id", "stage"]
+    assert columns(conn, "policy_events") == {
+        "id": "INTEGER", "call_id": "TEXT", "policy": "TEXT", "action": "TEXT",
+        "reason": "TEXT", "details_json": "TEXT", "created_at": "TEXT",
+    }  # fmt: skip
+    assert columns(conn, "judge_decisions") == {
+        "id": "INTEGER", "call_id": "TEXT", "tool_call_id": "TEXT", "tool_name": "TEXT",
+        "arguments_json": "TEXT", "judge_model": "TEXT", "prompt_json": "TEXT",
+        "raw_answer": "TEXT", "probability": "REAL", "explanation": "TEXT",
+        "decision": "TEXT", "latency_ms": "REAL", "input_tokens": "INTEGER",
+        "output_tokens": "INTEGER", "cost_usd": "REAL", "error": "TEXT", "created_at": "TEXT",
+    }  # fmt: skip
+    for table in ("stages", "policy_events", "judge_decisions"):
+        fks = [
+            (row[2], row[3], row[4])
+            for row in conn.execute(f"pragma foreign_key_list({table})")
+        ]
+        assert fks == [("calls", "call_id", "call_id")], table
+
+
+def test_writer_columns_match_schema(conn: sqlite3.Connection) -> None:
+    assert set(CALL_COLUMNS) == set(columns(conn, "calls"))
+    assert set(STAGE_COLUMNS) == set(columns(conn, "stages"))
+    assert set(EVENT_COLUMNS) == set(columns(conn, "policy_events")) - {"id"}
+    assert set(JUDGE_COLUMNS) == set(columns(conn, "judge_decisions")) - {"id"}
+
+
+def test_indexes(conn: sqlite3.Connection) -> None:
+    indexed = {
+        (row[0], row[1])
+        for row in conn.execute(
+            "select m.tbl_name, i.name from sqlite_master m, pragma_index_info(m.name) i "
+            "where m.type = 'index' and m.sql is not null"
+        )
+    }
+    for column in ("started_at", "model", "provider", "verdict", "session_id"):
+        assert ("calls", column) in indexed
+    assert ("policy_events", "call_id") in indexed
+    assert ("judge_decisions", "call_id") in indexed
+
+
+def test_views_fts_and_triggers_exist(conn: sqlite3.Connection) -> None:
+    assert names(conn, "view") == {
+        "blocked_calls",
+        "modified_calls",
+        "cost_by_day_model",
+        "slowest_calls",
+    }
+    assert "calls_fts" in names(conn, "table")
+    assert (
+        "fts5"
+        in conn.execute("select sql from sqlite_master where name = 'calls_fts'")
+        .fetchone()[0]
+        .lower()
+    )
+    assert names(conn, "trigger") == {"calls_ai", "calls_ad", "calls_au"}
+
+
+def test_wal_and_migrations_recorded(conn: sqlite3.Connection) -> None:
+    assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
+    rows = conn.execute(
+        "select migration_set, name from _sqlite_migrations order by id"
+    ).fetchall()
+    assert rows == [("interlock", name) for name in MIGRATION_NAMES]
+
+
+def test_migrate_again_is_a_no_op(db_path: str) -> None:
+    def snapshot() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        with sqlite3.connect(db_path) as c:
+            schema = c.execute(
+                "select name, sql from sqlite_master order by name"
+            ).fetchall()
+            applied = c.execute(
+                "select name, applied_at from _sqlite_migrations order by id"
+            ).fetchall()
+        return schema, applied
+
+    before = snapshot()
+    migrate(db_path)
+    assert snapshot() == before
+
+
+def test_older_database_upgrades(tmp_path: Path) -> None:
+    path = str(tmp_path / "old.db")
+    MIGRATIONS.apply(Database(path), stop_before="m005_views")
+    with sqlite3.connect(path) as c:
+        assert names(c, "view") == set()
+    migrate(path)
+    with sqlite3.connect(path) as c:
+        assert [
+            r[0] for r in c.execute("select name from _sqlite_migrations order by id")
+        ] == MIGRATION_NAMES
+        assert "blocked_calls" in names(c, "view")
+
+
+def insert_call(conn: sqlite3.Connection, call_id: str, **values: object) -> None:
+    row = {
+        "call_id": call_id,
+        "started_at": "2026-11-23T11:32:02.123Z",
+        "provider": "openai",
+        "dialect": "openai-chat",
+        "host": "api.openai.com",
+        "path": "/v1/chat/completions",
+        "verdict": "pass",
+        **values,
+    }
+    conn.execute(
+        f"insert into calls ({', '.join(row)}) values ({', '.join('?' * len(row))})",
+        list(row.values()),
+    )
+
+
+def test_fts_follows_inserts_and_updates(conn: sqlite3.Connection) -> None:
+    insert_call(
+        conn, "a", prompt_text="list the kumquats", response_text="three kumquats"
+    )
+    insert_call(conn, "b", prompt_text="hello", response_text="world")
+
+    def search(term: str) -> list[str]:
+        return [
+            row[0]
+            for row in conn.execute(
+                "select c.call_id from calls c join calls_fts f on f.rowid = c.rowid "
+                "where calls_fts match ? order by c.call_id",
+                [term],
+            )
+        ]
+
+    assert search("kumquats") == ["a"]
+    conn.execute("update calls set response_text = 'pomelos' where call_id = 'b'")
+    assert search("pomelos") == ["b"]
+    assert search("world") == []
+    conn.execute("delete from calls where call_id = 'a'")
+    assert search("kumquats") == []
+
+
+def test_blocked_and_modified_views(conn: sqlite3.Connection) -> None:
+    insert_call(conn, "blocked", verdict="blocked")
+    insert_call(conn, "modified", verdict="modified")
+    insert_call(conn, "passed", verdict="pass")
+    events = [
+        ("blocked", "judge", "blocked", "rm -rf is destructive"),
+        ("blocked", "deny", "blocked", "matched rule 3"),
+        ("blocked", "audit", "allowed", ""),
+        ("modified", "redact", "redacted", "email address"),
+    ]
+    conn.executemany(
+        "insert into policy_events (call_id, policy, action, reason, created_at) values (?, ?, ?, ?, 'x')",
+        events,
+    )
+    blocked = conn.execute("select call_id, reasons from blocked_calls").fetchall()
+    assert len(blocked) == 1
+    call_id, reasons = blocked[0]
+    assert call_id == "blocked"
+    assert set(reasons.split("; ")) == {
+        "judge: rm -rf is destructive",
+        "deny: matched rule 3",
+    }
+    modified = dict(
+        conn.execute("select call_id, reasons from modified_calls").fetchall()
+    )
+    assert modified.keys() == {"blocked", "modified"}
+    assert modified["modified"] == "redact: email address"
+
+
+def test_cost_by_day_model_view(conn: sqlite3.Connection) -> None:
+    insert_call(conn, "1", model="m", input_tokens=10, output_tokens=1, cost_usd=0.5)
+    insert_call(
+        conn,
+        "2",
+        model="m",
+        input_tokens=20,
+        output_tokens=2,
+        cost_usd=0.25,
+        cache_read_tokens=7,
+    )
+    insert_call(conn, "3", model="m", input_tokens=5, output_tokens=3)  # unknown price
+    insert_call(
+        conn,
+        "4",
+        model="m",
+        started_at="2026-11-24T00:00:00.000Z",
+        input_tokens=1,
+        cost_usd=1.0,
+    )
+    insert_call(conn, "5", model="other", input_tokens=1, cost_usd=2.0)
+    rows = conn.execute(
+        "select day, model, calls, input_tokens, output_tokens, cache_read_tokens, cost_usd, unknown_cost_calls "
+        "from cost_by_day_model order by day, model"
+    ).fetchall()
+    assert rows == [
+        ("2026-11-23", "m", 3, 35, 6, 7, 0.75, 1),
+        ("2026-11-23", "other", 1, 1, None, None, 2.0, 0),
+        ("2026-11-24", "m", 1, 1, None, None, 1.0, 0),
+    ]
+
+
+def test_slowest_calls_view(conn: sqlite3.Connection) -> None:
+    insert_call(conn, "fast", duration_ms=10.0)
+    insert_call(conn, "slow", duration_ms=900.0)
+    insert_call(conn, "medium", duration_ms=50.0)
+    insert_call(conn, "unfinished")
+    assert [r[0] for r in conn.execute("select call_id from slowest_calls")] == [
+        "slow",
+        "medium",
+        "fast",
+    ]

@@ -1,0 +1,235 @@
+"""Secrets never reach the database: header and URL redaction, scrubbing, the file's bytes."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from interlock.secrets import (
+    redact_headers,
+    redact_url,
+    scrub,
+    scrub_record,
+    secret_values,
+)
+from recorder.models import CallRecord, JudgeRecord, PolicyEventRecord, StageRecord
+from recorder.writer import RecorderWriter
+
+KEY = "sk-proj-4f9aZq81LmXv0TqW7yBc2dEe5Rr3"
+COOKIE = "sess-8d1f0c7a9b3e44e1"
+
+
+@pytest.mark.parametrize(
+    "name", ["x-api-key", "X-Api-Key", "api-key", "x-goog-api-key"]
+)
+def test_key_headers(name: str) -> None:
+    redacted = redact_headers([(name, KEY), ("content-type", "application/json")])
+    assert redacted == {
+        name: f"<redacted len={len(KEY)}>",
+        "content-type": "application/json",
+    }
+
+
+@pytest.mark.parametrize(
+    "name", ["Authorization", "authorization", "Proxy-Authorization"]
+)
+def test_authorization_keeps_only_the_scheme(name: str) -> None:
+    redacted = redact_headers([(name, f"Bearer {KEY}")])[name]
+    assert redacted == f"Bearer <redacted len={len(KEY)}>"
+    assert KEY[-4:] not in redacted and KEY[:6] not in redacted
+    assert redact_headers([(name, KEY)])[name] == f"<redacted len={len(KEY)}>"
+
+
+def test_cookies_keep_names_and_attributes_not_values() -> None:
+    redacted = redact_headers(
+        [
+            ("Cookie", f"session={COOKIE}; theme=dark"),
+            ("Set-Cookie", f"session={COOKIE}; Path=/; HttpOnly"),
+        ]
+    )
+    assert (
+        redacted["Cookie"]
+        == f"session=<redacted len={len(COOKIE)}>; theme=<redacted len=4>"
+    )
+    assert (
+        redacted["Set-Cookie"]
+        == f"session=<redacted len={len(COOKIE)}>; Path=/; HttpOnly"
+    )
+
+
+def test_repeated_headers_are_joined() -> None:
+    redacted = redact_headers(
+        [("Accept", "a"), ("Accept", "b"), ("x-api-key", KEY), ("x-api-key", COOKIE)]
+    )
+    assert redacted["Accept"] == "a, b"
+    assert (
+        redacted["x-api-key"]
+        == f"<redacted len={len(KEY)}>, <redacted len={len(COOKIE)}>"
+    )
+
+
+@pytest.mark.parametrize(
+    "param", ["key", "api_key", "api-key", "access_token", "token", "KEY", "Api_Key"]
+)
+def test_url_credentials(param: str) -> None:
+    url = f"https://generativelanguage.googleapis.com/v1beta/models/m:streamGenerateContent?alt=sse&{param}={KEY}"
+    assert redact_url(url) == (
+        f"https://generativelanguage.googleapis.com/v1beta/models/m:streamGenerateContent?alt=sse&{param}=<redacted>"
+    )
+
+
+def test_url_without_credentials_is_unchanged() -> None:
+    for url in (
+        "https://api.openai.com/v1/chat/completions",
+        "https://h/p?beta=true&monkey=1&keys=2",
+    ):
+        assert redact_url(url) == url
+
+
+def test_secret_values() -> None:
+    found = secret_values(
+        [
+            ("Authorization", f"Bearer {KEY}"),
+            ("x-goog-api-key", "goog-key-123456"),
+            ("Cookie", f"session={COOKIE}; theme=dark"),
+            ("content-type", "application/json"),
+        ],
+        "https://h/p?alt=sse&key=abc%2Bdef%2Fghi&other=visible",
+    )
+    assert set(found) == {
+        KEY,
+        "goog-key-123456",
+        COOKIE,
+        "dark",
+        "abc%2Bdef%2Fghi",
+        "abc+def/ghi",
+    }
+    assert "Bearer" not in " ".join(found)
+
+
+def test_scrub_str_bytes_and_nested() -> None:
+    secrets = [KEY, COOKIE]
+    assert scrub(f"key is {KEY}!", secrets) == "key is <redacted>!"
+    assert (
+        scrub(f'data: {{"k": "{KEY}"}}\n\n'.encode(), secrets)
+        == b'data: {"k": "<redacted>"}\n\n'
+    )
+    nested = {
+        "a": [KEY, {"b": (f"x{COOKIE}y", 3, None, 1.5, True)}],
+        KEY: "key as a key",
+    }
+    assert scrub(nested, secrets) == {
+        "a": ["<redacted>", {"b": ("x<redacted>y", 3, None, 1.5, True)}],
+        "<redacted>": "key as a key",
+    }
+
+
+def test_scrub_ignores_short_values() -> None:
+    assert scrub("theme=dark", ["dark"]) == "theme=dark"
+    assert scrub(b"abc", ["abc", ""]) == b"abc"
+
+
+def secret_everywhere() -> CallRecord:
+    """A call whose client put the key in every field a record carries."""
+    return CallRecord(
+        call_id="call-1",
+        started_at=1795433522.0,
+        ended_at=1795433523.0,
+        provider="openai",
+        dialect="openai-chat",
+        host="api.openai.com",
+        path="/v1/chat/completions",
+        error=f"upstream said: invalid key {KEY}",
+        verdict="blocked",
+        prompt_text=f"my key is {KEY}",
+        response_text=f"your key {KEY} is leaked",
+        stages=[
+            StageRecord(
+                stage="request_original",
+                headers={"x-echo": KEY},
+                body={"messages": [{"role": "user", "content": f"use {KEY}"}]},
+            ),
+            StageRecord(
+                stage="request_final", body={"messages": [], "meta": {KEY: KEY}}
+            ),
+            StageRecord(
+                stage="response_original", raw=f'data: {{"text": "{KEY}"}}\n\n'.encode()
+            ),
+            StageRecord(
+                stage="response_final", raw=KEY.encode(), note=f"truncated at {KEY}"
+            ),
+        ],
+        events=[
+            PolicyEventRecord(
+                policy="p", action="blocked", reason=KEY, details={"k": [KEY]}, at=1.0
+            )
+        ],
+        judgements=[
+            JudgeRecord(
+                tool_call_id="t",
+                tool_name="bash",
+                arguments={"cmd": f"curl -H 'x-api-key: {KEY}'"},
+                judge_model="gpt-4o-mini",
+                prompt=[{"role": "user", "content": KEY}],
+                raw_answer=KEY,
+                explanation=KEY,
+                decision="blocked",
+                error=KEY,
+                at=1.0,
+            )
+        ],
+    )
+
+
+def test_scrub_record_covers_every_field() -> None:
+    record = secret_everywhere()
+    assert KEY in record.model_dump_json()
+    scrubbed = scrub_record(record, [KEY])
+    assert KEY not in scrubbed.model_dump_json()
+    assert KEY.encode() not in b"".join(stage.raw or b"" for stage in scrubbed.stages)
+    assert scrubbed.prompt_text == "my key is <redacted>"
+    assert scrubbed.stages[3].raw == b"<redacted>"
+    assert scrubbed.judgements[0].arguments == {
+        "cmd": "curl -H 'x-api-key: <redacted>'"
+    }
+    assert record.prompt_text == f"my key is {KEY}"  # the original is untouched
+
+
+def database_bytes(db_path: Path) -> bytes:
+    files = sorted(db_path.parent.glob(db_path.name + "*"))  # the db, -wal and -shm
+    assert db_path in files
+    return b"".join(path.read_bytes() for path in files)
+
+
+def contains_key(data: bytes) -> bool:
+    # the full-text index stores lowercased tokens: look for the key's longest one too
+    return KEY.encode() in data or KEY.split("-")[-1].lower().encode() in data
+
+
+@pytest.mark.parametrize("scrubbed", [True, False])
+async def test_secret_never_reaches_the_database_file(
+    tmp_path: Path, scrubbed: bool
+) -> None:
+    db_path = tmp_path / "interlock.db"
+    record = secret_everywhere()
+    if scrubbed:
+        record = scrub_record(
+            record, secret_values([("Authorization", f"Bearer {KEY}")], "https://h/p")
+        )
+    writer = RecorderWriter(str(db_path))
+    await writer.start()
+    writer.submit(record)
+    for _ in range(2000):  # until written: the WAL holds it, not yet the main file
+        if writer.stats.written:
+            break
+        await asyncio.sleep(0.005)
+    assert writer.stats.written == 1
+    assert Path(f"{db_path}-wal").exists()
+    while_open = database_bytes(db_path)
+    await writer.stop()
+    after_close = database_bytes(db_path)
+    # unscrubbed, the key is in the files: the check can see it
+    assert contains_key(while_open) is not scrubbed
+    assert contains_key(after_close) is not scrubbed

@@ -1,0 +1,425 @@
+"""Exact provider wire formats built from one neutral scenario description.
+
+A `Scenario` says what an assistant turn contains (thinking, text, tool calls, stop
+reason, token counts). The functions here turn it into the bytes and JSON the real
+APIs send: OpenAI Chat Completions (SSE chunks and the non-streaming body) and
+Anthropic Messages (SSE events and the non-streaming body). The mock provider serves
+them, and the codec tests check that a stream reassembles into its non-streaming twin.
+
+Everything is deterministic: ids and timestamps derive from the scenario, so a stream
+and the non-streaming body of the same scenario and model describe the same message.
+JSON is compact and keeps non-ASCII characters as UTF-8, as both providers do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Stop reasons in each dialect's vocabulary; a scenario may use either.
+_ANTHROPIC_TO_OPENAI_STOP = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "tool_use": "tool_calls",
+    "max_tokens": "length",
+    "refusal": "content_filter",
+    "pause_turn": "stop",
+}
+_OPENAI_TO_ANTHROPIC_STOP = {
+    "stop": "end_turn",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "length": "max_tokens",
+    "content_filter": "refusal",
+}
+# A fixed `created` (2026-01-01T00:00:00Z) keeps outputs reproducible.
+_CREATED = 1_767_225_600
+
+
+@dataclass
+class ScenarioToolCall:
+    """One tool call. `id` is a dialect-neutral stem: the wire id is `call_<id>` for
+    OpenAI and `toolu_<id>` for Anthropic (see `openai_tool_id` / `anthropic_tool_id`).
+    The concatenated `argument_pieces` are the JSON arguments string."""
+
+    id: str
+    name: str
+    argument_pieces: list[str]
+
+    @property
+    def arguments(self) -> str:
+        return "".join(self.argument_pieces)
+
+
+@dataclass
+class Scenario:
+    """One assistant turn, independent of the dialect that will carry it."""
+
+    model: str = "gpt-4o-mini"  # the mock echoes the request's model when serving
+    thinking: list[str] = field(default_factory=list)  # Anthropic thinking deltas
+    redacted_thinking: bool = False  # an Anthropic redacted_thinking block
+    text: list[str] = field(default_factory=list)  # text deltas, before any tool call
+    tool_calls: list[ScenarioToolCall] = field(default_factory=list)
+    stop_reason: str | None = None  # None: derived from whether there are tool calls
+    input_tokens: int = 12  # excluding cache reads and writes (Anthropic's meaning)
+    output_tokens: int = 34
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0  # Anthropic only: OpenAI reports no cache writes
+
+
+def openai_tool_id(call: ScenarioToolCall) -> str:
+    return f"call_{call.id}"
+
+
+def anthropic_tool_id(call: ScenarioToolCall) -> str:
+    return f"toolu_{call.id}"
+
+
+def _digest(s: Scenario) -> str:
+    return hashlib.sha256(json.dumps(asdict(s), sort_keys=True).encode()).hexdigest()
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def openai_finish_reason(s: Scenario) -> str:
+    if s.stop_reason is None:
+        return "tool_calls" if s.tool_calls else "stop"
+    return _ANTHROPIC_TO_OPENAI_STOP.get(s.stop_reason, s.stop_reason)
+
+
+def anthropic_stop_reason(s: Scenario) -> str:
+    if s.stop_reason is None:
+        return "tool_use" if s.tool_calls else "end_turn"
+    return _OPENAI_TO_ANTHROPIC_STOP.get(s.stop_reason, s.stop_reason)
+
+
+# --- OpenAI Chat Completions -------------------------------------------------------
+
+
+def _openai_ids(s: Scenario) -> tuple[str, str]:
+    digest = _digest(s)
+    return f"chatcmpl-{digest[:29]}", f"fp_{digest[29:39]}"
+
+
+def _openai_usage(s: Scenario) -> dict[str, Any]:
+    prompt = s.input_tokens + s.cache_read_tokens
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": s.output_tokens,
+        "total_tokens": prompt + s.output_tokens,
+        "prompt_tokens_details": {
+            "cached_tokens": s.cache_read_tokens,
+            "audio_tokens": 0,
+        },
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def _openai_content(s: Scenario) -> str | None:
+    """`content` of the complete message: null when the turn is only tool calls."""
+    text = "".join(s.text)
+    return text if text or not s.tool_calls else None
+
+
+def openai_chat_sse(s: Scenario, model: str, include_usage: bool) -> list[bytes]:
+    """The chunks of a streamed Chat Completion, one `data:` event each, then `[DONE]`."""
+    chunk_id, fingerprint = _openai_ids(s)
+
+    def chunk(
+        choices: list[dict[str, Any]], usage: dict[str, Any] | None = None
+    ) -> bytes:
+        body: dict[str, Any] = {
+            "id": chunk_id,
+            "object": "chat.completion.chunk",
+            "created": _CREATED,
+            "model": model,
+            "service_tier": "default",
+            "system_fingerprint": fingerprint,
+            "choices": choices,
+        }
+        if include_usage:
+            body["usage"] = usage
+        return f"data: {_dumps(body)}\n\n".encode()
+
+    def delta(d: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        return chunk(
+            [{"index": 0, "delta": d, "logprobs": None, "finish_reason": finish_reason}]
+        )
+
+    events = [delta({"role": "assistant", "content": "", "refusal": None})]
+    events += [delta({"content": piece}) for piece in s.text]
+    for index, call in enumerate(s.tool_calls):
+        opening = {
+            "index": index,
+            "id": openai_tool_id(call),
+            "type": "function",
+            "function": {"name": call.name, "arguments": ""},
+        }
+        events.append(delta({"tool_calls": [opening]}))
+        events += [
+            delta({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+            for piece in call.argument_pieces
+        ]
+    events.append(delta({}, openai_finish_reason(s)))
+    if include_usage:
+        events.append(chunk([], _openai_usage(s)))
+    events.append(b"data: [DONE]\n\n")
+    return events
+
+
+def openai_chat_json(s: Scenario, model: str) -> dict[str, Any]:
+    """The non-streaming Chat Completion of the same turn."""
+    chunk_id, fingerprint = _openai_ids(s)
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": _openai_content(s),
+        "refusal": None,
+    }
+    if s.tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": openai_tool_id(call),
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in s.tool_calls
+        ]
+    return {
+        "id": chunk_id,
+        "object": "chat.completion",
+        "created": _CREATED,
+        "model": model,
+        "service_tier": "default",
+        "system_fingerprint": fingerprint,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": openai_finish_reason(s),
+            }
+        ],
+        "usage": _openai_usage(s),
+    }
+
+
+# --- Anthropic Messages ------------------------------------------------------------
+
+
+def _anthropic_ids(s: Scenario) -> tuple[str, str, str]:
+    """Message id, thinking signature, redacted_thinking data."""
+    digest = _digest(s)
+    return f"msg_{digest[:24]}", f"Eq{digest[24:56]}==", f"EmR{digest[32:64]}="
+
+
+def _anthropic_usage(s: Scenario, output_tokens: int) -> dict[str, Any]:
+    return {
+        "input_tokens": s.input_tokens,
+        "cache_creation_input_tokens": s.cache_write_tokens,
+        "cache_read_input_tokens": s.cache_read_tokens,
+        "output_tokens": output_tokens,
+    }
+
+
+def _tool_input(call: ScenarioToolCall) -> Any:
+    return json.loads(call.arguments) if call.arguments else {}
+
+
+def _anthropic_blocks(
+    s: Scenario,
+) -> list[tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]]:
+    """Each content block as (its content_block_start form, its deltas, its complete form)."""
+    _, signature, redacted = _anthropic_ids(s)
+    blocks: list[tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]] = []
+    if s.thinking:
+        blocks.append(
+            (
+                {"type": "thinking", "thinking": "", "signature": ""},
+                [{"type": "thinking_delta", "thinking": piece} for piece in s.thinking]
+                + [{"type": "signature_delta", "signature": signature}],
+                {
+                    "type": "thinking",
+                    "thinking": "".join(s.thinking),
+                    "signature": signature,
+                },
+            )
+        )
+    if s.redacted_thinking:
+        block = {"type": "redacted_thinking", "data": redacted}
+        blocks.append((block, [], block))
+    if s.text:
+        blocks.append(
+            (
+                {"type": "text", "text": ""},
+                [{"type": "text_delta", "text": piece} for piece in s.text],
+                {"type": "text", "text": "".join(s.text)},
+            )
+        )
+    for call in s.tool_calls:
+        head = {"type": "tool_use", "id": anthropic_tool_id(call), "name": call.name}
+        blocks.append(
+            (
+                {**head, "input": {}},
+                [
+                    {"type": "input_json_delta", "partial_json": piece}
+                    for piece in ["", *call.argument_pieces]
+                ],
+                {**head, "input": _tool_input(call)},
+            )
+        )
+    return blocks
+
+
+def anthropic_sse(s: Scenario, model: str) -> list[bytes]:
+    """The events of a streamed Message, in the documented order."""
+    message_id, _, _ = _anthropic_ids(s)
+
+    def event(name: str, body: dict[str, Any]) -> bytes:
+        return f"event: {name}\ndata: {_dumps({'type': name, **body})}\n\n".encode()
+
+    message: dict[str, Any] = {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": _anthropic_usage(s, 1),
+    }
+    blocks = _anthropic_blocks(s)
+    events = [event("message_start", {"message": message})]
+    for index, (start, deltas, _) in enumerate(blocks):
+        events.append(
+            event("content_block_start", {"index": index, "content_block": start})
+        )
+        events += [
+            event("content_block_delta", {"index": index, "delta": d}) for d in deltas
+        ]
+        events.append(event("content_block_stop", {"index": index}))
+    # As documented, the first ping follows the first content_block_start.
+    events.insert(2 if blocks else 1, event("ping", {}))
+    events.append(
+        event(
+            "message_delta",
+            {
+                "delta": {
+                    "stop_reason": anthropic_stop_reason(s),
+                    "stop_sequence": None,
+                },
+                "usage": {"output_tokens": s.output_tokens},
+            },
+        )
+    )
+    events.append(event("message_stop", {}))
+    return events
+
+
+def anthropic_json(s: Scenario, model: str) -> dict[str, Any]:
+    """The non-streaming Message of the same turn."""
+    message_id, _, _ = _anthropic_ids(s)
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [complete for _, _, complete in _anthropic_blocks(s)],
+        "stop_reason": anthropic_stop_reason(s),
+        "stop_sequence": None,
+        "usage": _anthropic_usage(s, s.output_tokens),
+    }
+
+
+# --- Named scenarios ---------------------------------------------------------------
+
+_WEATHER_PARIS = ScenarioToolCall(
+    id="01A09q90qw90lq917835lq9",
+    name="get_weather",
+    argument_pieces=['{"location": "Par', 'is, France"', ', "unit": "c', 'elsius"}'],
+)
+_WEATHER_TOKYO = ScenarioToolCall(
+    id="01B7mZ3kPq2Wd8sXy4tN6vR",
+    name="get_weather",
+    argument_pieces=['{"locat', 'ion": "Tok', 'yo, Japan", "unit"', ': "celsius"}'],
+)
+_READ_FILE = ScenarioToolCall(
+    id="01C5hJ8uLx1Qe3bVz7pK2mW",
+    name="read_file",
+    argument_pieces=['{"pa', 'th": "/etc/ho', 'stname"}'],
+)
+
+
+def _long_args_pieces() -> list[str]:
+    arguments = json.dumps(
+        {
+            "command": "find . -name '*.py' | xargs grep -n 'TODO' | sort | head -n 50",
+            "timeout": 120,
+            "description": "List the first fifty TODO comments in Python files",
+        }
+    )
+    return _split(arguments, 25)
+
+
+def _split(text: str, count: int) -> list[str]:
+    """`text` cut into `count` pieces of nearly equal length."""
+    size, extra = divmod(len(text), count)
+    bounds = [i * size + min(i, extra) for i in range(count + 1)]
+    return [text[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "text": Scenario(text=["Hello", " from the", " mock provider."]),
+    "tool": Scenario(
+        text=["Let me check", " the weather."], tool_calls=[_WEATHER_PARIS]
+    ),
+    "tools2": Scenario(
+        text=["Checking both cities."], tool_calls=[_WEATHER_PARIS, _WEATHER_TOKYO]
+    ),
+    "tools3": Scenario(tool_calls=[_WEATHER_PARIS, _WEATHER_TOKYO, _READ_FILE]),
+    "long_args": Scenario(
+        tool_calls=[
+            ScenarioToolCall(
+                id="01D4gT6yHn9Rc2aUx5oJ1lV",
+                name="Bash",
+                argument_pieces=_long_args_pieces(),
+            )
+        ]
+    ),
+    "thinking": Scenario(
+        model="claude-sonnet-4-5",
+        thinking=["The user wants", " a greeting.", " Keep it short."],
+        redacted_thinking=True,
+        text=["Hi", " there!"],
+    ),
+    "cache": Scenario(
+        text=["Cached", " answer."],
+        input_tokens=5,
+        output_tokens=7,
+        cache_read_tokens=2048,
+        cache_write_tokens=512,
+    ),
+    "unicode": Scenario(
+        text=["Café", " é", " 日本", "語 ", "🎉👍🏽", " done"],
+        tool_calls=[
+            ScenarioToolCall(
+                id="01E2fS7xGm8Pb1zTw4nI0kU",
+                name="translate",
+                argument_pieces=[
+                    '{"text": "日',
+                    '本語", "emoji": "🎉',
+                    '", "accent": "é"}',
+                ],
+            )
+        ],
+    ),
+}
