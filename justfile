@@ -4,6 +4,16 @@ set positional-arguments
 
 db := env_var_or_default("INTERLOCK_DB", "interlock.db")
 
+# Proxy and UI together: mitmdump on :8080 recording to the database, Datasette on 127.0.0.1:8001.
+up *args:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    uv run sqlite-utils migrate "{{db}}" recorder/schema.py
+    just ui &
+    ui=$!
+    trap 'kill $ui 2>/dev/null || true' EXIT
+    uv run mitmdump -s addons/bundle.py --set interlock_db="{{db}}" "$@"
+
 # Run the proxy (mitmdump) with the Interlock bundle; extra arguments go to mitmdump.
 proxy *args:
     uv run mitmdump -s addons/bundle.py "$@"
@@ -17,11 +27,12 @@ ui *args:
     uv run datasette serve "{{db}}" --host 127.0.0.1 "$@"
 
 # Print the environment variables that make Python, Node and curl trust the mitmproxy CA.
-trust:
-    uv run python -m interlock.trust
+trust *args:
+    uv run python -m interlock.trust "$@"
 
 # Run the whole test suite.
 test *args:
+    [ -x /usr/bin/chromium ] || bash .ci/install-chromium.sh
     uv run pytest "$@"
 
 # Lint and type-check.

@@ -145,5 +145,6 @@ def build_record(state: CallState, flow: http.HTTPFlow, session_id: str | None, 
         response_text=codec.response_text(final_message) if final_message else None,
         stages=stages,
         events=events,
+        judgements=state.policy.judgements if state.policy is not None else [],
     )
     return scrub_record(record, state.secrets)

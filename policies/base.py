@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from interlock.codecs.base import Codec, ToolCall
-from recorder.models import PolicyEventRecord, Usage
+from recorder.models import JudgeRecord, PolicyEventRecord, Usage
 
 
 class PolicyOptions(BaseModel):
@@ -66,6 +66,7 @@ class PolicyContext:
     request: dict[str, Any] | None  # the request as sent upstream (after request hooks)
     streaming: bool = False
     events: list[PolicyEventRecord] = field(default_factory=list)
+    judgements: list[JudgeRecord] = field(default_factory=list)
     ended_by: str | None = None  # set when a policy ended the message
     _scratch: dict[str, dict[str, Any]] = field(default_factory=dict)
 

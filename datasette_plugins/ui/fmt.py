@@ -5,6 +5,7 @@ Plain functions, used as Jinja filters by the pages and by `render_cell` in tabl
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
@@ -61,7 +62,13 @@ def clip(text: Any, limit: int = 5000) -> str:
     return text if len(text) <= limit else text[:limit] + f"\n… ({len(text) - limit:,} more characters)"
 
 
+def pretty(value: Any, limit: int = 20_000) -> str:
+    """A JSON value indented, cut to `limit` characters."""
+    return clip(json.dumps(value, indent=2, ensure_ascii=False), limit)
+
+
 FILTERS = {
+    "interlock_json": pretty,
     "interlock_ms": ms,
     "interlock_usd": usd,
     "interlock_count": count,

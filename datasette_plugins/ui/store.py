@@ -14,6 +14,7 @@ from typing import Any
 from datasette.database import Database
 from pydantic import BaseModel
 
+from datasette_plugins.ui.chart import DAYS, DayCost, window
 from recorder.models import STAGES
 
 log = logging.getLogger(__name__)
@@ -325,3 +326,19 @@ async def load_session(db: Database, session_id: str) -> tuple[list[SessionCall]
         }
         calls.append(SessionCall(call=CallRow(**row), **extra))
     return calls, totals
+
+
+async def daily_costs(db: Database, days: int = DAYS) -> tuple[list[DayCost], list[str]] | None:
+    """Cost per day over the `days` days up to the newest call (None: no calls yet)."""
+    newest = await _rows(db, "select max(started_at) as at from calls", ())
+    if not newest[0]["at"]:
+        return None
+    days_shown = window(newest[0]["at"][:10], days)
+    rows = await _rows(
+        db,
+        """select substr(started_at, 1, 10) as day, coalesce(sum(cost_usd), 0.0) as cost,
+          count(*) as calls, sum(cost_usd is null) as unknown
+        from calls where started_at >= :start group by day order by day""",
+        {"start": days_shown[0]},
+    )
+    return [DayCost(**row) for row in rows], days_shown

@@ -1,0 +1,94 @@
+"""Config loading, its error messages, the provider registry and the CA exports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from interlock.config import ConfigError, load_config, parse_config
+from interlock.providers import ProviderRegistry
+from interlock.trust import exports, write_bundle
+from policies.registry import build_chain
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_shipped_config_is_valid() -> None:
+    config = load_config(REPO / "mitm_config.yaml")
+    build_chain(config.policies)
+    assert {p.name for p in config.all_providers()} >= {"openai", "anthropic"}
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"recorder": {"queue_size": 0}}, "recorder.queue_size"),
+        ({"recorder": {"databse": "x.db"}}, "recorder.databse"),
+        ({"providers": [{"name": "x", "hosts": ["h"], "routes": [{"path": "/", "dialect": "gemini"}]}]},
+         "providers.0.routes.0.dialect"),
+        ({"policies": [{"policy": "replace", "timeout_s": "soon"}]}, "policies.0.timeout_s"),
+    ],
+)
+def test_bad_config_names_the_key(data: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        parse_config(data)
+
+
+@pytest.mark.parametrize(
+    ("entry", "fragment"),
+    [
+        ({"policy": "no_such_policy"}, r"policies\.0 \(no_such_policy\)\.policy: unknown policy"),
+        ({"policy": "deny_tools", "deni": ["x"]}, r"policies\.0 \(deny_tools\)\.deni"),
+        ({"policy": "replace", "rules": [{"find": "a", "regex": "yes please"}]}, r"policies\.0 \(replace\)\.rules\.0\.regex"),
+        ({"policy": "replace", "rules": [{"find": "a+", "regex": True}]}, r"max_match_length"),
+        ({"policy": "redact", "detectors": ["ssn"]}, r"policies\.0 \(redact\)\.detectors"),
+    ],
+)
+def test_bad_policy_entry_names_policy_and_key(entry: dict[str, object], fragment: str) -> None:
+    config = parse_config({"policies": [entry]})
+    with pytest.raises(ConfigError, match=fragment):
+        build_chain(config.policies)
+
+
+def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("policies: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_registry_matches_host_and_path_only() -> None:
+    registry = ProviderRegistry(parse_config({}).all_providers())
+    assert registry.match("POST", "api.openai.com", "/v1/chat/completions") is not None
+    anthropic = registry.match("POST", "API.Anthropic.com", "/v1/messages?beta=true")
+    assert anthropic is not None and anthropic.dialect == "anthropic-messages"
+    azure = registry.match("POST", "myco.openai.azure.com", "/openai/deployments/gpt4o/chat/completions")
+    assert azure is not None and azure.provider == "azure-openai"
+    assert registry.match("GET", "api.openai.com", "/v1/chat/completions") is None
+    assert registry.match("POST", "api.openai.com", "/v1/responses") is None
+    assert registry.match("POST", "api.anthropic.com", "/api/claude_code/settings") is None
+    assert registry.match("POST", "example.com", "/v1/chat/completions") is None
+
+
+def test_extra_providers_add_to_the_defaults() -> None:
+    config = parse_config(
+        {"extra_providers": [{"name": "vllm", "hosts": ["vllm.lan"], "routes": [{"path": "/v1/chat/completions", "dialect": "openai-chat"}]}]}
+    )
+    registry = ProviderRegistry(config.all_providers())
+    assert registry.match("POST", "vllm.lan", "/v1/chat/completions") is not None
+    assert registry.match("POST", "api.openai.com", "/v1/chat/completions") is not None
+
+
+def test_trust_exports(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        write_bundle(tmp_path)
+    (tmp_path / "mitmproxy-ca-cert.pem").write_text("-----BEGIN CERTIFICATE-----\nTEST\n-----END CERTIFICATE-----\n")
+    ca, bundle = write_bundle(tmp_path)
+    assert bundle.read_text().endswith(ca.read_text())
+    lines = exports(ca, bundle, "http://127.0.0.1:8080")
+    assert f"export SSL_CERT_FILE={bundle}" in lines
+    assert f"export NODE_EXTRA_CA_CERTS={ca}" in lines
+    assert "export HTTPS_PROXY=http://127.0.0.1:8080" in lines
