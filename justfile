@@ -22,9 +22,9 @@ proxy *args:
 web *args:
     uv run mitmweb -s addons/bundle.py "$@"
 
-# Browse the recorded calls with Datasette on 127.0.0.1 (read-only).
+# Browse the recorded calls with Datasette on 127.0.0.1, read-only: `just ui [DB] [datasette options]` (DB: $INTERLOCK_DB, else interlock.db).
 ui *args:
-    uv run datasette serve "{{db}}" --host 127.0.0.1 "$@"
+    INTERLOCK_DB="{{db}}" uv run python -m datasette_plugins.ui.serve "$@"
 
 # Print the environment variables that make Python, Node and curl trust the mitmproxy CA.
 trust *args:

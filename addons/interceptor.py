@@ -19,7 +19,7 @@ from typing import Any
 from mitmproxy import ctx, exceptions, http
 
 from addons import stream_wait
-from addons.call_state import METADATA_KEY, CallState, call_state, new_call_id
+from addons.call_state import CallState, CallStates, new_call_id
 from addons.live_config import LiveConfig
 from addons.record_builder import build_record, parse_json_body, response_body_bytes
 from addons.terminal import CallLinePrinter
@@ -69,6 +69,7 @@ class Interceptor:
         self.live: LiveConfig | None = None
         self.writer: RecorderWriter | None = None
         self.printer = CallLinePrinter()
+        self.calls = CallStates()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.live_waits = False  # mid-stream waits available (see addons.stream_wait)
 
@@ -144,13 +145,13 @@ class Interceptor:
         headers = list(request.headers.items(multi=True))
         state.secrets = secret_values(headers, request.pretty_url)
         state.request_original_headers = redact_headers(headers)
-        flow.metadata[METADATA_KEY] = state
+        self.calls.attach(flow, state)
         flow.comment = f"interlock {state.call_id}"
         # Streams are parsed as they pass: ask upstream for an unencoded body.
         request.headers["accept-encoding"] = "identity"
 
     async def request(self, flow: http.HTTPFlow) -> None:
-        state = call_state(flow)
+        state = self.calls.get(flow)
         if state is None:
             return
         parsed, note = parse_json_body(flow.request.raw_content)
@@ -199,7 +200,7 @@ class Interceptor:
     # -- responses -------------------------------------------------------------------
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        state = call_state(flow)
+        state = self.calls.get(flow)
         if state is None or flow.response is None:
             return
         response = flow.response
@@ -219,12 +220,12 @@ class Interceptor:
 
     async def interlock_stream_wait(self, flow: http.HTTPFlow) -> None:
         """A policy is waiting mid-stream (see `addons.stream_wait`); only this flow pauses."""
-        state = call_state(flow)
+        state = self.calls.get(flow)
         if state is not None and state.policy_stream is not None:
             await state.policy_stream.wait()
 
     async def response(self, flow: http.HTTPFlow) -> None:
-        state = call_state(flow)
+        state = self.calls.get(flow)
         if state is not None and flow.response is not None and not state.streamed:
             await self._police_whole_response(state, flow.response)
         self._finish(flow, None)
@@ -256,10 +257,9 @@ class Interceptor:
         self._finish(flow, flow.error.msg if flow.error else "flow error")
 
     def _finish(self, flow: http.HTTPFlow, error: str | None) -> None:
-        state = call_state(flow)
-        if state is None or state.recorded or self.live is None:
+        state = self.calls.get(flow)
+        if state is None or self.live is None:
             return
-        state.recorded = True
         try:
             session_id = session_id_for(
                 state.match.dialect, state.request_original, flow.request.headers, self.live.current.config.sessions
@@ -268,6 +268,8 @@ class Interceptor:
         except Exception:  # a record we cannot build must not break the flow
             logger.exception("Interlock could not build the record of call %s", state.call_id)
             return
+        finally:
+            self.calls.detach(flow)
         if record.verdict != "pass":
             flow.marked = ":warning:" if record.verdict == "modified" else ":no_entry:"
             reasons = "; ".join(f"{e.policy}: {e.action} {e.reason}".strip() for e in record.events)

@@ -1,0 +1,279 @@
+"""Test-only policies and helpers that run the policy engine in process.
+
+The policies here exist to prove the engine: one that tags what it sees (chain order),
+one that fails in a chosen hook (raising or sleeping past its timeout), one that sleeps
+before deciding (async waits mid-stream), one that overrides every hook and changes
+nothing (byte-identical pass-through). They are importable by a mitmdump child process
+as `policy_fixtures:<Class>` when `tests/` is on its PYTHONPATH.
+
+The helpers feed wire bytes through the engine the way the addon does (split into
+chunks at will), and read the result back with the official SDK accumulators.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal, cast
+
+from anthropic._models import construct_type
+from anthropic.lib.streaming._messages import accumulate_event
+from anthropic.types import Message, RawMessageStreamEvent
+from openai.lib.streaming.chat import ChatCompletionStreamState
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from protocol_check import (
+    check_anthropic_message,
+    check_anthropic_stream,
+    check_openai_chat_completion,
+    check_openai_chat_stream,
+)
+
+from interlock.codecs import codec_for
+from interlock.codecs.base import ToolCall
+from interlock.config import PolicyEntry
+from interlock.engine import responses
+from interlock.engine.anthropic_stream import AnthropicStreamRewriter
+from interlock.engine.openai_stream import OpenAIChatStreamRewriter
+from interlock.engine.stream import PolicyStream, StreamRewriter
+from interlock.sse import parse_all
+from policies.base import Keep, Policy, PolicyContext, PolicyOptions, StreamEnd, ToolDecision
+from policies.chain import PolicyChain
+from policies.registry import build_chain
+
+Dialect = Literal["anthropic-messages", "openai-chat"]
+DIALECTS: tuple[Dialect, ...] = ("anthropic-messages", "openai-chat")
+HOOKS = ("on_request", "on_text", "on_text_end", "on_tool_call", "on_stream_end", "on_response")
+
+# --- test policies ---------------------------------------------------------------------
+
+
+class TagOptions(PolicyOptions):
+    tag: str
+
+
+class TagPolicy(Policy):
+    """Marks everything it sees with its tag, so a test can read the order of a chain."""
+
+    name = "tag"
+    Options = TagOptions
+    options: TagOptions
+
+    async def on_request(self, ctx: PolicyContext, request: dict[str, Any]) -> dict[str, Any]:
+        return {**request, "tags": [*request.get("tags", []), self.options.tag]}
+
+    async def on_text(self, ctx: PolicyContext, text: str) -> str:
+        return f"{text}<{self.options.tag}>"
+
+    async def on_tool_call(self, ctx: PolicyContext, call: ToolCall) -> ToolDecision:
+        return Keep(ToolCall(call.id, f"{call.name}+{self.options.tag}", call.arguments, call.index))
+
+    async def on_stream_end(self, ctx: PolicyContext, end: StreamEnd) -> str:
+        return f"[{self.options.tag} saw {end.stop_reason}]"
+
+    async def on_response(self, ctx: PolicyContext, response: dict[str, Any]) -> dict[str, Any]:
+        return {**response, "tags": [*response.get("tags", []), self.options.tag]}
+
+
+class FailOptions(PolicyOptions):
+    hook: Literal["on_request", "on_text", "on_text_end", "on_tool_call", "on_stream_end", "on_response"]
+    mode: Literal["raise", "hang"] = "raise"
+
+
+class FailingPolicy(Policy):
+    """Fails in one hook: raises, or sleeps far beyond any test timeout ("hang")."""
+
+    name = "failing"
+    Options = FailOptions
+    options: FailOptions
+
+    async def _fail(self, hook: str) -> None:
+        if hook != self.options.hook:
+            return
+        if self.options.mode == "hang":
+            await asyncio.sleep(3600)
+        raise RuntimeError(f"{hook} exploded")
+
+    async def on_request(self, ctx: PolicyContext, request: dict[str, Any]) -> dict[str, Any]:
+        await self._fail("on_request")
+        return request
+
+    async def on_text(self, ctx: PolicyContext, text: str) -> str:
+        await self._fail("on_text")
+        return text
+
+    async def on_text_end(self, ctx: PolicyContext) -> str:
+        await self._fail("on_text_end")
+        return ""
+
+    async def on_tool_call(self, ctx: PolicyContext, call: ToolCall) -> ToolDecision:
+        await self._fail("on_tool_call")
+        return Keep(call)
+
+    async def on_stream_end(self, ctx: PolicyContext, end: StreamEnd) -> str:
+        await self._fail("on_stream_end")
+        return ""
+
+    async def on_response(self, ctx: PolicyContext, response: dict[str, Any]) -> dict[str, Any]:
+        await self._fail("on_response")
+        return response
+
+
+class SleepOptions(PolicyOptions):
+    seconds: float = 1.0
+    hooks: list[str] = ["on_tool_call"]
+
+
+class SleepyPolicy(Policy):
+    """Awaits `seconds` in the chosen hooks, then lets everything through unchanged: the
+    stand-in for a judge that makes a network call mid-stream."""
+
+    name = "sleepy"
+    Options = SleepOptions
+    options: SleepOptions
+
+    async def _sleep(self, hook: str) -> None:
+        if hook in self.options.hooks:
+            await asyncio.sleep(self.options.seconds)
+
+    async def on_text(self, ctx: PolicyContext, text: str) -> str:
+        await self._sleep("on_text")
+        return text
+
+    async def on_tool_call(self, ctx: PolicyContext, call: ToolCall) -> ToolDecision:
+        await self._sleep("on_tool_call")
+        ctx.record(self.instance_name, "allowed", f"slept {self.options.seconds} s", tool_name=call.name)
+        return Keep(call)
+
+
+class NoopPolicy(Policy):
+    """Overrides every hook and changes nothing: the stream must come out byte-identical."""
+
+    name = "noop"
+
+    async def on_request(self, ctx: PolicyContext, request: dict[str, Any]) -> dict[str, Any]:
+        return request
+
+    async def on_text(self, ctx: PolicyContext, text: str) -> str:
+        return text
+
+    async def on_text_end(self, ctx: PolicyContext) -> str:
+        return ""
+
+    async def on_tool_call(self, ctx: PolicyContext, call: ToolCall) -> ToolDecision:
+        return Keep(call)
+
+    async def on_stream_end(self, ctx: PolicyContext, end: StreamEnd) -> str:
+        return ""
+
+    async def on_response(self, ctx: PolicyContext, response: dict[str, Any]) -> dict[str, Any]:
+        return response
+
+
+def fixture_path(cls: type[Policy]) -> str:
+    """The import path a config uses for a policy of this module."""
+    return f"policy_fixtures:{cls.__name__}"
+
+
+def chain_of(*entries: dict[str, Any]) -> PolicyChain:
+    """A chain built through the registry, as the config loader does."""
+    return build_chain([PolicyEntry.model_validate(entry) for entry in entries])
+
+
+# --- running the engine in process -------------------------------------------------------
+
+REWRITERS: dict[str, type[StreamRewriter]] = {
+    "anthropic-messages": AnthropicStreamRewriter,
+    "openai-chat": OpenAIChatStreamRewriter,
+}
+
+
+def context(dialect: str, request: dict[str, Any] | None = None, streaming: bool = True) -> PolicyContext:
+    codec = codec_for(dialect)
+    request = request or {"model": "test-model", "messages": [{"role": "user", "content": "hi"}]}
+    return PolicyContext(
+        call_id="test-call", dialect=dialect, codec=codec, model=codec.request_model(request),
+        request=request, streaming=streaming,
+    )
+
+
+async def police_stream(
+    chain: PolicyChain, dialect: str, chunks: Iterable[bytes], ctx: PolicyContext | None = None
+) -> tuple[bytes, PolicyContext]:
+    """Feed upstream chunks through a `PolicyStream` as mitmproxy does (then the empty
+    end-of-stream chunk), awaiting waits as the addon's stream-wait hook does."""
+    ctx = ctx or context(dialect)
+    stream = PolicyStream(REWRITERS[dialect](chain, ctx))
+    out = bytearray()
+    for chunk in [*chunks, b""]:
+        out += b"".join(stream(chunk))
+        while stream.waiting:
+            await stream.wait()
+            out += b"".join(stream.resume())
+    assert bytes(stream.final) == bytes(out)
+    return bytes(out), ctx
+
+
+async def police_body(
+    chain: PolicyChain, dialect: str, body: dict[str, Any], ctx: PolicyContext | None = None
+) -> tuple[dict[str, Any], PolicyContext]:
+    ctx = ctx or context(dialect, streaming=False)
+    rewrite = responses.rewrite_anthropic if dialect == "anthropic-messages" else responses.rewrite_openai_chat
+    return await rewrite(chain, ctx, body), ctx
+
+
+def stream_violations(dialect: str, body: bytes) -> list[str]:
+    check = check_anthropic_stream if dialect == "anthropic-messages" else check_openai_chat_stream
+    return check(parse_all(body))
+
+
+def body_violations(dialect: str, body: dict[str, Any]) -> list[str]:
+    check = check_anthropic_message if dialect == "anthropic-messages" else check_openai_chat_completion
+    return check(body)
+
+
+def anthropic_sdk_message(body: bytes) -> Message:
+    """The message the `anthropic` SDK's stream accumulator builds from these bytes."""
+    snapshot: Message | None = None
+    buffers: dict[int, bytes] = {}
+    for event in parse_all(body):
+        payload = event.json()
+        if not isinstance(payload, dict) or payload.get("type") == "ping":
+            continue
+        if payload.get("type") == "error":
+            raise AssertionError(f"error event: {payload}")
+        parsed = cast(RawMessageStreamEvent, construct_type(type_=RawMessageStreamEvent, value=payload))
+        snapshot = accumulate_event(event=parsed, current_snapshot=snapshot, json_bufs=buffers)
+    assert snapshot is not None
+    return snapshot
+
+
+def openai_sdk_completion(body: bytes) -> ChatCompletion:
+    """The completion the `openai` SDK's stream accumulator builds from these bytes."""
+    state: ChatCompletionStreamState[None] = ChatCompletionStreamState()
+    for event in parse_all(body):
+        if event.data and event.data != "[DONE]":
+            state.handle_chunk(ChatCompletionChunk.model_validate_json(event.data))
+    return state.get_final_completion()
+
+
+def sdk_summary(dialect: str, body: bytes | dict[str, Any]) -> tuple[str, list[tuple[str, Any]], str | None]:
+    """(text, [(tool name, arguments)], stop reason) as the official SDK parses a stream
+    (bytes) or a whole body (dict)."""
+    if dialect == "anthropic-messages":
+        message = anthropic_sdk_message(body) if isinstance(body, bytes) else Message.model_validate(body)
+        text = "".join(b.text for b in message.content if b.type == "text")
+        tools = [(b.name, b.input) for b in message.content if b.type == "tool_use"]
+        return text, tools, message.stop_reason
+    completion = openai_sdk_completion(body) if isinstance(body, bytes) else ChatCompletion.model_validate(body)
+    choice = completion.choices[0]
+    calls = [
+        (c.function.name, json.loads(c.function.arguments)) for c in choice.message.tool_calls or [] if c.type == "function"
+    ]
+    return choice.message.content or "", calls, choice.finish_reason
+
+
+def split_at(data: bytes, cuts: Sequence[int]) -> list[bytes]:
+    """`data` cut at the given offsets (any order, duplicates allowed)."""
+    bounds = [0, *sorted({c for c in cuts if 0 < c < len(data)}), len(data)]
+    return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
