@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from harness import ENTRY_SCRIPT, MITMDUMP, ProxyLauncher, child_env
 
 REPO = Path(__file__).resolve().parent.parent
@@ -17,6 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 def run_mitmdump(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(MITMDUMP), "--listen-host", "127.0.0.1", "--listen-port", "0", "-s", str(ENTRY_SCRIPT), *args],
+        check=False,
         capture_output=True,
         text=True,
         timeout=60,
