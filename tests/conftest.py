@@ -30,9 +30,7 @@ def start_proxy(
     mock_provider: MockProvider,
 ) -> Iterator[ProxyLauncher]:
     """Starts mitmdump processes for one test; they are stopped when it ends."""
-    launcher = ProxyLauncher(
-        tmp_path_factory.mktemp("proxy"), mitm_ca, mock_provider.url
-    )
+    launcher = ProxyLauncher(tmp_path_factory.mktemp("proxy"), mitm_ca, mock_provider.url)
     yield launcher
     launcher.stop_all()
 
@@ -44,9 +42,7 @@ def start_module_proxy(
     mock_provider: MockProvider,
 ) -> Iterator[ProxyLauncher]:
     """Like `start_proxy`, for proxies a whole test module shares."""
-    launcher = ProxyLauncher(
-        tmp_path_factory.mktemp("proxy"), mitm_ca, mock_provider.url
-    )
+    launcher = ProxyLauncher(tmp_path_factory.mktemp("proxy"), mitm_ca, mock_provider.url)
     yield launcher
     launcher.stop_all()
 
@@ -58,9 +54,7 @@ def api_key() -> str:
 
 
 @pytest.fixture
-def make_clients(
-    mitm_ca: MitmCA, api_key: str
-) -> Iterator[Callable[[ProxyProcess], ClientFactory]]:
+def make_clients(mitm_ca: MitmCA, api_key: str) -> Iterator[Callable[[ProxyProcess], ClientFactory]]:
     """`make_clients(proxy)` gives SDK and raw clients going through that proxy."""
     factories: list[ClientFactory] = []
 

@@ -58,9 +58,7 @@ def make_ca(confdir: Path) -> MitmCA:
     certs.CertStore.from_store(confdir, "mitmproxy", 2048)
     cert = confdir / "mitmproxy-ca-cert.pem"
     bundle = confdir / "ca-bundle.pem"
-    bundle.write_bytes(
-        Path(certifi.where()).read_bytes().rstrip(b"\n") + b"\n" + cert.read_bytes()
-    )
+    bundle.write_bytes(Path(certifi.where()).read_bytes().rstrip(b"\n") + b"\n" + cert.read_bytes())
     return MitmCA(confdir=confdir, cert=cert, bundle=bundle)
 
 
@@ -87,9 +85,7 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 class ProxyProcess:
     """One running mitmdump."""
 
-    def __init__(
-        self, workdir: Path, args: list[str], env: dict[str, str], db_path: Path | None
-    ) -> None:
+    def __init__(self, workdir: Path, args: list[str], env: dict[str, str], db_path: Path | None) -> None:
         self.workdir = workdir
         self.args = args
         self.db_path = db_path
@@ -120,33 +116,25 @@ class ProxyProcess:
 
     def output(self) -> str:
         """Everything mitmdump printed so far, stdout then stderr."""
-        return self._stdout.read_text(errors="replace") + self._stderr.read_text(
-            errors="replace"
-        )
+        return self._stdout.read_text(errors="replace") + self._stderr.read_text(errors="replace")
 
     def addon_errors(self, since: int = 0) -> list[str]:
         """mitmproxy's "Addon error" lines (an addon hook raised) after output offset `since`."""
-        return [
-            line for line in self.output()[since:].splitlines() if "Addon error" in line
-        ]
+        return [line for line in self.output()[since:].splitlines() if "Addon error" in line]
 
     def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
         """Wait until mitmdump says where it listens and accepts a connection there."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not self.running:
-                raise RuntimeError(
-                    f"mitmdump exited with {self._process.returncode}:\n{self.output()}"
-                )
+                raise RuntimeError(f"mitmdump exited with {self._process.returncode}:\n{self.output()}")
             found = _LISTENING.search(self._stdout.read_bytes())
             if found and _accepts(int(found.group(1))):
                 self.port = int(found.group(1))
                 return
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError(
-            f"mitmdump was not ready within {timeout_s:.0f} s:\n{self.output()}"
-        )
+        raise RuntimeError(f"mitmdump was not ready within {timeout_s:.0f} s:\n{self.output()}")
 
     def stop(self) -> int | None:
         """SIGTERM, then SIGKILL after a grace period; returns the exit code."""

@@ -64,9 +64,7 @@ class CallsDB:
         stages = self._query("select * from stages where call_id = ?", (call_id,))
         return RecordedCall(rows[0], {stage["stage"]: stage for stage in stages})
 
-    def wait_call(
-        self, call_id: str, timeout_s: float = WAIT_TIMEOUT_S
-    ) -> RecordedCall:
+    def wait_call(self, call_id: str, timeout_s: float = WAIT_TIMEOUT_S) -> RecordedCall:
         """The call once its row and all four stages are written."""
         deadline = time.monotonic() + timeout_s
         while True:
@@ -75,16 +73,11 @@ class CallsDB:
                 return call
             if time.monotonic() > deadline:
                 found = "nothing" if call is None else f"stages {sorted(call.stages)}"
-                raise AssertionError(
-                    f"call {call_id} not fully recorded in {self.path} after {timeout_s} s: {found}"
-                )
+                raise AssertionError(f"call {call_id} not fully recorded in {self.path} after {timeout_s} s: {found}")
             time.sleep(0.05)
 
     def call_ids(self) -> list[str]:
-        return [
-            row["call_id"]
-            for row in self._query("select call_id from calls order by started_at")
-        ]
+        return [row["call_id"] for row in self._query("select call_id from calls order by started_at")]
 
     def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         return self._query(sql, params)

@@ -104,9 +104,7 @@ class MockProvider:
     def start(self) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
-        self._thread = threading.Thread(
-            target=loop.run_forever, name="mock-provider", daemon=True
-        )
+        self._thread = threading.Thread(target=loop.run_forever, name="mock-provider", daemon=True)
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._serve(), loop).result(10)
 
@@ -114,9 +112,7 @@ class MockProvider:
         if self._loop is None or self._thread is None:
             return
         if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(
-                10
-            )
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
@@ -187,10 +183,7 @@ class MockProvider:
         if dialect is None:
             body = _error_body("openai", "not_found_error", "no such route")
             return await self._send_json(request, exchange, 404, body)
-        if (
-            "authorization" not in exchange.headers
-            and "x-api-key" not in exchange.headers
-        ):
+        if "authorization" not in exchange.headers and "x-api-key" not in exchange.headers:
             body = _error_body(dialect, "authentication_error", "missing API key")
             return await self._send_json(request, exchange, 401, body)
         try:
@@ -198,9 +191,7 @@ class MockProvider:
         except ValueError as error:
             return await self._bad_request(request, exchange, dialect, str(error))
         if not isinstance(payload, dict):
-            return await self._bad_request(
-                request, exchange, dialect, "not a JSON object"
-            )
+            return await self._bad_request(request, exchange, dialect, "not a JSON object")
         name = exchange.headers.get("x-mock-scenario") or _marker(payload) or "text"
         exchange.scenario = name
         if name not in SCENARIOS and name not in FAILURES:
@@ -231,16 +222,10 @@ class MockProvider:
                 {"content-type": "text/html; charset=utf-8"},
             )
         scenario = SCENARIOS.get(name, SCENARIOS["text"])
-        delay_ms = int(
-            exchange.headers.get(
-                "x-mock-delay-ms", SLOW_DELAY_MS if name == "slow" else self.delay_ms
-            )
-        )
+        delay_ms = int(exchange.headers.get("x-mock-delay-ms", SLOW_DELAY_MS if name == "slow" else self.delay_ms))
         if payload.get("stream") is True:
             events = _stream_events(dialect, scenario, model, payload)
-            return await self._stream(
-                request, exchange, name, dialect, events, delay_ms
-            )
+            return await self._stream(request, exchange, name, dialect, events, delay_ms)
         body = _json_body(dialect, scenario, model)
         if name == "anthropic_stream_error":
             message = "anthropic_stream_error needs stream: true"
@@ -264,9 +249,7 @@ class MockProvider:
                 {"content-type": _JSON_TYPE},
                 cut=len(raw) // 2,
             )
-        return await self._send(
-            request, exchange, 200, raw, {"content-type": _JSON_TYPE}
-        )
+        return await self._send(request, exchange, 200, raw, {"content-type": _JSON_TYPE})
 
     async def _bad_request(
         self, request: web.Request, exchange: Exchange, dialect: Dialect, message: str
@@ -348,18 +331,14 @@ class MockProvider:
         exchange.complete = True
         return response
 
-    def _response(
-        self, exchange: Exchange, status: int, headers: dict[str, str]
-    ) -> web.StreamResponse:
+    def _response(self, exchange: Exchange, status: int, headers: dict[str, str]) -> web.StreamResponse:
         all_headers = {**headers, "x-mock-request-id": str(exchange.index)}
         exchange.status = status
         exchange.response_headers = dict(all_headers)
         return web.StreamResponse(status=status, headers=all_headers)
 
 
-def _close(
-    request: web.Request, exchange: Exchange, response: web.StreamResponse, reason: str
-) -> web.StreamResponse:
+def _close(request: web.Request, exchange: Exchange, response: web.StreamResponse, reason: str) -> web.StreamResponse:
     """Close the connection without ending the body."""
     exchange.error = reason
     if request.transport is not None:
@@ -384,16 +363,12 @@ def _text_of(content: Any) -> str:
         return content
     if isinstance(content, list):
         return " ".join(
-            str(part.get("text", ""))
-            for part in content
-            if isinstance(part, dict) and part.get("type") == "text"
+            str(part.get("text", "")) for part in content if isinstance(part, dict) and part.get("type") == "text"
         )
     return ""
 
 
-def _stream_events(
-    dialect: Dialect, scenario: Scenario, model: str, payload: dict[str, Any]
-) -> list[bytes]:
+def _stream_events(dialect: Dialect, scenario: Scenario, model: str, payload: dict[str, Any]) -> list[bytes]:
     if dialect == "anthropic":
         return anthropic_sse(scenario, model)
     options = payload.get("stream_options")
@@ -419,11 +394,7 @@ def _spoil(name: str, dialect: Dialect, events: list[bytes]) -> list[bytes]:
     if name == "anthropic_stream_error":
         error = _error_body(dialect, "overloaded_error", "Overloaded")
         data = json.dumps(error, separators=(",", ":"))
-        event = (
-            f"event: error\ndata: {data}\n\n"
-            if dialect == "anthropic"
-            else f"data: {data}\n\n"
-        )
+        event = f"event: error\ndata: {data}\n\n" if dialect == "anthropic" else f"data: {data}\n\n"
         return [*events[:middle], event.encode()]
     return events
 

@@ -70,9 +70,7 @@ def no_addon_errors(proxy: ProxyProcess) -> Iterator[None]:
 
 
 @pytest.fixture
-def clients(
-    make_clients: Callable[[ProxyProcess], ClientFactory], proxy: ProxyProcess
-) -> ClientFactory:
+def clients(make_clients: Callable[[ProxyProcess], ClientFactory], proxy: ProxyProcess) -> ClientFactory:
     return make_clients(proxy)
 
 
@@ -87,9 +85,7 @@ def user(text: str) -> Any:
     return [{"role": "user", "content": text}]
 
 
-def request_body(
-    dialect: Dialect, scenario: str, stream: bool, model: str | None = None
-) -> dict[str, Any]:
+def request_body(dialect: Dialect, scenario: str, stream: bool, model: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": model or MODELS[dialect],
         "messages": user(f"hello [[mock:{scenario}]]"),
@@ -109,12 +105,8 @@ def auth_headers(dialect: Dialect, api_key: str) -> dict[str, str]:
     return {"x-api-key": api_key, "anthropic-version": "2023-06-01"}
 
 
-def post_raw(
-    clients: ClientFactory, dialect: Dialect, body: dict[str, Any]
-) -> httpx2.Response:
-    return clients.raw().post(
-        URLS[dialect], json=body, headers=auth_headers(dialect, clients.api_key)
-    )
+def post_raw(clients: ClientFactory, dialect: Dialect, body: dict[str, Any]) -> httpx2.Response:
+    return clients.raw().post(URLS[dialect], json=body, headers=auth_headers(dialect, clients.api_key))
 
 
 def stream_raw(
@@ -125,9 +117,7 @@ def stream_raw(
     arrivals: list[float] = []
     failure: Exception | None = None
     raw = clients.raw()
-    with raw.stream(
-        "POST", URLS[dialect], json=body, headers=auth_headers(dialect, clients.api_key)
-    ) as response:
+    with raw.stream("POST", URLS[dialect], json=body, headers=auth_headers(dialect, clients.api_key)) as response:
         try:
             for arrival in timed_chunks(response):
                 received += arrival.data
@@ -139,11 +129,7 @@ def stream_raw(
 
 def violations(dialect: Dialect, body: bytes) -> list[str]:
     events = parse_all(body)
-    return (
-        check_anthropic_stream(events)
-        if dialect == "anthropic"
-        else check_openai_chat_stream(events)
-    )
+    return check_anthropic_stream(events) if dialect == "anthropic" else check_openai_chat_stream(events)
 
 
 def sent_by_mock(mock: MockProvider, headers: httpx2.Headers | Any) -> Exchange:
@@ -159,9 +145,7 @@ def assert_terminal_line(proxy: ProxyProcess, call_id: str) -> None:
     assert len(lines) == 1, lines
 
 
-def assert_recorded(
-    call: RecordedCall, *, model: str, stream: bool, status: int
-) -> None:
+def assert_recorded(call: RecordedCall, *, model: str, stream: bool, status: int) -> None:
     assert call["model"] == model
     assert call["stream"] == int(stream)
     assert call["status"] == status
@@ -198,16 +182,11 @@ def test_openai_text_stream(
     assert call["dialect"] == "openai-chat"
     assert call["response_text"] == "Hello from the mock provider."
     assert_priced(call)
-    assert (
-        call.stages["response_original"]["raw"]
-        == sent_by_mock(mock_provider, raw.headers).sent
-    )
+    assert call.stages["response_original"]["raw"] == sent_by_mock(mock_provider, raw.headers).sent
     assert_terminal_line(proxy, call_id)
 
 
-def test_openai_text_non_stream(
-    clients: ClientFactory, db: CallsDB, mock_provider: MockProvider
-) -> None:
+def test_openai_text_non_stream(clients: ClientFactory, db: CallsDB, mock_provider: MockProvider) -> None:
     raw = clients.openai().chat.completions.with_raw_response.create(
         model=OPENAI_MODEL,
         messages=user("say hello"),
@@ -218,16 +197,12 @@ def test_openai_text_non_stream(
     assert_recorded(call, model=OPENAI_MODEL, stream=False, status=200)
     assert (call["input_tokens"], call["output_tokens"]) == (12, 34)
     assert_priced(call)
-    assert call.stage_body("response_original") == json.loads(
-        sent_by_mock(mock_provider, raw.headers).sent
-    )
+    assert call.stage_body("response_original") == json.loads(sent_by_mock(mock_provider, raw.headers).sent)
     assert call.stage_body("request_original")["messages"] == user("say hello")
 
 
 @pytest.mark.parametrize("scenario", ["tools2", "tools3", "long_args"])
-def test_openai_parallel_tool_calls_accumulate(
-    clients: ClientFactory, db: CallsDB, scenario: str
-) -> None:
+def test_openai_parallel_tool_calls_accumulate(clients: ClientFactory, db: CallsDB, scenario: str) -> None:
     raw = clients.openai().chat.completions.with_raw_response.create(
         model=OPENAI_MODEL,
         messages=user(f"weather? [[mock:{scenario}]]"),
@@ -243,10 +218,7 @@ def test_openai_parallel_tool_calls_accumulate(
     expected = SCENARIOS[scenario].tool_calls
     choice = completion.choices[0]
     assert choice.finish_reason == "tool_calls"
-    got = [
-        (c.id, c.function.name, c.function.arguments)
-        for c in choice.message.tool_calls or []
-    ]
+    got = [(c.id, c.function.name, c.function.arguments) for c in choice.message.tool_calls or []]
     assert got == [(openai_tool_id(c), c.name, c.arguments) for c in expected]
     assert completion.usage is not None and completion.usage.completion_tokens == 34
     call = db.wait_call(raw.headers[CALL_ID])
@@ -279,10 +251,7 @@ def test_anthropic_text_stream(
     assert call["dialect"] == "anthropic-messages"
     assert (call["input_tokens"], call["output_tokens"]) == (12, 34)
     assert_priced(call)
-    assert (
-        call.stages["response_original"]["raw"]
-        == sent_by_mock(mock_provider, headers).sent
-    )
+    assert call.stages["response_original"]["raw"] == sent_by_mock(mock_provider, headers).sent
     assert_terminal_line(proxy, call_id)
 
 
@@ -307,9 +276,7 @@ def test_anthropic_tool_use_stream(clients: ClientFactory, db: CallsDB) -> None:
     assert message.stop_reason == "tool_use"
     recorded = db.wait_call(call_id)
     assert_recorded(recorded, model=ANTHROPIC_MODEL, stream=True, status=200)
-    assert recorded.stage_body("response_final")["content"][1]["input"] == json.loads(
-        call.arguments
-    )
+    assert recorded.stage_body("response_final")["content"][1]["input"] == json.loads(call.arguments)
 
 
 def test_anthropic_thinking_stream(clients: ClientFactory, db: CallsDB) -> None:
@@ -346,9 +313,7 @@ def test_stream_bytes_reach_the_client_exactly(
     dialect: Dialect,
     scenario: str,
 ) -> None:
-    response, received, _, failure = stream_raw(
-        clients, dialect, request_body(dialect, scenario, stream=True)
-    )
+    response, received, _, failure = stream_raw(clients, dialect, request_body(dialect, scenario, stream=True))
     assert failure is None
     sent = sent_by_mock(mock_provider, response.headers).sent
     assert received == sent
@@ -381,9 +346,7 @@ def test_json_bytes_reach_the_client_exactly(
 
 @pytest.mark.parametrize("dialect", ["openai", "anthropic"])
 @pytest.mark.parametrize("stream", [True, False])
-def test_cache_tokens_are_split_from_input(
-    clients: ClientFactory, db: CallsDB, dialect: Dialect, stream: bool
-) -> None:
+def test_cache_tokens_are_split_from_input(clients: ClientFactory, db: CallsDB, dialect: Dialect, stream: bool) -> None:
     response = post_raw(clients, dialect, request_body(dialect, "cache", stream))
     assert response.status_code == 200
     call = db.wait_call(response.headers[CALL_ID])
@@ -399,9 +362,7 @@ def test_cache_tokens_are_split_from_input(
 
 
 @pytest.mark.parametrize("dialect", ["openai", "anthropic"])
-def test_unknown_model_has_no_cost(
-    clients: ClientFactory, db: CallsDB, dialect: Dialect
-) -> None:
+def test_unknown_model_has_no_cost(clients: ClientFactory, db: CallsDB, dialect: Dialect) -> None:
     response = post_raw(
         clients,
         dialect,
@@ -422,13 +383,9 @@ def sdk_call(clients: ClientFactory, dialect: Dialect, scenario: str) -> None:
     """One streamed SDK call asking for `scenario` (for calls that must raise)."""
     messages = user(f"[[mock:{scenario}]]")
     if dialect == "openai":
-        clients.openai().chat.completions.create(
-            model=OPENAI_MODEL, messages=messages, stream=True
-        )
+        clients.openai().chat.completions.create(model=OPENAI_MODEL, messages=messages, stream=True)
     else:
-        clients.anthropic().messages.create(
-            model=ANTHROPIC_MODEL, max_tokens=10, messages=messages, stream=True
-        )
+        clients.anthropic().messages.create(model=ANTHROPIC_MODEL, max_tokens=10, messages=messages, stream=True)
 
 
 @pytest.mark.parametrize("dialect", ["openai", "anthropic"])
@@ -453,11 +410,7 @@ def test_upstream_429_reaches_the_sdk(
 def test_upstream_500_html_page(
     clients: ClientFactory, db: CallsDB, mock_provider: MockProvider, dialect: Dialect
 ) -> None:
-    error = (
-        openai.InternalServerError
-        if dialect == "openai"
-        else anthropic.InternalServerError
-    )
+    error = openai.InternalServerError if dialect == "openai" else anthropic.InternalServerError
     with pytest.raises(error) as caught:
         sdk_call(clients, dialect, "error_500_html")
     assert isinstance(caught.value, STATUS_ERRORS)
@@ -477,9 +430,7 @@ def test_upstream_500_html_page(
 def test_malformed_sse_is_forwarded_and_noted(
     clients: ClientFactory, db: CallsDB, mock_provider: MockProvider, dialect: Dialect
 ) -> None:
-    response, received, _, failure = stream_raw(
-        clients, dialect, request_body(dialect, "malformed_sse", stream=True)
-    )
+    response, received, _, failure = stream_raw(clients, dialect, request_body(dialect, "malformed_sse", stream=True))
     assert failure is None
     sent = sent_by_mock(mock_provider, response.headers).sent
     assert received == sent
@@ -494,9 +445,7 @@ def test_malformed_sse_is_forwarded_and_noted(
 def test_truncated_stream_is_forwarded_and_noted(
     clients: ClientFactory, db: CallsDB, mock_provider: MockProvider, dialect: Dialect
 ) -> None:
-    response, received, _, failure = stream_raw(
-        clients, dialect, request_body(dialect, "truncated", stream=True)
-    )
+    response, received, _, failure = stream_raw(clients, dialect, request_body(dialect, "truncated", stream=True))
     assert isinstance(failure, httpx2.RemoteProtocolError)
     sent = sent_by_mock(mock_provider, response.headers).sent
     assert not sent.endswith(b"\n\n")  # the mock stopped mid-event
@@ -506,9 +455,7 @@ def test_truncated_stream_is_forwarded_and_noted(
     assert call["error"]
 
 
-def test_anthropic_error_event_mid_stream(
-    clients: ClientFactory, db: CallsDB, mock_provider: MockProvider
-) -> None:
+def test_anthropic_error_event_mid_stream(clients: ClientFactory, db: CallsDB, mock_provider: MockProvider) -> None:
     with clients.anthropic().messages.stream(
         model=ANTHROPIC_MODEL,
         max_tokens=256,
@@ -518,10 +465,7 @@ def test_anthropic_error_event_mid_stream(
         with pytest.raises(anthropic.APIStatusError, match="overloaded_error"):
             stream.get_final_message()
     call = db.wait_call(headers[CALL_ID])
-    assert (
-        call.stages["response_original"]["raw"]
-        == sent_by_mock(mock_provider, headers).sent
-    )
+    assert call.stages["response_original"]["raw"] == sent_by_mock(mock_provider, headers).sent
     assert call["error"]
 
 
@@ -537,9 +481,7 @@ def test_client_disconnect_mid_stream(clients: ClientFactory, db: CallsDB) -> No
     completion = clients.openai().chat.completions.with_raw_response.create(
         model=OPENAI_MODEL, messages=user("still there?")
     )
-    assert (
-        completion.parse().choices[0].message.content == "Hello from the mock provider."
-    )
+    assert completion.parse().choices[0].message.content == "Hello from the mock provider."
     db.wait_call(completion.headers[CALL_ID])
     dropped = db.wait_call(dropped_id)
     assert dropped["error"]
@@ -549,12 +491,8 @@ def test_client_disconnect_mid_stream(clients: ClientFactory, db: CallsDB) -> No
 
 
 @pytest.mark.parametrize("dialect", ["openai", "anthropic"])
-def test_events_arrive_as_they_are_sent(
-    clients: ClientFactory, mock_provider: MockProvider, dialect: Dialect
-) -> None:
-    response, received, arrivals, failure = stream_raw(
-        clients, dialect, request_body(dialect, "slow", stream=True)
-    )
+def test_events_arrive_as_they_are_sent(clients: ClientFactory, mock_provider: MockProvider, dialect: Dialect) -> None:
+    response, received, arrivals, failure = stream_raw(clients, dialect, request_body(dialect, "slow", stream=True))
     assert failure is None
     assert received == sent_by_mock(mock_provider, response.headers).sent
     events = parse_all(received)
@@ -565,26 +503,17 @@ def test_events_arrive_as_they_are_sent(
 
 
 def test_sdk_sees_openai_deltas_as_they_are_sent(clients: ClientFactory) -> None:
-    stream = clients.openai().chat.completions.create(
-        model=OPENAI_MODEL, messages=user("[[mock:slow]]"), stream=True
-    )
+    stream = clients.openai().chat.completions.create(model=OPENAI_MODEL, messages=user("[[mock:slow]]"), stream=True)
     arrivals = [time.monotonic() for _ in stream]
-    assert (
-        arrivals[-1] - arrivals[0] >= 0.6 * (len(arrivals) - 1) * SLOW_DELAY_MS / 1000
-    )
+    assert arrivals[-1] - arrivals[0] >= 0.6 * (len(arrivals) - 1) * SLOW_DELAY_MS / 1000
 
 
-@pytest.mark.asyncio
 async def test_concurrent_async_streams(clients: ClientFactory, db: CallsDB) -> None:
     async with clients.async_openai() as oai, clients.async_anthropic() as ant:
 
         async def openai_text() -> tuple[str, str]:
-            stream = await oai.chat.completions.create(
-                model=OPENAI_MODEL, messages=user("[[mock:slow]]"), stream=True
-            )
-            pieces = [
-                c.choices[0].delta.content or "" async for c in stream if c.choices
-            ]
+            stream = await oai.chat.completions.create(model=OPENAI_MODEL, messages=user("[[mock:slow]]"), stream=True)
+            pieces = [c.choices[0].delta.content or "" async for c in stream if c.choices]
             return stream.response.headers[CALL_ID], "".join(pieces)
 
         async def anthropic_text() -> tuple[str, str]:
@@ -613,25 +542,21 @@ def test_non_llm_requests_pass_untouched_and_unrecorded(
         "https://api.anthropic.com/api/claude_code/settings?x=1",
         headers={"x-api-key": clients.api_key, "accept-encoding": "gzip, br"},
     )
-    models = raw.post(
-        "https://api.openai.com/v1/models",
-        json={},
-        headers=auth_headers("openai", clients.api_key),
-    )
+    openai_auth = auth_headers("openai", clients.api_key)
+    models = raw.post("https://api.openai.com/v1/models", json={}, headers=openai_auth)
+    not_post = raw.get(URLS["openai"], headers=openai_auth)
     for response, path in (
         (settings, "/api/claude_code/settings?x=1"),
         (models, "/v1/models"),
+        (not_post, "/v1/chat/completions"),
     ):
         exchange = sent_by_mock(mock_provider, response.headers)
         assert exchange.path == path
         assert response.status_code == 404
         assert response.content == exchange.sent
         assert CALL_ID not in response.headers
-    assert (
-        sent_by_mock(mock_provider, settings.headers).headers["accept-encoding"]
-        == "gzip, br"
-    )
-    # A later LLM call is recorded; the two requests before it are not.
+    assert sent_by_mock(mock_provider, settings.headers).headers["accept-encoding"] == "gzip, br"
+    # A later LLM call is recorded; the requests before it are not.
     llm = post_raw(clients, "openai", request_body("openai", "text", stream=False))
     db.wait_call(llm.headers[CALL_ID])
     assert set(db.call_ids()) - before == {llm.headers[CALL_ID]}
@@ -666,6 +591,7 @@ def test_api_key_is_never_written(
         db.wait_call(call_id)
     secret = api_key.encode()
     assert secret not in db.file_bytes()
-    proxy.stop()
+    assert proxy.addon_errors() == []
+    assert proxy.stop() == 0  # a clean shutdown drains the recorder
     assert sorted(db.call_ids()) == sorted(call_ids)
     assert secret not in db.file_bytes()

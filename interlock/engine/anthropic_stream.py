@@ -31,6 +31,7 @@ class _TextBlock:
     start: SSEEvent
     start_data: dict[str, Any]
     out_index: int | None = None  # None until its first non-empty text is emitted
+    pending: list[bytes] = field(default_factory=list)  # pings that came before it opened
 
 
 @dataclass(slots=True)
@@ -75,7 +76,13 @@ class AnthropicStreamRewriter(StreamRewriter):
         if block.out_index is None:
             block.out_index = self._allocate()
             self._emit_block_event(block.start, block.start_data, block.out_index)
+            self._release(block)
         return block.out_index
+
+    def _release(self, block: _TextBlock) -> None:
+        """Forward the pings held while the block waited to open, in their place."""
+        self.out.extend(block.pending)
+        block.pending.clear()
 
     def _emit_text(self, block: _TextBlock, text: str) -> None:
         if text:
@@ -118,8 +125,13 @@ class AnthropicStreamRewriter(StreamRewriter):
         elif kind == "message_delta":
             self._note_usage(data.get("usage"))
             yield from self._message_delta(event, data)
+        elif kind == "ping" and (waiting := self._unopened_text_block()) is not None:
+            waiting.pending.append(event.raw)  # keeps an unchanged stream's event order
         else:  # ping, message_stop, error, non-JSON, and event types unknown today
             self.emit_raw(event)
+
+    def _unopened_text_block(self) -> _TextBlock | None:
+        return next((b for b in self.text_blocks.values() if b.out_index is None), None)
 
     def _note_usage(self, usage: Any) -> None:
         if not isinstance(usage, dict):
@@ -208,6 +220,7 @@ class AnthropicStreamRewriter(StreamRewriter):
                 self._emit_text(text_block, tail)
             if text_block.out_index is not None:  # else the block stayed empty: dropped
                 self._emit_block_event(event, data, text_block.out_index)
+            self._release(text_block)
         elif index in self.held_by_index:
             held = self.held_by_index[index]
             held.events.append(event)
@@ -307,6 +320,8 @@ class AnthropicStreamRewriter(StreamRewriter):
         """End of the upstream bytes. A stream cut before `message_delta` still has its
         tail held: forward it as it came, so the client sees the same truncation."""
         yield from ()
+        for text_block in self.text_blocks.values():
+            self._release(text_block)
         if self.tail is not None:
             self.out.extend(piece.raw if isinstance(piece, SSEEvent) else piece for piece in self.tail)
             self.tail = None

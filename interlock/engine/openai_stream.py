@@ -146,6 +146,8 @@ class OpenAIChatStreamRewriter(StreamRewriter):
         if self.chain.holds_tool_calls and self.ctx.ended_by is None:
             extra = yield from run(self.chain.stream_end(self.ctx, StreamEnd(finish_reason, _usage(chunk))))
             self._emit_content(extra)
+        if self.ctx.ended_by is not None:
+            decisions = []  # the message was ended: held tool calls are dropped with the rest
         for _, decision in decisions:
             if isinstance(decision, ReplaceWithText):
                 self._emit_content(decision.text)
