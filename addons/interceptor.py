@@ -205,8 +205,8 @@ class Interceptor:
             return
         response = flow.response
         response.headers[CALL_ID_HEADER] = state.call_id
-        if not _is_sse(response.headers):
-            return
+        if not _is_sse(response.headers) or flow.is_replay == "response":
+            return  # replayed bodies arrive whole (server_replay): policed in `response`
         state.streamed = True
         chain, policy = state.chain, state.policy
         if chain is None or policy is None or not chain.touches_responses or _encoded(response.headers):

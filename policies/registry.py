@@ -55,8 +55,11 @@ def build_chain(entries: list[PolicyEntry]) -> PolicyChain:
             cls = resolve(entry.policy)
         except (ValueError, TypeError) as error:
             raise ConfigError(f"{where}.policy: {error}") from None
+        # A policy that handles its own failures (the judge) declares `on_error` and
+        # `timeout_s` among its options and gets the entry's values.
+        shared = {key: getattr(entry, key) for key in ("on_error", "timeout_s") if key in cls.Options.model_fields}
         try:
-            options = cls.Options.model_validate(entry.options)
+            options = cls.Options.model_validate({**entry.options, **shared})
         except ValidationError as error:
             raise ConfigError(describe_validation_error(error, prefix=f"{where}.")) from None
         base = cls.name or cls.__name__

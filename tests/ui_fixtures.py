@@ -54,16 +54,8 @@ def _stage(stage: str, body: Any = None, raw: bytes | None = None, note: str | N
 
 
 def _call(call_id: str, at: float, dialect: dict[str, str], **fields: Any) -> CallRecord:
-    return CallRecord(
-        call_id=call_id,
-        started_at=at,
-        first_byte_at=at + 0.3,
-        ended_at=at + 1.2,
-        client="ui-fixture/1.0",
-        status=200,
-        **dialect,
-        **fields,
-    )
+    defaults = {"first_byte_at": at + 0.3, "ended_at": at + 1.2, "client": "ui-fixture/1.0", "status": 200}
+    return CallRecord(call_id=call_id, started_at=at, **dialect, **(defaults | fields))
 
 
 def _modified_openai() -> CallRecord:
@@ -311,18 +303,19 @@ def _huge() -> CallRecord:
 
 def _missing_response() -> CallRecord:
     request = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello?"}]}
-    record = _call(
+    return _call(
         "ui-no-response",
         T0 + 500,
         OPENAI,
         model="gpt-4o-mini",
         status=None,
+        first_byte_at=None,
+        ended_at=T0 + 500.05,
         verdict="error",
         error="upstream connection reset",
         prompt_text="Hello?",
         stages=[_stage(s, request) for s in ("request_original", "request_final")],
     )
-    return record.model_copy(update={"first_byte_at": None, "ended_at": T0 + 500.05})
 
 
 def ui_records() -> list[CallRecord]:

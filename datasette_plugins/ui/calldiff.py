@@ -129,18 +129,36 @@ class PairDiff:
     shown: str | None = None  # when only one side is there: which one is shown
 
     @property
-    def counts(self) -> dict[str, int]:
-        """How many messages/blocks/fields changed, were added, removed, blocked."""
-        counts: dict[str, int] = {}
-        statuses = [b.status for b in self.system] + [f.status for f in self.fields]
-        for item in self.items:
-            statuses.append(item.status)
-            if isinstance(item, MessageDiff):
-                statuses += [b.status for b in item.blocks if item.status == "changed"]
-        for status in statuses:
+    def summary(self) -> list[str]:
+        """What changed, counted: "1 parameter changed", "1 tool call blocked", ..."""
+        found: dict[tuple[str, str], int] = {}
+
+        def add(noun: str, status: Status) -> None:
             if status != "same":
-                counts[status] = counts.get(status, 0) + 1
-        return counts
+                found[(noun, status)] = found.get((noun, status), 0) + 1
+
+        for f in self.fields:
+            add("parameter", f.status)
+        for b in self.system:
+            add("system prompt block", b.status)
+        for item in self.items:
+            if isinstance(item, MessageDiff) and item.status == "changed":
+                for b in item.blocks:
+                    add(_NOUNS[b.block.kind], b.status)
+            elif isinstance(item, MessageDiff):
+                add("message", item.status)
+        return [f"{n} {noun}{'s' if n != 1 else ''} {status}" for (noun, status), n in found.items()]
+
+
+_NOUNS = {
+    "text": "text block",
+    "image": "image",
+    "tool_call": "tool call",
+    "tool_result": "tool result",
+    "thinking": "thinking block",
+    "redacted_thinking": "redacted thinking block",
+    "other": "block",
+}
 
 
 # Notes: which policy events and judge verdicts are about a tool call
@@ -270,16 +288,11 @@ def stage_info(stage_name: str, stage: StageRow | None, call_error: str | None) 
         return StageInfo(stage_name, False, False, why, None, None, None, None)
     problem = None
     if not stage.has_body:
-        if stage.body_error:
-            problem = stage.body_error
-        elif stage.raw_size:
-            problem = "the body is not JSON: raw bytes kept"
-        else:
-            problem = "no body"
+        generic = "the body is not JSON: raw bytes kept" if stage.raw_size else "no body"
+        problem = stage.body_error or stage.note or generic
     preview = stage.raw_head.decode("utf-8", errors="replace") if stage.raw_head is not None else None
-    return StageInfo(
-        stage_name, True, stage.has_body, problem, stage.note, stage.size_bytes, stage.raw_size, preview
-    )
+    note = None if stage.note == problem else stage.note
+    return StageInfo(stage_name, True, stage.has_body, problem, note, stage.size_bytes, stage.raw_size, preview)
 
 
 def _side_text(info: StageInfo, stage: StageRow | None) -> str:

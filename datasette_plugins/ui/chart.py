@@ -51,7 +51,7 @@ def cost_chart(points: list[DayCost], days: list[str]) -> Markup:
     for n, day in enumerate(days):
         x = LEFT + n * step + (step - bar_w) / 2
         point = by_day.get(day)
-        if n % 7 == 0 or n == len(days) - 1:
+        if (n % 7 == 0 and len(days) - 1 - n >= 4) or n == len(days) - 1:
             parts.append(
                 f'<text class="il-label" x="{x + bar_w / 2:.1f}" y="{HEIGHT - 6}" text-anchor="middle">{day[5:]}</text>'
             )

@@ -4,7 +4,7 @@ and database pages, and the calls table's main columns.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,10 +16,11 @@ from markupsafe import Markup
 from datasette_plugins.ui import paths, store
 from datasette_plugins.ui.chart import cost_chart
 
-# The calls table shows these unless the URL picks columns (_col, _nocol) or asks for all.
+# The calls table shows these, in this order, unless the URL picks columns (_col, _nocol)
+# or asks for all of them.
 CALLS_COLUMNS = (
-    "call_id", "started_at", "provider", "model", "input_tokens", "output_tokens",
-    "cost_usd", "duration_ms", "verdict", "session_id", "prompt_text",
+    "started_at", "call_id", "provider", "model", "verdict", "input_tokens", "output_tokens",
+    "cost_usd", "duration_ms", "session_id", "prompt_text",
 )  # fmt: skip
 ALL_COLUMNS_ARG = "_all_columns"
 
@@ -66,6 +67,12 @@ async def overview(datasette: Datasette, database: str) -> Overview | None:
     )
 
 
+def in_calls_order(items: Iterable[Mapping[str, Any]], key: str) -> list[Mapping[str, Any]]:
+    """The columns (key "name") or a row's cells (key "column") of CALLS_COLUMNS, in order."""
+    by_name = {item[key]: item for item in items}
+    return [by_name[name] for name in CALLS_COLUMNS if name in by_name]
+
+
 def calls_table_vars(datasette: Datasette, database: str, request: Request | None) -> dict[str, Any]:
     """Template variables for the calls table: the main columns and links per call."""
     args = request.args if request is not None else {}
@@ -75,6 +82,7 @@ def calls_table_vars(datasette: Datasette, database: str, request: Request | Non
     row_url: Callable[[str], str] = lambda call_id: datasette.urls.row(database, "calls", tilde_encode(call_id))  # noqa: E731
     return {
         "interlock_columns": CALLS_COLUMNS,
+        "interlock_in_order": in_calls_order,
         "interlock_all_columns_arg": ALL_COLUMNS_ARG,
         "interlock_call_url": call_url,
         "interlock_row_url": row_url,

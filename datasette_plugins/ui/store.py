@@ -266,11 +266,14 @@ select c.*,
   json_array_length(rq.body_json, '$.messages') as request_messages,
   substr(json_extract(rq.body_json, '$.messages[0]'), 1, 2000) as first_message,
   json_extract(rq.body_json, {_tail_paths()}) as tail_json,
-  iif(length(rs.body_json) <= {SESSION_BODY_MAX}, rs.body_json) as response_json,
-  iif(length(ro.body_json) <= {SESSION_BODY_MAX} and ro.body_json is not rs.body_json, ro.body_json)
-    as response_original_json,
-  coalesce(rs.note, iif(rs.stage is null, 'response not recorded'),
-    iif(length(rs.body_json) > {SESSION_BODY_MAX}, 'response too large to summarise here')) as response_note
+  case when length(rs.body_json) <= {SESSION_BODY_MAX} then rs.body_json end as response_json,
+  case when length(ro.body_json) <= {SESSION_BODY_MAX} and ro.body_json is not rs.body_json
+    then ro.body_json end as response_original_json,
+  case
+    when rs.stage is null then 'response not recorded'
+    when length(rs.body_json) > {SESSION_BODY_MAX} then 'response too large to summarise here'
+    else rs.note
+  end as response_note
 from calls c
 left join stages rq on rq.call_id = c.call_id and rq.stage = 'request_final'
 left join stages rs on rs.call_id = c.call_id and rs.stage = 'response_final'

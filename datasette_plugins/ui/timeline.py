@@ -9,6 +9,7 @@ form side threads of the session tree. Turns where a policy acted are interventi
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from datasette_plugins.ui.blocks import Block, Message, parse_messages, parse_response
@@ -16,6 +17,19 @@ from datasette_plugins.ui.calldiff import Note, notes_for
 from datasette_plugins.ui.store import CallRow, PolicyEventRow, SessionCall, SessionTotals
 
 PREVIEW_CHARS = 600
+ARGS_PREVIEW = 400
+ONE_LINE_ARGS = 120  # arguments this short are shown on one line
+
+
+def short_arguments(text: str) -> str:
+    """Pretty-printed arguments on one line when they fit, else as they are, clipped."""
+    try:
+        one_line = json.dumps(json.loads(text), ensure_ascii=False)
+    except ValueError:
+        one_line = None
+    if one_line is not None and len(one_line) <= ONE_LINE_ARGS:
+        return one_line
+    return clip(text, ARGS_PREVIEW)
 
 
 def clip(text: str, limit: int = PREVIEW_CHARS) -> str:
@@ -111,7 +125,7 @@ def _tool_uses(call: SessionCall, number: int) -> list[ToolUse]:
     for block, blocked in [(b, False) for b in final_calls] + [(b, True) for b in removed]:
         notes = notes_for(block, call.events, call.judgements)
         uses.append(
-            ToolUse(block.tool_id, block.tool_name or "?", clip(block.text, 400), number, blocked, notes)
+            ToolUse(block.tool_id, block.tool_name or "?", short_arguments(block.text), number, blocked, notes)
         )
     return uses
 
@@ -133,7 +147,7 @@ def build_session(session_id: str, calls: list[SessionCall], totals: SessionTota
             use = waiting.pop(block.tool_id, None) if block.tool_id else None
             if use is not None:
                 use.result_turn, use.result_is_error = number, block.is_error
-            results.append(ToolResult(block.tool_id, clip(block.text, 400), block.is_error, number, use))
+            results.append(ToolResult(block.tool_id, clip(block.text, ARGS_PREVIEW), block.is_error, number, use))
         response = parse_response(call.call.dialect, call.response)
         response_blocks = list(response.message.blocks) if response else []
         uses = _tool_uses(call, number)

@@ -152,12 +152,15 @@ def recent_tool_calls(dialect: str, request: dict[str, Any] | None, count: int) 
 
 
 def _tagged(tag: str, text: str) -> str:
-    return f"<{tag}>\n{text}\n</{tag}>"
+    """`text` between tags; a closing tag inside the text is defused so data cannot end it."""
+    closing = f"</{tag}>"
+    defused = text.replace(closing, f"<\\/{tag}>")
+    return f"<{tag}>\n{defused}\n{closing}"
 
 
 def _past_call(position: int, past: PastCall, limit: int) -> str:
-    arguments = clip(json.dumps(past.arguments, ensure_ascii=False) if not isinstance(past.arguments, str)
-                     else past.arguments, limit // 2)
+    compact = past.arguments if isinstance(past.arguments, str) else json.dumps(past.arguments, ensure_ascii=False)
+    arguments = clip(compact, limit // 2)
     if past.result is None:
         outcome = "(no result yet)"
     else:

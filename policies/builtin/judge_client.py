@@ -1,0 +1,200 @@
+"""Asks the judge model through litellm: within a deadline, with retries, never via a proxy.
+
+`load_litellm()` imports litellm once. The import takes seconds and ~160 MB, so the
+policy calls it from its constructor (proxy start-up or a config reload in a worker
+thread), never on the event loop while traffic flows. It uses litellm's bundled price
+map (no download at import) and turns the loop guard on: litellm's HTTP transport
+ignores HTTPS_PROXY / HTTP_PROXY / ALL_PROXY, so a judge call made from inside the proxy
+goes straight to the judge instead of coming back through the proxy.
+
+`JudgeClient.ask()` makes one judgement: attempts bounded by a deadline, retried after
+rate limits, timeouts, connection failures and 5xx answers with exponential backoff
+(never past the deadline; a `retry-after` longer than the time left ends it early).
+Failures raise `JudgeFailure` with a short, secret-free reason for the client and a
+detail for the record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass
+from functools import cache
+from types import ModuleType
+from typing import Any
+
+from interlock.secrets import scrub
+
+logger = logging.getLogger(__name__)
+
+PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")
+MAX_DETAIL_CHARS = 300
+
+
+@cache
+def load_litellm() -> ModuleType:
+    """litellm, imported once, with the bundled price map and the loop guard on."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    # The aiohttp transport (litellm's default for every provider) reads proxies from the
+    # environment per request unless this is set.
+    litellm.disable_aiohttp_trust_env = True
+    litellm.aiohttp_trust_env = False
+    return litellm
+
+
+def check_loop_guard() -> None:
+    """Refuse to run when a proxy is set but litellm uses its httpx fallback transport
+    (chosen by DISABLE_AIOHTTP_TRANSPORT or LITELLM_HTTP2), which always honours it."""
+    from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
+
+    proxies = [name for name in PROXY_VARIABLES if os.environ.get(name) or os.environ.get(name.lower())]
+    if proxies and not AsyncHTTPHandler.should_use_aiohttp_transport():
+        raise ValueError(
+            f"{', '.join(proxies)} is set and litellm's aiohttp transport is disabled "
+            "(DISABLE_AIOHTTP_TRANSPORT or LITELLM_HTTP2): the judge's calls would go through that proxy"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeReply:
+    text: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None  # None when litellm does not know the price
+    attempts: int
+
+
+class JudgeFailure(Exception):
+    """No answer from the judge. `reason` is shown to clients; `detail` is recorded."""
+
+    def __init__(self, reason: str, detail: str, attempts: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+        self.attempts = attempts
+
+
+def _status(error: BaseException) -> int | None:
+    status = getattr(error, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _reason(error: BaseException) -> str:
+    """A few safe words about a failed attempt."""
+    status = _status(error)
+    if isinstance(error, TimeoutError) or status == 408:
+        return "timed out"
+    if status == 429:
+        return "was rate-limited (HTTP 429)"
+    if (status is not None and status >= 500) or isinstance(error, ConnectionError):
+        return "was unreachable" if status is None else f"was unavailable (HTTP {status})"
+    return f"failed (HTTP {status})" if status is not None else f"failed ({type(error).__name__})"
+
+
+def _retryable(error: BaseException) -> bool:
+    status = _status(error)
+    return isinstance(error, TimeoutError | ConnectionError) or status in (408, 409, 429) or (status or 0) >= 500
+
+
+def _retry_after(error: BaseException) -> float | None:
+    response = getattr(error, "response", None)
+    headers = getattr(response, "headers", None)
+    value = headers.get("retry-after") if headers is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class JudgeClient:
+    """One judge model with its connection settings."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_base: str | None,
+        api_key: str | None,
+        temperature: float,
+        max_tokens: int,
+        retries: int,
+        backoff_s: float,
+    ) -> None:
+        self.litellm = load_litellm()
+        check_loop_guard()
+        try:
+            self.litellm.get_llm_provider(model=model, api_base=api_base)
+        except Exception as error:  # noqa: BLE001 - litellm raises its own error types here
+            raise ValueError(f"model: litellm cannot route {model!r}: {str(error).splitlines()[0][:200]}") from None
+        self.model = model
+        self.api_base = api_base
+        self.api_key = api_key
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.retries = retries
+        self.backoff_s = backoff_s
+
+    def _detail(self, error: BaseException, attempts: int) -> str:
+        first_line = (str(error).splitlines() or [""])[0][:MAX_DETAIL_CHARS]
+        text = f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
+        return f"{scrub(text, [self.api_key] if self.api_key else [])} (attempts: {attempts})"
+
+    async def ask(self, messages: list[dict[str, str]], deadline: float) -> JudgeReply:
+        """The judge's answer, or `JudgeFailure` by `deadline` (the loop's clock)."""
+        loop = asyncio.get_running_loop()
+        attempts = 0
+        while True:
+            attempts += 1
+            remaining = deadline - loop.time()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                async with asyncio.timeout_at(deadline):
+                    response = await self._complete(messages, remaining)
+                return self._reply(response, attempts)
+            except Exception as error:  # noqa: BLE001 - every failure becomes a JudgeFailure
+                reason = _reason(error)
+                if loop.time() >= deadline:
+                    raise JudgeFailure("timed out", self._detail(error, attempts), attempts) from None
+                if not _retryable(error) or attempts > self.retries:
+                    raise JudgeFailure(reason, self._detail(error, attempts), attempts) from None
+                pause = max(self.backoff_s * 2 ** (attempts - 1), _retry_after(error) or 0.0)
+                if loop.time() + pause >= deadline:
+                    detail = f"{self._detail(error, attempts)}; no time left to retry"
+                    raise JudgeFailure(reason, detail, attempts) from None
+                logger.info("judge %s: attempt %d %s, retrying in %.2f s", self.model, attempts, reason, pause)
+                await asyncio.sleep(pause)
+
+    async def _complete(self, messages: list[dict[str, str]], timeout_s: float) -> Any:
+        return await self.litellm.acompletion(
+            model=self.model,
+            messages=messages,
+            api_base=self.api_base,
+            api_key=self.api_key,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            timeout=timeout_s,
+            max_retries=0,  # the provider SDK must not retry on its own: retries are ours
+            num_retries=0,
+            drop_params=True,  # a judge model that rejects temperature still answers
+        )
+
+    @staticmethod
+    def _reply(response: Any, attempts: int) -> JudgeReply:
+        choices = getattr(response, "choices", None) or []
+        message = getattr(choices[0], "message", None) if choices else None
+        content = getattr(message, "content", None)
+        usage = getattr(response, "usage", None)
+        hidden = getattr(response, "_hidden_params", None) or {}
+        cost = hidden.get("response_cost")
+        return JudgeReply(
+            text=content if isinstance(content, str) else None,
+            input_tokens=getattr(usage, "prompt_tokens", None),
+            output_tokens=getattr(usage, "completion_tokens", None),
+            cost_usd=float(cost) if isinstance(cost, int | float) and cost > 0 else None,
+            attempts=attempts,
+        )
