@@ -12,7 +12,7 @@ up *args:
     just ui &
     ui=$!
     trap 'kill $ui 2>/dev/null || true' EXIT
-    uv run mitmdump -s addons/bundle.py --set interlock_db="{{db}}" "$@"
+    INTERLOCK_DB="{{db}}" uv run mitmdump -s addons/bundle.py "$@"
 
 # Run the proxy (mitmdump) with the Interlock bundle; extra arguments go to mitmdump.
 proxy *args:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,10 @@ class Interceptor:
     def load(self, loader: Any) -> None:
         loader.add_option("interlock_config", str, DEFAULT_CONFIG, "Path of Interlock's YAML configuration.")
         loader.add_option(
-            "interlock_db", str, "", "SQLite database to record calls in (default: recorder.database of the config)."
+            "interlock_db",
+            str,
+            os.environ.get("INTERLOCK_DB", ""),
+            "SQLite database to record calls in (default: $INTERLOCK_DB, else recorder.database of the config).",
         )
         self.live_waits = stream_wait.install()
 
@@ -154,7 +158,7 @@ class Interceptor:
         state = self.calls.get(flow)
         if state is None:
             return
-        parsed, note = parse_json_body(flow.request.raw_content)
+        parsed, note = parse_json_body(flow.request.get_content(strict=False))  # decoded if compressed
         state.request_original = state.request_final = parsed
         state.request_note = note
         if not isinstance(parsed, dict):
@@ -209,14 +213,16 @@ class Interceptor:
             return  # replayed bodies arrive whole (server_replay): policed in `response`
         state.streamed = True
         chain, policy = state.chain, state.policy
-        if chain is None or policy is None or not chain.touches_responses or _encoded(response.headers):
+        if chain is None or policy is None or not chain.touches_responses:
             response.stream = state.tap
-        elif self.live_waits:
+        elif self.live_waits and not _encoded(response.headers):
             state.policy_stream = PolicyStream(_REWRITERS[state.match.dialect](chain, policy), observe=state.tap)
             response.stream = state.policy_stream
             response.headers.pop("content-length", None)  # the body length may change
         else:
-            state.streamed = False  # buffered: policed whole in `response`
+            # No mid-stream waits, or upstream compressed the stream despite `identity`:
+            # buffered, decoded and policed whole in `response`, never let through unpoliced.
+            state.streamed = False
 
     async def interlock_stream_wait(self, flow: http.HTTPFlow) -> None:
         """A policy is waiting mid-stream (see `addons.stream_wait`); only this flow pauses."""

@@ -6,7 +6,6 @@ take the configuration in force when they start, so a swap never affects a call 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from dataclasses import dataclass
@@ -56,10 +55,8 @@ class LiveConfig:
         except ConfigError as error:
             logger.error("Interlock: config change ignored, keeping the previous one: %s", error)
             return False
+        except Exception:  # a policy's constructor may fail in any way: keep watching
+            logger.exception("Interlock: config change ignored, keeping the previous one")
+            return False
         logger.info("Interlock: reloaded %s (%d policies)", self.path, len(self.current.chain.entries))
         return True
-
-    async def watch(self, interval_s: float = 1.0) -> None:
-        while True:
-            await asyncio.sleep(interval_s)
-            self.reload_if_changed()

@@ -80,7 +80,9 @@ def _response_stages(codec: Codec, state: CallState, response: http.Response | N
 
 def verdict(events: list[PolicyEventRecord], changed: bool, error: str | None) -> Verdict:
     actions = {e.action for e in events}
-    if actions & _BLOCKING_ACTIONS:
+    # A policy that failed with `on_error: block` blocked what it was looking at.
+    failed_closed = any(e.action == "error" and e.details.get("on_error") == "block" for e in events)
+    if actions & _BLOCKING_ACTIONS or failed_closed:
         return "blocked"
     if error:
         return "error"

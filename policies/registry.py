@@ -7,9 +7,10 @@ Every problem is reported as a `ConfigError` naming the entry and the key, e.g.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import re
+from typing import Any, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from interlock.config import ConfigError, PolicyEntry, describe_validation_error
 from policies.base import Policy
@@ -38,8 +39,8 @@ def resolve(reference: str) -> type[Policy]:
         raise ValueError(f"unknown policy {reference!r}; built-in policies: {', '.join(sorted(BUILTIN))}")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ValueError(f"cannot import {module_name!r} for policy {reference!r}: {error}") from None
+    except Exception as error:  # noqa: BLE001 - a user's module may fail in any way at import
+        raise ValueError(f"cannot import {module_name!r} for policy {reference!r}: {error!r}") from None
     cls = getattr(module, class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, Policy)):
         raise TypeError(f"{target!r} is not a Policy subclass")
@@ -73,15 +74,59 @@ def build_chain(entries: list[PolicyEntry]) -> PolicyChain:
     return PolicyChain(chained)
 
 
-def describe_policies() -> list[dict[str, Any]]:
-    """Name, description and options (with defaults) of every built-in policy."""
+class OptionDescription(BaseModel):
+    name: str
+    type: str
+    default: str  # "(required)" when the option has no default
+
+
+class PolicyDescription(BaseModel):
+    name: str
+    description: str
+    options: list[OptionDescription]
+
+
+def describe_policies() -> list[PolicyDescription]:
+    """Name, description and options (with defaults) of every built-in policy. Nested
+    option models (e.g. `replace`'s rules) are listed field by field as `rules[].find`.
+    Describing imports each policy's module, never what it loads when constructed (the
+    judge's litellm)."""
     result = []
     for name in sorted(BUILTIN):
-        cls = resolve(name)
-        schema = cls.Options.model_json_schema()
-        options = {
-            key: {"type": spec.get("type", spec.get("anyOf", "object")), "default": spec.get("default", "(required)")}
-            for key, spec in schema.get("properties", {}).items()
-        }
-        result.append({"name": name, "description": cls.description, "options": options})
+        try:
+            cls = resolve(name)
+        except (ValueError, TypeError) as error:
+            result.append(PolicyDescription(name=name, description=f"unavailable: {error}", options=[]))
+            continue
+        result.append(PolicyDescription(name=name, description=cls.description, options=_describe_options(cls.Options)))
     return result
+
+
+def _describe_options(model: type[BaseModel], prefix: str = "") -> list[OptionDescription]:
+    options = []
+    for key, field in model.model_fields.items():
+        nested = _nested_models(field.annotation)
+        if field.is_required():
+            default = "(required)"
+        elif nested:
+            default = "(see its fields)"
+        else:
+            default = repr(field.get_default(call_default_factory=True))
+        options.append(OptionDescription(name=prefix + key, type=_type_name(field.annotation), default=default))
+        inner = f"{prefix}{key}[]." if get_origin(field.annotation) is list else f"{prefix}{key}."
+        for sub in nested:
+            options += _describe_options(sub, inner)
+    return options
+
+
+def _nested_models(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _nested_models(arg)]
+
+
+def _type_name(annotation: Any) -> str:
+    """`list[Rule]` rather than `list[policies.builtin.replace.Rule]`."""
+    if isinstance(annotation, type) and not get_args(annotation):
+        return annotation.__name__
+    return re.sub(r"\b(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*)", r"\1", str(annotation))

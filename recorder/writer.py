@@ -150,6 +150,9 @@ class RecorderWriter:
                 await self._task
             self._task = None
         await self._close_db()
+        stats = self._stats
+        report = log.warning if stats.dropped else log.info
+        report("recorder %s: %d calls written, %d dropped", self.db_path, stats.written, stats.dropped)
 
     async def _run(self, db: aiosqlite.Connection) -> None:
         while True:

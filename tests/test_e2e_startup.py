@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from harness import ENTRY_SCRIPT, MITMDUMP, ProxyLauncher, child_env
+from harness import ENTRY_SCRIPT, MITMDUMP, ProxyLauncher, ProxyProcess, child_env, map_remote_args
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -70,3 +71,35 @@ def test_call_id_is_the_flow_comment_in_saved_flows(start_proxy: ProxyLauncher, 
     with flows_file.open("rb") as handle:
         flows = list(io.FlowReader(handle).stream())
     assert [f.comment for f in flows] == [f"interlock {call_id}"]
+
+
+def test_an_unusable_database_never_blocks_calls(start_proxy: ProxyLauncher, tmp_path: Path) -> None:
+    """The recorder cannot open its database: calls still flow, the drops are reported."""
+    import httpx2
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"recorder:\n  database: {tmp_path / 'no-such-dir' / 'calls.db'}\n")
+    args = [str(MITMDUMP), "--listen-host", "127.0.0.1", "--listen-port", "0", "-s", str(ENTRY_SCRIPT),
+            "--set", f"confdir={start_proxy.ca.confdir}", "--set", "connection_strategy=lazy",
+            "--set", f"interlock_config={config}", *map_remote_args(start_proxy.upstream)]  # fmt: skip
+    proxy = ProxyProcess(tmp_path, args, child_env(), None)
+    try:
+        proxy.wait_ready()
+        deadline = time.monotonic() + 20
+        while "cannot use database" not in proxy.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with httpx2.Client(proxy=proxy.url, verify=start_proxy.ca.ssl_context(), trust_env=False) as client:
+            for _ in range(3):
+                response = client.post(
+                    "https://api.openai.com/v1/chat/completions",
+                    json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+                    headers={"authorization": "Bearer sk-test-unusable-db"},
+                )
+                assert response.status_code == 200
+                assert response.json()["choices"][0]["message"]["content"] == "Hello from the mock provider."
+    finally:
+        assert proxy.stop() == 0
+    output = proxy.output()
+    assert "cannot use database" in output
+    assert "0 calls written, 3 dropped" in output
+    assert "sk-test-unusable-db" not in output

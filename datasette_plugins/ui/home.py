@@ -43,7 +43,7 @@ def _links(datasette: Datasette, database: str) -> list[tuple[str, str]]:
         ("Sessions", datasette.urls.table(database, "sessions")),
         ("Blocked and modified", datasette.urls.query(database, "blocked_and_modified_calls")),
         ("Cost by day and model", datasette.urls.query(database, "cost_by_day_and_model")),
-        ("Slowest calls", datasette.urls.query(database, "slowest_calls")),
+        ("Slowest calls", datasette.urls.query(database, "slowest_100_calls")),
         ("Most-used tools", datasette.urls.query(database, "most_used_tools")),
         ("Judge decisions by tool", datasette.urls.query(database, "judge_decisions_by_tool")),
     ]

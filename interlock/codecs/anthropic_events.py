@@ -57,6 +57,16 @@ def tool_use_block(index: int, block: dict[str, Any]) -> list[bytes]:
     ]
 
 
+def blocked_message(message: dict[str, Any], notice: str) -> dict[str, Any]:
+    """A non-streamed Message whose content is only `notice` (tool calls dropped)."""
+    stop_reason = message.get("stop_reason")
+    return {
+        **message,
+        "content": [{"type": "text", "text": notice}],
+        "stop_reason": "end_turn" if stop_reason == "tool_use" else stop_reason,
+    }
+
+
 def map_request_text(request: dict[str, Any], edit: Callable[[str], str]) -> dict[str, Any]:
     """A copy of the request with `edit` applied to every text: the system prompt, text
     blocks and string contents of messages, and text inside tool results."""

@@ -29,6 +29,22 @@ def tool_call_delta(index: int, call_id: str | None, name: str, arguments: str) 
     }
 
 
+def blocked_completion(completion: dict[str, Any], notice: str) -> dict[str, Any]:
+    """A non-streamed Chat Completion whose first choice says only `notice`."""
+    choices = completion.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return completion
+    choice = choices[0]
+    message = {k: v for k, v in (choice.get("message") or {}).items() if k != "tool_calls"}
+    finish_reason = choice.get("finish_reason")
+    blocked = {
+        **choice,
+        "message": {**message, "role": "assistant", "content": notice},
+        "finish_reason": "stop" if finish_reason == "tool_calls" else finish_reason,
+    }
+    return {**completion, "choices": [blocked, *choices[1:]]}
+
+
 def map_request_text(request: dict[str, Any], edit: Callable[[str], str]) -> dict[str, Any]:
     """A copy of the request with `edit` applied to every message text (system,
     developer, user, assistant and tool messages; string or text-part contents)."""

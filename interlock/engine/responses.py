@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
+from interlock.codecs import anthropic_events, openai_events
 from interlock.codecs.base import ToolCall
 from policies.base import Keep, PolicyContext, ReplaceWithText, StreamEnd, ToolDecision
 from policies.chain import PolicyChain, PolicyFailed
@@ -72,7 +74,7 @@ async def rewrite_anthropic(chain: PolicyChain, ctx: PolicyContext, message: dic
     result = {**message, "content": kept_blocks}
     if stop_reason == "tool_use" and tool_blocks and not survivors:
         result["stop_reason"] = "end_turn"
-    return await _native(chain, ctx, result)
+    return await _native(chain, ctx, result, anthropic_events.blocked_message)
 
 
 async def rewrite_openai_chat(chain: PolicyChain, ctx: PolicyContext, completion: dict[str, Any]) -> dict[str, Any]:
@@ -111,7 +113,7 @@ async def rewrite_openai_chat(chain: PolicyChain, ctx: PolicyContext, completion
             if finish_reason == "tool_calls":
                 finish_reason = "stop"
     result = {**completion, "choices": [{**choice, "message": message, "finish_reason": finish_reason}, *choices[1:]]}
-    return await _native(chain, ctx, result)
+    return await _native(chain, ctx, result, openai_events.blocked_completion)
 
 
 def _openai_call(raw: dict[str, Any], call: ToolCall) -> dict[str, Any]:
@@ -125,9 +127,15 @@ async def _stream_end(chain: PolicyChain, ctx: PolicyContext, stop_reason: Any) 
     return await chain.stream_end(ctx, StreamEnd(stop_reason=stop_reason, usage=Usage()))
 
 
-async def _native(chain: PolicyChain, ctx: PolicyContext, response: dict[str, Any]) -> dict[str, Any]:
+async def _native(
+    chain: PolicyChain,
+    ctx: PolicyContext,
+    response: dict[str, Any],
+    blocked: Callable[[dict[str, Any], str], dict[str, Any]],
+) -> dict[str, Any]:
+    """The native `on_response` hooks; a failing policy that blocks leaves only its notice."""
     try:
         return await chain.response(ctx, response)
     except PolicyFailed as failed:
         ctx.end_message(failed.policy, failed.reason)
-        return response
+        return blocked(response, failed.notice)

@@ -1,13 +1,19 @@
 """`replace`: literal and regex find/replace in request and/or response text.
 
 In streams, a match may span deltas: each rule holds back only as many characters as
-its longest possible match needs (the pattern's maximum width minus one), so text keeps
-flowing and every match is found however the stream is split.
+its longest possible match needs (the pattern's maximum width minus one, plus what a
+trailing assertion such as `\\b`, `$` or `(?=...)` reads after it), so text keeps
+flowing and every match is found however the stream is split. The few characters
+before the held text are kept as context, so `\\b` and lookbehinds see what really
+preceded them. The result is what the rules give applied to the whole text at once.
 """
 
 from __future__ import annotations
 
 import re
+import re._constants as sre  # the stdlib's own regex parser and its opcodes
+import re._parser as sre_parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -16,7 +22,37 @@ from pydantic import Field, model_validator
 from interlock.codecs.edits import map_request_text
 from policies.base import Policy, PolicyContext, PolicyOptions
 
-_UNBOUNDED = 65535  # re's MAXREPEAT shows up as a width of this size or more
+_UNBOUNDED = 65535  # widths from this size up count as unbounded
+
+
+def _subpatterns(value: Any) -> Iterator[sre_parse.SubPattern]:
+    if isinstance(value, sre_parse.SubPattern):
+        yield value
+    elif isinstance(value, tuple | list):
+        for item in value:
+            yield from _subpatterns(item)
+
+
+def _reach(pattern: sre_parse.SubPattern) -> tuple[int, int]:
+    """(characters before, characters after) a match that its assertions may read."""
+    before = after = 0
+    for op, value in pattern:
+        if op is sre.AT:  # \b, \B, ^, $, \A, \Z: one character each side, two for `$`
+            before, after = max(before, 1), max(after, 2)
+            continue
+        if op in (sre.ASSERT, sre.ASSERT_NOT):
+            direction, inner = value
+            width = inner.getwidth()[1]
+            inner_before, inner_after = _reach(inner)
+            if direction > 0:  # lookahead
+                before, after = max(before, inner_before), max(after, width + inner_after)
+            else:  # lookbehind
+                before, after = max(before, width + inner_before), max(after, inner_after)
+            continue
+        for inner in _subpatterns(value):
+            inner_before, inner_after = _reach(inner)
+            before, after = max(before, inner_before), max(after, inner_after)
+    return before, after
 
 
 class Rule(PolicyOptions):
@@ -36,22 +72,25 @@ class Rule(PolicyOptions):
             pattern = self.compile()
         except re.error as error:
             raise ValueError(f"find is not a valid regular expression: {error}") from None
-        if pattern.match(""):
+        if sre_parse.parse(pattern.pattern).getwidth()[0] == 0:
             raise ValueError("find must not match the empty string")
-        if self.width() is None:
-            raise ValueError("find can match text of unbounded length: set max_match_length")
+        if self.window() is None:
+            raise ValueError("find can match (or look at) text of unbounded length: set max_match_length")
         return self
 
-    def width(self) -> int | None:
-        """The longest text a match can span."""
+    def window(self) -> tuple[int, int, int] | None:
+        """(longest match, characters read before it, characters read after it), or
+        None when unbounded. `max_match_length` bounds all three when set."""
         if self.max_match_length is not None:
-            return self.max_match_length
+            return self.max_match_length, self.max_match_length, self.max_match_length
         if not self.regex:
-            return len(self.find)
-        import re._parser as sre_parse  # the stdlib's own regex parser
-
-        _, widest = sre_parse.parse(self.compile().pattern).getwidth()
-        return None if widest >= _UNBOUNDED else int(widest)
+            return len(self.find), 0, 0
+        parsed = sre_parse.parse(self.compile().pattern)
+        widest = parsed.getwidth()[1]
+        before, after = _reach(parsed)
+        if max(widest, before, after) >= _UNBOUNDED:
+            return None
+        return int(widest), before, after
 
 
 class ReplaceOptions(PolicyOptions):
@@ -63,7 +102,33 @@ class ReplaceOptions(PolicyOptions):
 class _Compiled:
     pattern: re.Pattern[str]
     replacement: str
+    template: bool  # regex rules expand `\1` and `\g<name>`; literal rules insert as is
+    before: int  # characters of context kept for assertions that look back
     hold: int  # characters that may still be the start of a match
+
+    def expand(self, match: re.Match[str]) -> str:
+        return match.expand(self.replacement) if self.template else self.replacement
+
+    def commit(self, context: str, text: str, final: bool) -> tuple[str, str, str, int]:
+        """Replace in `text` (preceded by `context`, already emitted) what is decided:
+        (text to emit, new context, text to hold back, replacements made). A match
+        starting at or after `safe` could still change with more text; everything
+        before it is final. With `final`, everything is."""
+        whole = context + text
+        start = len(context)
+        safe = len(whole) if final else max(start, len(whole) - self.hold)
+        out: list[str] = []
+        pos = start
+        count = 0
+        for match in self.pattern.finditer(whole, start):
+            if match.start() >= safe:
+                break
+            out += (whole[pos : match.start()], self.expand(match))
+            pos = match.end()
+            count += 1
+        cut = max(pos, safe)
+        out.append(whole[pos:cut])
+        return "".join(out), whole[max(0, cut - self.before) : cut], whole[cut:], count
 
 
 class ReplacePolicy(Policy):
@@ -74,14 +139,12 @@ class ReplacePolicy(Policy):
 
     def __init__(self, options: ReplaceOptions, instance_name: str) -> None:
         super().__init__(options, instance_name)
-        self.rules = [
-            _Compiled(rule.compile(), rule.replace, (rule.width() or 1) - 1) for rule in options.rules
-        ]
-
-    def _sub(self, rule: _Compiled, text: str) -> tuple[str, int]:
-        if rule.pattern.groups or "\\" in rule.replacement:
-            return rule.pattern.subn(rule.replacement, text)
-        return rule.pattern.subn(lambda _m: rule.replacement, text)
+        self.rules: list[_Compiled] = []
+        for rule in options.rules:
+            window = rule.window()
+            assert window is not None  # checked by the options
+            widest, before, after = window
+            self.rules.append(_Compiled(rule.compile(), rule.replace, rule.regex, before, widest - 1 + after))
 
     async def on_request(self, ctx: PolicyContext, request: dict[str, Any]) -> dict[str, Any]:
         if self.options.apply_to == "response":
@@ -91,7 +154,7 @@ class ReplacePolicy(Policy):
         def edit(text: str) -> str:
             nonlocal count
             for rule in self.rules:
-                text, n = self._sub(rule, text)
+                text, _, _, n = rule.commit("", text, final=True)
                 count += n
             return text
 
@@ -111,39 +174,19 @@ class ReplacePolicy(Policy):
             return ""
         out = self._stream(ctx, "", final=True)
         scratch = ctx.scratch(self)
+        scratch.pop("held", None)  # the next text block starts afresh
         count = scratch.pop("count", 0)
         if count:
             ctx.record(self.instance_name, "modified", f"{count} replacement(s) in the response", side="response", replacements=count)
         return out
 
     def _stream(self, ctx: PolicyContext, text: str, final: bool) -> str:
-        """Feed text through every rule in turn; each rule keeps its own held tail."""
+        """Feed text through every rule in turn; each rule keeps its own context and held tail."""
         scratch = ctx.scratch(self)
-        held: list[str] = scratch.setdefault("held", [""] * len(self.rules))
+        held: list[tuple[str, str]] = scratch.setdefault("held", [("", "")] * len(self.rules))
         for position, rule in enumerate(self.rules):
-            buffer = held[position] + text
-            if final:
-                text, n = self._sub(rule, buffer)
-                held[position] = ""
-            else:
-                text, held[position], n = self._commit(rule, buffer)
+            context, tail = held[position]
+            text, context, tail, n = rule.commit(context, tail + text, final)
+            held[position] = (context, tail)
             scratch["count"] = scratch.get("count", 0) + n
         return text
-
-    def _commit(self, rule: _Compiled, buffer: str) -> tuple[str, str, int]:
-        """(text safe to emit, text to hold, replacements made). A match starting at or
-        after `safe` could still grow or appear with more text; everything before it
-        is final."""
-        safe = max(0, len(buffer) - rule.hold)
-        out: list[str] = []
-        pos = count = 0
-        for match in rule.pattern.finditer(buffer):
-            if match.start() >= safe:
-                break
-            out.append(buffer[pos : match.start()])
-            out.append(match.expand(rule.replacement) if rule.pattern.groups or "\\" in rule.replacement else rule.replacement)
-            pos = match.end()
-            count += 1
-        cut = max(pos, safe)
-        out.append(buffer[pos:cut])
-        return "".join(out), buffer[cut:], count

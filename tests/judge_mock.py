@@ -1,0 +1,283 @@
+"""A loopback judge model for the tool_call_judge tests, plus a stand-in proxy.
+
+`JudgeMock` is an aiohttp server on 127.0.0.1 (ephemeral port, background thread) that
+speaks OpenAI Chat Completions (POST /v1/chat/completions, reached by litellm as
+`openai/<anything>` with `api_base=mock.url`) and Anthropic Messages (POST
+/v1/messages, for `anthropic/<anything>` with `api_base=mock.root`). Each request is
+answered with a `Reply`: the next one queued with `script()`, else the first `when()`
+rule whose needle occurs in the request's messages, else `default`. A reply is a
+verdict, or exact content (garbage, fences, prose), or an HTTP error (429 with
+`retry-after: 0`), each after an optional delay. Every request is recorded with its
+arrival time.
+
+`closed_port()` is a loopback port nobody listens on (a judge that is down).
+`ConnectionRecorder` accepts and records every connection made to it, answering 502:
+pointed to by HTTP(S)_PROXY, it shows whether anything tried to use the proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from aiohttp import web
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the judge answers to one request."""
+
+    probability: float = 0.05
+    explanation: str = "Routine and harmless."
+    content: str | None = None  # exact answer text instead of the JSON verdict
+    status: int = 200
+    delay_s: float = 0.0
+
+    def text(self) -> str:
+        if self.content is not None:
+            return self.content
+        return json.dumps({"probability": self.probability, "explanation": self.explanation})
+
+
+def allow(explanation: str = "Routine and harmless.", delay_s: float = 0.0) -> Reply:
+    return Reply(0.05, explanation, delay_s=delay_s)
+
+
+def block(explanation: str = "Destructive command.", probability: float = 0.97, delay_s: float = 0.0) -> Reply:
+    return Reply(probability, explanation, delay_s=delay_s)
+
+
+RATE_LIMITED = Reply(status=429)
+GARBAGE = Reply(content="I am not sure what you mean. Could you clarify?")
+
+
+@dataclass
+class JudgeRequest:
+    """One request the judge received."""
+
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    at: float  # time.monotonic() on arrival
+    reply: Reply | None = None
+
+    @property
+    def prompt_text(self) -> str:
+        """All message text of the request (system included), for assertions."""
+        return json.dumps(self.body.get("messages"), ensure_ascii=False) + json.dumps(self.body.get("system"))
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = self.body.get("messages", [])
+        return messages
+
+
+@dataclass
+class _Script:
+    default: Reply = field(default_factory=allow)
+    rules: list[tuple[str, Reply]] = field(default_factory=list)
+    queue: deque[Reply] = field(default_factory=deque)
+
+
+class JudgeMock:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._script = _Script()
+        self._requests: list[JudgeRequest] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # --- lifecycle --------------------------------------------------------------
+
+    @property
+    def root(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The OpenAI-style base URL (with /v1)."""
+        return f"{self.root}/v1"
+
+    def start(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._thread = threading.Thread(target=loop.run_forever, name="judge-mock", daemon=True)
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._serve(), loop).result(10)
+
+    def stop(self) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+        self._loop = self._thread = self._runner = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    async def _serve(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._openai)
+        app.router.add_post("/v1/messages", self._anthropic)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.port = self._runner.addresses[0][1]
+
+    # --- scripting ----------------------------------------------------------------
+
+    def reset(self, default: Reply | None = None) -> None:
+        """Forget rules, queued replies and recorded requests."""
+        with self._lock:
+            self._script = _Script(default=default or allow())
+            self._requests.clear()
+
+    def script(self, *replies: Reply) -> None:
+        """Answer the next requests with these, in order (before any rule)."""
+        with self._lock:
+            self._script.queue.extend(replies)
+
+    def when(self, needle: str, reply: Reply) -> None:
+        """Answer with `reply` whenever the request's messages contain `needle`."""
+        with self._lock:
+            self._script.rules.append((needle, reply))
+
+    @property
+    def requests(self) -> list[JudgeRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def _choose(self, request: JudgeRequest) -> Reply:
+        with self._lock:
+            self._requests.append(request)
+            script = self._script
+            if script.queue:
+                reply = script.queue.popleft()
+            else:
+                text = request.prompt_text
+                reply = next((r for needle, r in script.rules if needle in text), script.default)
+            request.reply = reply
+            return reply
+
+    # --- answering ----------------------------------------------------------------
+
+    async def _receive(self, request: web.Request) -> tuple[JudgeRequest, Reply]:
+        body = await request.json()
+        received = JudgeRequest(request.path, {k.lower(): v for k, v in request.headers.items()}, body, time.monotonic())
+        reply = self._choose(received)
+        if reply.delay_s:
+            await asyncio.sleep(reply.delay_s)
+        return received, reply
+
+    async def _openai(self, request: web.Request) -> web.Response:
+        received, reply = await self._receive(request)
+        if reply.status != 200:
+            error = {"error": {"message": "mock judge error", "type": "rate_limit_error", "code": reply.status}}
+            return web.json_response(error, status=reply.status, headers={"retry-after": "0"})
+        return web.json_response(
+            {
+                "id": f"chatcmpl-judge-{len(self.requests)}",
+                "object": "chat.completion",
+                "created": 1_767_225_600,
+                "model": received.body.get("model", "judge-mock"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": reply.text()},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 321, "completion_tokens": 23, "total_tokens": 344},
+            }
+        )
+
+    async def _anthropic(self, request: web.Request) -> web.Response:
+        received, reply = await self._receive(request)
+        if reply.status != 200:
+            error = {"type": "error", "error": {"type": "rate_limit_error", "message": "mock judge error"}}
+            return web.json_response(error, status=reply.status, headers={"retry-after": "0"})
+        return web.json_response(
+            {
+                "id": f"msg_judge_{len(self.requests)}",
+                "type": "message",
+                "role": "assistant",
+                "model": received.body.get("model", "judge-mock"),
+                "content": [{"type": "text", "text": reply.text()}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": {"input_tokens": 321, "output_tokens": 23},
+            }
+        )
+
+
+def closed_port() -> int:
+    """A loopback port with no listener (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+class ConnectionRecorder:
+    """A loopback listener that records the first bytes of every connection and answers 502."""
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._server.getsockname()[1]
+        self._lock = threading.Lock()
+        self._seen: list[bytes] = []
+        self._stopped = threading.Event()
+        self._server.settimeout(0.1)
+        self._thread = threading.Thread(target=self._accept, name="connection-recorder", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def seen(self) -> list[bytes]:
+        with self._lock:
+            return list(self._seen)
+
+    def _accept(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                connection, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.settimeout(2)
+                try:
+                    head = connection.recv(4096)
+                    connection.sendall(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                except OSError:
+                    head = b""
+                with self._lock:
+                    self._seen.append(head)
+
+    def close(self) -> None:
+        self._stopped.set()
+        self._thread.join(5)
+        self._server.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -1,0 +1,276 @@
+"""The Datasette UI in process: every page renders and shows the right content.
+
+The database comes from `ui_database` (written by the real RecorderWriter, see
+`ui_fixtures.py`); a fixture that records through the proxy can replace it as long as
+it yields a path and matching `UIExpectations`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from datasette.app import Datasette
+from datasette.utils import tilde_encode
+from ui_fixtures import UIExpectations, write_ui_database
+
+from datasette_plugins.ui import meta, serve
+
+DB = "interlock"
+
+
+@pytest.fixture(scope="module")
+def ui_database(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, UIExpectations]:
+    path = tmp_path_factory.mktemp("ui") / f"{DB}.db"
+    return path, asyncio.run(write_ui_database(path))
+
+
+@pytest.fixture
+def expect(ui_database: tuple[Path, UIExpectations]) -> UIExpectations:
+    return ui_database[1]
+
+
+@pytest.fixture
+def ds(ui_database: tuple[Path, UIExpectations]) -> Iterator[Datasette]:
+    yield Datasette([str(ui_database[0])], **serve.datasette_kwargs())
+
+
+def call_path(call_id: str) -> str:
+    return f"/-/interlock/{DB}/calls/{tilde_encode(call_id)}"
+
+
+def session_path(session_id: str) -> str:
+    return f"/-/interlock/{DB}/sessions/{tilde_encode(session_id)}"
+
+
+async def page(ds: Datasette, path: str, status: int = 200) -> str:
+    response = await ds.client.get(path)
+    assert response.status_code == status, f"{path}: {response.status_code}\n{response.text[:2000]}"
+    return response.text
+
+
+def text_of(markup: str) -> str:
+    """The page's text without tags, entities decoded, whitespace collapsed."""
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", markup))).strip()
+
+
+async def test_every_page_renders(ds: Datasette, expect: UIExpectations) -> None:
+    tables = ["calls", "stages", "policy_events", "judge_decisions"]
+    views = ["blocked_calls", "modified_calls", "cost_by_day_model", "slowest_calls", "sessions"]
+    queries = list(meta.metadata_for([DB])["databases"][DB]["queries"])
+    paths = ["/", f"/{DB}"] + [f"/{DB}/{name}" for name in tables + views + queries]
+    paths += [call_path(call_id) for call_id in expect.all_calls] + [session_path(expect.session_id)]
+    for path in paths:
+        await page(ds, path)
+
+
+async def test_canned_queries_answer(ds: Datasette, expect: UIExpectations) -> None:
+    async def rows(query: str) -> list[dict[str, object]]:
+        response = await ds.client.get(f"/{DB}/{query}.json?_shape=array")
+        assert response.status_code == 200, response.text
+        found: list[dict[str, object]] = response.json()
+        return found
+
+    assert {r["call_id"] for r in await rows("blocked_and_modified_calls")} == {expect.modified_call, expect.blocked_call}
+    tools = {r["tool"]: r for r in await rows("most_used_tools")}
+    assert tools[expect.blocked_tool]["judged_blocked"] == 1
+    assert {"list_files", "read_file", "grep", "get_weather"} <= set(tools)
+    judged = {(r["tool_name"], r["decision"]) for r in await rows("judge_decisions_by_tool")}
+    assert judged == {(expect.blocked_tool, "blocked"), ("grep", "allowed")}
+    assert (await rows("slowest_100_calls"))[0]["duration_ms"] is not None
+    assert sum(r["calls"] for r in await rows("cost_by_day_and_model")) == len(expect.all_calls)  # type: ignore[misc]
+    sessions = await rows("sessions")
+    assert [(s["session_id"], s["calls"]) for s in sessions] == [(expect.session_id, expect.session_turns)]
+
+
+async def test_diff_page_shows_the_changed_lines(ds: Datasette, expect: UIExpectations) -> None:
+    markup = await page(ds, call_path(expect.modified_call))
+    removed = re.findall(r'<tr class="il-del">(.*?)</tr>', markup, re.S)
+    added = re.findall(r'<tr class="il-add">(.*?)</tr>', markup, re.S)
+    assert [text_of(row) for row in removed] == [f"1 − {expect.removed_line}"]  # old line number, sign
+    assert [text_of(row) for row in added] == [f"1 + {expect.added_line}"]
+    assert "<del>123-45-6789</del>" in markup and "<ins>[REDACTED]</ins>" in markup  # the words that changed
+    requested, sent = expect.model_change
+    text = text_of(markup)
+    assert f"{requested} → {sent}" in text
+    assert re.search(rf"model changed {requested} {sent}", text)
+    assert "US SSN in the prompt" in text and "gpt-4o downgraded for cost" in text  # policy events beside
+    assert "Then summarise the thread." in text  # context line kept
+    assert "Message #1 unchanged" in text  # the unchanged system prompt is collapsed
+
+
+async def test_blocked_tool_call_shows_the_policy_reason(ds: Datasette, expect: UIExpectations) -> None:
+    markup = await page(ds, call_path(expect.blocked_call))
+    blocked = re.findall(r'<div class="il-block il-block-tool_call il-blocked">(.*?)</pre>', markup, re.S)
+    assert len(blocked) == 1
+    card = text_of(blocked[0])
+    assert f"tool call {expect.blocked_tool}" in card
+    assert expect.blocked_reason in card and f"p={expect.judge_probability}" in card
+    assert "rm -rf / --no-preserve-root" in card
+    text = text_of(markup)
+    assert "stop_reason changed tool_use end_turn" in text
+    assert "1 tool call blocked" in text
+    assert f"probability {expect.judge_probability}" in text  # the judge panel
+    assert "thinking Disk is full. Remove everything." in text
+
+
+async def test_raw_stages_are_one_click_away(ds: Datasette, expect: UIExpectations) -> None:
+    markup = await page(ds, call_path(expect.blocked_call))
+    base = call_path(expect.blocked_call)
+    for link in ("response_original.raw", "response_final.raw", "request_original.json", "response_final.json"):
+        assert f'href="{base}/{link}"' in markup
+    sse = await ds.client.get(f"{base}/response_original.raw")
+    assert sse.status_code == 200 and sse.headers["content-type"].startswith("text/plain")
+    assert sse.text.startswith("event: message_start\n") and '"name":"bash"' in sse.text
+    body = (await ds.client.get(f"{base}/response_final.json")).json()
+    assert body["stop_reason"] == "end_turn"
+    headers = (await ds.client.get(f"{base}/request_final.headers.json")).json()
+    assert headers["x-api-key"] == "[REDACTED]"
+    missing = await ds.client.get(f"{base}/request_final.raw")
+    assert missing.status_code == 404 and "kept no raw bytes" in missing.text
+
+
+async def test_session_page_links_tool_calls_to_their_results(ds: Datasette, expect: UIExpectations) -> None:
+    markup = await page(ds, session_path(expect.session_id))
+    assert re.search(rf'data-total="turns">{expect.session_turns}<', markup)
+    assert len(re.findall(r'<li class="il-turn', markup)) == expect.session_turns
+    for tool_id in expect.session_tool_calls:
+        link = re.search(rf'href="#(result-(\d+)-{tool_id})"', markup)
+        assert link, f"no link from {tool_id} to its result"
+        assert f'id="{link.group(1)}"' in markup
+        use = re.search(rf'id="(use-\d+-{tool_id})"', markup)
+        assert use and f'href="#{use.group(1)}"' in markup  # and back from the result
+    text = text_of(markup)
+    assert re.search(r"allowed judge gpt-4o-mini p=0\.02 ?: Read-only search", text)
+    for n in range(1, expect.session_turns + 1):
+        assert call_path(f"ui-session-{n}") in markup
+
+
+async def test_blocked_call_is_an_intervention_in_its_session(tmp_path: Path) -> None:
+    from ui_fixtures import ui_records, write_records
+
+    records = [r.model_copy(update={"session_id": "s-1"}) for r in ui_records()[:2]]
+    await write_records(tmp_path / "s.db", records)
+    ds = Datasette([str(tmp_path / "s.db")], **serve.datasette_kwargs())
+    markup = (await ds.client.get("/-/interlock/s/sessions/s-1")).text
+    assert markup.count("il-intervention") == 2
+    assert re.search(r'data-total="blocked">1<', markup)
+    blocked = re.findall(r'<div class="il-tooluse il-tooluse-blocked"(.*?)</pre>', markup, re.S)
+    assert len(blocked) == 1 and "Deletes the whole filesystem" in text_of(blocked[0])
+
+
+async def test_call_page_places_the_call_in_its_session(ds: Datasette, expect: UIExpectations) -> None:
+    text = text_of(await page(ds, call_path("ui-session-2")))
+    assert f"turn 2 of {expect.session_turns}" in text
+    markup = await page(ds, call_path("ui-session-2"))
+    assert f'href="{call_path("ui-session-1")}" rel="prev"' in markup
+    assert f'href="{call_path("ui-session-3")}" rel="next"' in markup
+
+
+async def test_bad_input_still_renders_and_says_what_is_missing(ds: Datasette, expect: UIExpectations) -> None:
+    unparsable = text_of(await page(ds, call_path(expect.unparsable_call)))
+    assert "request original: body is not JSON" in unparsable
+    assert '{"model": "gpt-4o", "messages": [truncated' in unparsable  # the raw bytes, previewed
+    assert "<html><body>502 Bad Gateway</body></html>" in unparsable
+
+    missing = text_of(await page(ds, call_path(expect.missing_response_call)))
+    assert "Response not recorded" in missing
+    assert "response original: not recorded (upstream connection reset)" in missing
+
+    huge = await page(ds, call_path(expect.huge_call))
+    assert len(huge) < 200_000  # the 2 MB response is cut, not inlined
+    assert "more characters" in huge and "line 0: the quick brown fox" in huge
+    await page(ds, call_path("no-such-call"), status=404)
+    await page(ds, session_path("no-such-session"), status=404)
+
+
+async def test_calls_table_shows_human_columns_and_links(ds: Datasette, expect: UIExpectations) -> None:
+    markup = await page(ds, f"/{DB}/calls")
+    headers = re.findall(r'<th [^>]*data-column="([^"]+)"', markup)
+    assert headers[:5] == ["started_at", "call_id", "provider", "model", "verdict"]
+    assert "response_text" not in headers and "host" not in headers
+    assert f'href="{call_path(expect.blocked_call)}"' in markup
+    assert '<span class="il-badge il-blocked">blocked</span>' in markup
+    assert f'href="{session_path(expect.session_id)}"' in markup
+    for facet in ("provider", "model", "verdict"):
+        assert f'data-column="{facet}"' in markup and f'class="facet-info facet-{DB}-calls-{facet}"' in markup
+    everything = re.findall(r'<th [^>]*data-column="([^"]+)"', await page(ds, f"/{DB}/calls?_all_columns=1"))
+    assert "response_text" in everything and "host" in everything
+
+
+async def test_full_text_search(ds: Datasette, expect: UIExpectations) -> None:
+    response = await ds.client.get(f"/{DB}/calls.json?_search=REDACTED&_shape=array")
+    assert [row["call_id"] for row in response.json()] == [expect.modified_call]
+    response = await ds.client.get(f"/{DB}/calls.json?_search=TODOs&_shape=array")
+    assert {row["call_id"] for row in response.json()} == {f"ui-session-{n}" for n in (1, 2, 3)}
+
+
+async def test_cells_render_json_and_judge_columns(ds: Datasette, expect: UIExpectations) -> None:
+    judges = await page(ds, f"/{DB}/judge_decisions")
+    assert '<span class="il-badge il-allowed">allowed</span>' in judges
+    assert f'href="{call_path(expect.blocked_call)}"' in judges
+    assert '<pre class="il-json">{\n  &#34;command&#34;: &#34;rm -rf / --no-preserve-root&#34;\n}</pre>' in judges
+    stages = await page(ds, f"/{DB}/stages?call_id={expect.huge_call}")
+    assert "whole JSON" in stages and f"{call_path(expect.huge_call)}/response_final.json" in stages
+
+
+async def test_index_page_has_the_cost_chart(ds: Datasette) -> None:
+    markup = await page(ds, "/")
+    svg = re.search(r'<svg class="il-chart".*?</svg>', markup, re.S)
+    assert svg and svg.group(0).count("<rect") == 1  # every fixture call is on one day
+    assert "Most-used tools" in markup and f'href="/{DB}/sessions"' in markup
+    assert '<svg class="il-chart"' in await page(ds, f"/{DB}")
+
+
+async def test_titles_and_descriptions_explain_each_table(ds: Datasette) -> None:
+    described = meta.metadata_for([DB])["databases"][DB]
+    for table in ("calls", "stages", "policy_events", "judge_decisions", "blocked_calls", "modified_calls",
+                  "cost_by_day_model", "slowest_calls", "sessions"):  # fmt: skip
+        info = described["tables"][table]
+        markup = await page(ds, f"/{DB}/{table}")
+        assert f"<h1>{info['title']}</h1>" in markup or info["title"] in markup
+        assert info["description_html"].split()[0] in markup
+    for name, query in described["queries"].items():
+        assert query["title"] in await page(ds, f"/{DB}/{name}")
+
+
+async def test_metadata_applies_to_any_database_name(tmp_path: Path) -> None:
+    from ui_fixtures import ui_records, write_records
+
+    await write_records(tmp_path / "other-name.db", ui_records()[:1])
+    ds = Datasette([str(tmp_path / "other-name.db")], **serve.datasette_kwargs())
+    response = await ds.client.get("/other-name/calls.json?_facet=verdict&_shape=objects")
+    assert response.status_code == 200
+    markup = await page(ds, "/other-name")
+    assert "Blocked and modified calls" in markup  # the canned queries
+
+
+async def test_the_ui_is_read_only(ds: Datasette) -> None:
+    queries = meta.metadata_for([DB])["databases"][DB]["queries"]
+    assert not any(query.get("write") for query in queries.values())
+    response = await ds.client.get(f"/{DB}.json", params={"sql": "delete from calls"})
+    assert response.status_code == 400
+    rows = await ds.client.get(f"/{DB}/calls.json?_shape=array")
+    assert len(rows.json()) > 0
+    # Datasette opens the file through read-only connections.
+    db = ds.get_database(DB)
+    with pytest.raises(Exception, match="readonly"):
+        await db.execute_fn(lambda conn: conn.execute("delete from calls"))
+
+
+def test_serve_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(serve.DB_ENV, raising=False)
+    assert serve.split_argv([]) == ("interlock.db", [])
+    assert serve.split_argv(["x.db", "--port", "9000"]) == ("x.db", ["--port", "9000"])
+    monkeypatch.setenv(serve.DB_ENV, "env.db")
+    assert serve.split_argv(["--port", "9000"]) == ("env.db", ["--port", "9000"])
+    with pytest.raises(SystemExit, match="127.0.0.1"):
+        serve.split_argv(["--host", "0.0.0.0"])
+    args = serve.serve_args("x.db", ["--port", "9000"])
+    assert args[:4] == ["serve", "x.db", "--host", "127.0.0.1"] and args[-2:] == ["--port", "9000"]
+    assert json.dumps(args).count("--setting") == len(serve.SETTINGS)
