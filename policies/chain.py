@@ -148,6 +148,8 @@ class PolicyChain:
         return decision
 
     async def stream_end(self, ctx: PolicyContext, end: StreamEnd) -> str:
+        """Text the policies add at the end. A failing policy that blocks ends the
+        message (held tool calls are dropped) and adds its notice."""
         out = ""
         for entry in self._stream_end:
             try:
@@ -155,7 +157,8 @@ class PolicyChain:
             except _Allow:
                 continue
             except PolicyFailed as failed:
-                out += failed.notice
+                ctx.end_message(failed.policy, failed.reason)
+                return out + failed.notice
         return out
 
     async def response(self, ctx: PolicyContext, response: dict[str, Any]) -> dict[str, Any]:

@@ -275,6 +275,8 @@ class AnthropicStreamRewriter(StreamRewriter):
             end = StreamEnd(stop_reason=(message_delta.get("delta") or {}).get("stop_reason"), usage=self.usage)
             extra = yield from run(self.chain.stream_end(self.ctx, end))
         if self.ctx.ended_by is not None:
+            if extra:  # the notice of a policy that ended the message at its end
+                self.out.extend(wire.text_block(self._allocate(), extra))
             self.out.extend(piece for piece in tail if isinstance(piece, bytes))
             return 0  # held tool calls are dropped with the rest of the message
         notices = ([extra] if extra else []) + [d.text for _, d in decisions if isinstance(d, ReplaceWithText)]
