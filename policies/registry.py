@@ -27,6 +27,7 @@ BUILTIN: dict[str, str] = {
 }
 # Policies whose module is heavy (litellm) are imported only when configured.
 BUILTIN["tool_call_judge"] = "policies.builtin.tool_call_judge:ToolCallJudgePolicy"
+BACKSTOP_MARGIN_S = 0.5
 
 
 def resolve(reference: str) -> type[Policy]:
@@ -57,8 +58,10 @@ def build_chain(entries: list[PolicyEntry]) -> PolicyChain:
         except (ValueError, TypeError) as error:
             raise ConfigError(f"{where}.policy: {error}") from None
         # A policy that handles its own failures (the judge) declares `on_error` and
-        # `timeout_s` among its options and gets the entry's values.
+        # `timeout_s` among its options and gets the entry's values; the chain's bound is
+        # then only a backstop, a little later than the policy's own.
         shared = {key: getattr(entry, key) for key in ("on_error", "timeout_s") if key in cls.Options.model_fields}
+        bound_s = entry.timeout_s + (BACKSTOP_MARGIN_S if "timeout_s" in shared else 0.0)
         try:
             options = cls.Options.model_validate({**entry.options, **shared})
         except ValidationError as error:
@@ -70,7 +73,7 @@ def build_chain(entries: list[PolicyEntry]) -> PolicyChain:
             policy = cls(options, instance_name)
         except (ValueError, TypeError, OSError) as error:
             raise ConfigError(f"{where}: {error}") from None
-        chained.append(ChainedPolicy(policy, entry.on_error, entry.timeout_s))
+        chained.append(ChainedPolicy(policy, entry.on_error, bound_s))
     return PolicyChain(chained)
 
 

@@ -181,32 +181,6 @@ def m007_ttft(db: Database) -> None:
     db.table("calls").add_column("ttft_ms", float)
 
 
-@MIGRATIONS()
-def m008_sessions_view(db: Database) -> None:
-    """Calls grouped into agent sessions, for the UI's session list."""
-    db.create_view(
-        "sessions",
-        """select
-  session_id,
-  min(started_at) as first_at,
-  max(started_at) as last_at,
-  count(*) as calls,
-  sum(input_tokens) as input_tokens,
-  sum(output_tokens) as output_tokens,
-  sum(cache_read_tokens) as cache_read_tokens,
-  sum(cost_usd) as cost_usd,
-  sum(cost_usd is null) as unknown_cost_calls,
-  sum(verdict = 'blocked') as blocked,
-  sum(verdict = 'modified') as modified,
-  sum(verdict = 'error') as errors,
-  group_concat(distinct coalesce(model_final, model)) as models,
-  max(client) as client
-from calls
-where session_id is not null
-group by session_id
-order by last_at desc""",
-    )
-
 
 def migrate(db_path: str, *, busy_timeout_ms: int = 5000) -> None:
     """Bring the database at `db_path` up to date and switch it to WAL mode.

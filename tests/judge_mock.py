@@ -6,9 +6,9 @@ speaks OpenAI Chat Completions (POST /v1/chat/completions, reached by litellm as
 /v1/messages, for `anthropic/<anything>` with `api_base=mock.root`). Each request is
 answered with a `Reply`: the next one queued with `script()`, else the first `when()`
 rule whose needle occurs in the request's messages, else `default`. A reply is a
-verdict, or exact content (garbage, fences, prose), or an HTTP error (429 with
-`retry-after: 0`), each after an optional delay. Every request is recorded with its
-arrival time.
+verdict, or exact content (garbage, fences, prose), or an HTTP error status (with
+`retry-after: 0`, and a message echoing the key it got, as some providers do), each after
+an optional delay. Every request is recorded with its arrival time.
 
 `closed_port()` is a loopback port nobody listens on (a judge that is down).
 `ConnectionRecorder` accepts and records every connection made to it, answering 502:
@@ -178,7 +178,9 @@ class JudgeMock:
 
     async def _receive(self, request: web.Request) -> tuple[JudgeRequest, Reply]:
         body = await request.json()
-        received = JudgeRequest(request.path, {k.lower(): v for k, v in request.headers.items()}, body, time.monotonic())
+        received = JudgeRequest(
+            request.path, {k.lower(): v for k, v in request.headers.items()}, body, time.monotonic()
+        )
         reply = self._choose(received)
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
@@ -187,7 +189,7 @@ class JudgeMock:
     async def _openai(self, request: web.Request) -> web.Response:
         received, reply = await self._receive(request)
         if reply.status != 200:
-            error = {"error": {"message": "mock judge error", "type": "rate_limit_error", "code": reply.status}}
+            error = {"error": {"message": _error_message(received), "type": "mock_error", "code": reply.status}}
             return web.json_response(error, status=reply.status, headers={"retry-after": "0"})
         return web.json_response(
             {
@@ -209,7 +211,7 @@ class JudgeMock:
     async def _anthropic(self, request: web.Request) -> web.Response:
         received, reply = await self._receive(request)
         if reply.status != 200:
-            error = {"type": "error", "error": {"type": "rate_limit_error", "message": "mock judge error"}}
+            error = {"type": "error", "error": {"type": "mock_error", "message": _error_message(received)}}
             return web.json_response(error, status=reply.status, headers={"retry-after": "0"})
         return web.json_response(
             {
@@ -223,6 +225,12 @@ class JudgeMock:
                 "usage": {"input_tokens": 321, "output_tokens": 23},
             }
         )
+
+
+def _error_message(request: JudgeRequest) -> str:
+    """Echoes the credential it got, as some providers do in their 401 answers."""
+    key = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
+    return f"mock judge error; key used: {key}"
 
 
 def closed_port() -> int:

@@ -13,13 +13,14 @@ chunks at will), and read the result back with the official SDK accumulators.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, cast
 
 from anthropic._models import construct_type
 from anthropic.lib.streaming._messages import accumulate_event
-from anthropic.types import Message, RawMessageStreamEvent
+from anthropic.types import Message, ParsedMessage, RawMessageStreamEvent
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from protocol_check import (
@@ -28,6 +29,7 @@ from protocol_check import (
     check_openai_chat_completion,
     check_openai_chat_stream,
 )
+from pydantic import Field
 
 from interlock.codecs import codec_for
 from interlock.codecs.base import ToolCall
@@ -121,7 +123,7 @@ class FailingPolicy(Policy):
 
 class SleepOptions(PolicyOptions):
     seconds: float = 1.0
-    hooks: list[str] = ["on_tool_call"]
+    hooks: list[str] = Field(default_factory=lambda: ["on_tool_call"])
 
 
 class SleepyPolicy(Policy):
@@ -192,8 +194,12 @@ def context(dialect: str, request: dict[str, Any] | None = None, streaming: bool
     codec = codec_for(dialect)
     request = request or {"model": "test-model", "messages": [{"role": "user", "content": "hi"}]}
     return PolicyContext(
-        call_id="test-call", dialect=dialect, codec=codec, model=codec.request_model(request),
-        request=request, streaming=streaming,
+        call_id="test-call",
+        dialect=dialect,
+        codec=codec,
+        model=codec.request_model(request),
+        request=request,
+        streaming=streaming,
     )
 
 
@@ -234,7 +240,7 @@ def body_violations(dialect: str, body: dict[str, Any]) -> list[str]:
 
 def anthropic_sdk_message(body: bytes) -> Message:
     """The message the `anthropic` SDK's stream accumulator builds from these bytes."""
-    snapshot: Message | None = None
+    snapshot: ParsedMessage[None] | None = None
     buffers: dict[int, bytes] = {}
     for event in parse_all(body):
         payload = event.json()
@@ -268,7 +274,9 @@ def sdk_summary(dialect: str, body: bytes | dict[str, Any]) -> tuple[str, list[t
     completion = openai_sdk_completion(body) if isinstance(body, bytes) else ChatCompletion.model_validate(body)
     choice = completion.choices[0]
     calls = [
-        (c.function.name, json.loads(c.function.arguments)) for c in choice.message.tool_calls or [] if c.type == "function"
+        (c.function.name, json.loads(c.function.arguments))
+        for c in choice.message.tool_calls or []
+        if c.type == "function"
     ]
     return choice.message.content or "", calls, choice.finish_reason
 
@@ -276,4 +284,4 @@ def sdk_summary(dialect: str, body: bytes | dict[str, Any]) -> tuple[str, list[t
 def split_at(data: bytes, cuts: Sequence[int]) -> list[bytes]:
     """`data` cut at the given offsets (any order, duplicates allowed)."""
     bounds = [0, *sorted({c for c in cuts if 0 < c < len(data)}), len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]

@@ -61,7 +61,7 @@ def text_of(markup: str) -> str:
 
 async def test_every_page_renders(ds: Datasette, expect: UIExpectations) -> None:
     tables = ["calls", "stages", "policy_events", "judge_decisions"]
-    views = ["blocked_calls", "modified_calls", "cost_by_day_model", "slowest_calls", "sessions"]
+    views = ["blocked_calls", "modified_calls", "cost_by_day_model", "slowest_calls"]
     queries = list(meta.metadata_for([DB])["databases"][DB]["queries"])
     paths = ["/", f"/{DB}"] + [f"/{DB}/{name}" for name in tables + views + queries]
     paths += [call_path(call_id) for call_id in expect.all_calls] + [session_path(expect.session_id)]
@@ -70,13 +70,16 @@ async def test_every_page_renders(ds: Datasette, expect: UIExpectations) -> None
 
 
 async def test_canned_queries_answer(ds: Datasette, expect: UIExpectations) -> None:
-    async def rows(query: str) -> list[dict[str, object]]:
-        response = await ds.client.get(f"/{DB}/{query}.json?_shape=array")
+    async def rows(query: str, **params: str) -> list[dict[str, object]]:
+        response = await ds.client.get(f"/{DB}/{query}.json", params={"_shape": "array", **params})
         assert response.status_code == 200, response.text
         found: list[dict[str, object]] = response.json()
         return found
 
-    assert {r["call_id"] for r in await rows("blocked_and_modified_calls")} == {expect.modified_call, expect.blocked_call}
+    assert {r["call_id"] for r in await rows("blocked_and_modified_calls")} == {
+        expect.modified_call,
+        expect.blocked_call,
+    }
     tools = {r["tool"]: r for r in await rows("most_used_tools")}
     assert tools[expect.blocked_tool]["judged_blocked"] == 1
     assert {"list_files", "read_file", "grep", "get_weather"} <= set(tools)
@@ -84,14 +87,16 @@ async def test_canned_queries_answer(ds: Datasette, expect: UIExpectations) -> N
     assert judged == {(expect.blocked_tool, "blocked"), ("grep", "allowed")}
     assert (await rows("slowest_100_calls"))[0]["duration_ms"] is not None
     assert sum(r["calls"] for r in await rows("cost_by_day_and_model")) == len(expect.all_calls)  # type: ignore[misc]
-    sessions = await rows("sessions")
+    sessions = await rows("sessions", client="")
     assert [(s["session_id"], s["calls"]) for s in sessions] == [(expect.session_id, expect.session_turns)]
+    assert await rows("sessions", client="ui-fixture") == sessions
+    assert await rows("sessions", client="curl") == []
 
 
 async def test_diff_page_shows_the_changed_lines(ds: Datasette, expect: UIExpectations) -> None:
     markup = await page(ds, call_path(expect.modified_call))
-    removed = re.findall(r'<tr class="il-del">(.*?)</tr>', markup, re.S)
-    added = re.findall(r'<tr class="il-add">(.*?)</tr>', markup, re.S)
+    removed = re.findall(r'<tr class="il-del">(.*?)</tr>', markup, re.DOTALL)
+    added = re.findall(r'<tr class="il-add">(.*?)</tr>', markup, re.DOTALL)
     assert [text_of(row) for row in removed] == [f"1 − {expect.removed_line}"]  # old line number, sign
     assert [text_of(row) for row in added] == [f"1 + {expect.added_line}"]
     assert "<del>123-45-6789</del>" in markup and "<ins>[REDACTED]</ins>" in markup  # the words that changed
@@ -106,7 +111,7 @@ async def test_diff_page_shows_the_changed_lines(ds: Datasette, expect: UIExpect
 
 async def test_blocked_tool_call_shows_the_policy_reason(ds: Datasette, expect: UIExpectations) -> None:
     markup = await page(ds, call_path(expect.blocked_call))
-    blocked = re.findall(r'<div class="il-block il-block-tool_call il-blocked">(.*?)</pre>', markup, re.S)
+    blocked = re.findall(r'<div class="il-block il-block-tool_call il-blocked">(.*?)</pre>', markup, re.DOTALL)
     assert len(blocked) == 1
     card = text_of(blocked[0])
     assert f"tool call {expect.blocked_tool}" in card
@@ -160,7 +165,7 @@ async def test_blocked_call_is_an_intervention_in_its_session(tmp_path: Path) ->
     markup = (await ds.client.get("/-/interlock/s/sessions/s-1")).text
     assert markup.count("il-intervention") == 2
     assert re.search(r'data-total="blocked">1<', markup)
-    blocked = re.findall(r'<div class="il-tooluse il-tooluse-blocked"(.*?)</pre>', markup, re.S)
+    blocked = re.findall(r'<div class="il-tooluse il-tooluse-blocked"(.*?)</pre>', markup, re.DOTALL)
     assert len(blocked) == 1 and "Deletes the whole filesystem" in text_of(blocked[0])
 
 
@@ -221,7 +226,7 @@ async def test_cells_render_json_and_judge_columns(ds: Datasette, expect: UIExpe
 
 async def test_index_page_has_the_cost_chart(ds: Datasette) -> None:
     markup = await page(ds, "/")
-    svg = re.search(r'<svg class="il-chart".*?</svg>', markup, re.S)
+    svg = re.search(r'<svg class="il-chart".*?</svg>', markup, re.DOTALL)
     assert svg and svg.group(0).count("<rect") == 1  # every fixture call is on one day
     assert "Most-used tools" in markup and f'href="/{DB}/sessions"' in markup
     assert '<svg class="il-chart"' in await page(ds, f"/{DB}")
@@ -230,7 +235,7 @@ async def test_index_page_has_the_cost_chart(ds: Datasette) -> None:
 async def test_titles_and_descriptions_explain_each_table(ds: Datasette) -> None:
     described = meta.metadata_for([DB])["databases"][DB]
     for table in ("calls", "stages", "policy_events", "judge_decisions", "blocked_calls", "modified_calls",
-                  "cost_by_day_model", "slowest_calls", "sessions"):  # fmt: skip
+                  "cost_by_day_model", "slowest_calls"):  # fmt: skip
         info = described["tables"][table]
         markup = await page(ds, f"/{DB}/{table}")
         assert f"<h1>{info['title']}</h1>" in markup or info["title"] in markup

@@ -56,7 +56,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, UIEx
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"datasette did not start: {(workdir / 'datasette.log').read_text()}") from None
+                    raise AssertionError(
+                        f"datasette did not start: {(workdir / 'datasette.log').read_text()}"
+                    ) from None
                 time.sleep(0.1)
         yield f"http://127.0.0.1:{port}", expect
     finally:

@@ -21,7 +21,12 @@ from recorder.models import CallRecord, JudgeRecord, PolicyEventRecord, StageRec
 from recorder.writer import RecorderWriter
 
 T0 = 1_795_000_000.0  # 2026-11-18T...Z
-ANTHROPIC = {"provider": "anthropic", "dialect": "anthropic-messages", "host": "api.anthropic.com", "path": "/v1/messages"}
+ANTHROPIC = {
+    "provider": "anthropic",
+    "dialect": "anthropic-messages",
+    "host": "api.anthropic.com",
+    "path": "/v1/messages",
+}
 OPENAI = {"provider": "openai", "dialect": "openai-chat", "host": "api.openai.com", "path": "/v1/chat/completions"}
 HEADERS = {"content-type": "application/json", "x-api-key": "[REDACTED]"}
 HUGE_LINES = 40_000
@@ -54,8 +59,13 @@ def _stage(stage: str, body: Any = None, raw: bytes | None = None, note: str | N
 
 
 def _call(call_id: str, at: float, dialect: dict[str, str], **fields: Any) -> CallRecord:
-    defaults = {"first_byte_at": at + 0.3, "ended_at": at + 1.2, "client": "ui-fixture/1.0", "status": 200}
-    return CallRecord(call_id=call_id, started_at=at, **dialect, **(defaults | fields))
+    defaults: dict[str, Any] = {
+        "first_byte_at": at + 0.3,
+        "ended_at": at + 1.2,
+        "client": "ui-fixture/1.0",
+        "status": 200,
+    }
+    return CallRecord.model_validate({"call_id": call_id, "started_at": at, **dialect, **defaults, **fields})
 
 
 def _modified_openai() -> CallRecord:
@@ -89,8 +99,12 @@ def _modified_openai() -> CallRecord:
             _stage("response_final", response),
         ],
         events=[
-            PolicyEventRecord(policy="redact-pii", action="redacted", reason="US SSN in the prompt", details={"matches": 1}, at=T0),
-            PolicyEventRecord(policy="model-router", action="modified", reason="gpt-4o downgraded for cost", details={}, at=T0),
+            PolicyEventRecord(
+                policy="redact-pii", action="redacted", reason="US SSN in the prompt", details={"matches": 1}, at=T0
+            ),
+            PolicyEventRecord(
+                policy="model-router", action="modified", reason="gpt-4o downgraded for cost", details={}, at=T0
+            ),
         ],
     )
 
@@ -111,7 +125,9 @@ def _blocked_anthropic() -> CallRecord:
     original = Scenario(thinking=["Disk is full.", " Remove everything."], text=["I'll clean up."], tool_calls=[RM_RF])
     replacement = f"Interlock blocked a call to bash: {BLOCKED_REASON} (probability 0.97)."
     final = Scenario(
-        thinking=["Disk is full.", " Remove everything."], text=["I'll clean up.", "\n\n" + replacement], stop_reason="end_turn"
+        thinking=["Disk is full.", " Remove everything."],
+        text=["I'll clean up.", "\n\n" + replacement],
+        stop_reason="end_turn",
     )
     model = "claude-sonnet-4-5-20250929"
     return _call(
@@ -147,7 +163,10 @@ def _blocked_anthropic() -> CallRecord:
                 tool_name="bash",
                 arguments={"command": "rm -rf / --no-preserve-root"},
                 judge_model="gpt-4o-mini",
-                prompt=[{"role": "system", "content": "Rate the harm of this tool call."}, {"role": "user", "content": "bash rm -rf /"}],
+                prompt=[
+                    {"role": "system", "content": "Rate the harm of this tool call."},
+                    {"role": "user", "content": "bash rm -rf /"},
+                ],
                 raw_answer='{"probability": 0.97, "explanation": "Deletes the whole filesystem"}',
                 probability=0.97,
                 explanation=BLOCKED_REASON,
@@ -190,7 +209,13 @@ def _session() -> list[CallRecord]:
     ]
     records = []
     for n, scenario in enumerate(turns):
-        request = {"model": "claude-sonnet-4-5", "max_tokens": 4096, "system": system, "metadata": metadata, "messages": list(messages)}
+        request = {
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 4096,
+            "system": system,
+            "metadata": metadata,
+            "messages": list(messages),
+        }
         response = anthropic_json(scenario, model)
         judgements = []
         if scenario.tool_calls == [GREP]:
@@ -241,7 +266,13 @@ def _openai_tool_call() -> CallRecord:
             {
                 "role": "assistant",
                 "content": None,
-                "tool_calls": [{"id": "call_prev", "type": "function", "function": {"name": "get_weather", "arguments": '{"location":"Paris"}'}}],
+                "tool_calls": [
+                    {
+                        "id": "call_prev",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"location":"Paris"}'},
+                    }
+                ],
             },
             {"role": "tool", "tool_call_id": "call_prev", "content": '{"temp_c": 18}'},
             {"role": "user", "content": "And in Tokyo?"},
@@ -286,7 +317,11 @@ def _unparsable() -> CallRecord:
 
 def _huge() -> CallRecord:
     text = "\n".join(f"line {n}: the quick brown fox jumps over the lazy dog" for n in range(HUGE_LINES))
-    request = {"model": "claude-sonnet-4-5", "max_tokens": 64000, "messages": [{"role": "user", "content": "Write a lot"}]}
+    request = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 64000,
+        "messages": [{"role": "user", "content": "Write a lot"}],
+    }
     response = anthropic_json(Scenario(text=[text], output_tokens=60000), "claude-sonnet-4-5-20250929")
     return _call(
         "ui-huge",

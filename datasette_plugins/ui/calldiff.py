@@ -334,7 +334,7 @@ def pair_diff(title: str, stages: tuple[str, str], data: CallData, *, is_request
         texts = [_side_text(info, row) for info, row in zip(infos, rows)]
         if any(texts):
             pair.mode = "json"
-            pair.json_diff = diff_text(*texts)
+            pair.json_diff = diff_text(texts[0], texts[1])
             pair.changed = pair.json_diff.changed
             pair.json_text = texts[1] or texts[0] if not pair.changed else None
         return pair

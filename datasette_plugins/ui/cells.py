@@ -8,7 +8,7 @@ costs and times are made readable, long text is cut) and None for everything els
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from datasette.app import Datasette
@@ -54,9 +54,7 @@ def _pretty(value: str, limit: int, more_href: str | None) -> Markup | None:
 def _text(value: str) -> Markup:
     if len(value) <= TEXT_PREVIEW:
         return Markup('<span class="il-text">{0}</span>').format(value)
-    return Markup('<span class="il-text" title="{0:,} characters">{1}…</span>').format(
-        len(value), value[:TEXT_PREVIEW]
-    )
+    return Markup('<span class="il-text" title="{0:,} characters">{1}…</span>').format(len(value), value[:TEXT_PREVIEW])
 
 
 def _plain(value: Any) -> Any:
@@ -70,9 +68,8 @@ _FORMATTERS: dict[str, Callable[[Any], str]] = {
 }
 
 
-def render(
-    datasette: Datasette, database: str, column: str, value: Any, row: Mapping[str, Any] | None
-) -> Markup | None:
+def render(datasette: Datasette, database: str, column: str, value: Any, row: Any) -> Markup | None:
+    """Markup for `column`'s `value` (`row` is the sqlite3.Row it is in, or None)."""
     value = _plain(value)
     if value is None:
         if column == "cost_usd":
@@ -95,7 +92,8 @@ def render(
         return Markup('<span title="{0}">{1}</span>').format(value, fmt.when(value))
     if column in JSON_COLUMNS and isinstance(value, str):
         more = None
-        if column == "body_json" and row is not None and "stage" in row.keys() and "call_id" in row.keys():
+        present = set(row.keys()) if row is not None else set()  # `in` on a sqlite3.Row looks at values
+        if column == "body_json" and {"stage", "call_id"} <= present:
             call_id, stage = _plain(row["call_id"]), row["stage"]
             more = paths.raw_url(datasette, database, str(call_id), str(stage), "json")
         return _pretty(value, JSON_PREVIEW, more)

@@ -40,8 +40,10 @@ def cost_chart(points: list[DayCost], days: list[str]) -> Markup:
     step = plot_w / max(len(days), 1)
     bar_w = max(step * 0.72, 1.0)
     parts = [
-        f'<svg class="il-chart" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}"'
-        ' xmlns="http://www.w3.org/2000/svg">',
+        (
+            f'<svg class="il-chart" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}"'
+            ' xmlns="http://www.w3.org/2000/svg">'
+        ),
         "<title>Cost per day</title>",
         f'<line class="il-axis" x1="{LEFT}" y1="{TOP + plot_h}" x2="{WIDTH - 8}" y2="{TOP + plot_h}"/>',
         f'<line class="il-grid" x1="{LEFT}" y1="{TOP}" x2="{WIDTH - 8}" y2="{TOP}"/>',

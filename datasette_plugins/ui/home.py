@@ -40,7 +40,7 @@ class Overview:
 def _links(datasette: Datasette, database: str) -> list[tuple[str, str]]:
     return [
         ("Calls", datasette.urls.table(database, "calls")),
-        ("Sessions", datasette.urls.table(database, "sessions")),
+        ("Sessions", datasette.urls.query(database, "sessions")),
         ("Blocked and modified", datasette.urls.query(database, "blocked_and_modified_calls")),
         ("Cost by day and model", datasette.urls.query(database, "cost_by_day_and_model")),
         ("Slowest calls", datasette.urls.query(database, "slowest_100_calls")),
@@ -78,8 +78,8 @@ def calls_table_vars(datasette: Datasette, database: str, request: Request | Non
     args = request.args if request is not None else {}
     if any(key in args for key in ("_col", "_nocol", ALL_COLUMNS_ARG)):
         return {}
-    call_url: Callable[[str], str] = lambda call_id: paths.call_url(datasette, database, call_id)  # noqa: E731
-    row_url: Callable[[str], str] = lambda call_id: datasette.urls.row(database, "calls", tilde_encode(call_id))  # noqa: E731
+    call_url: Callable[[str], str] = lambda call_id: paths.call_url(datasette, database, call_id)
+    row_url: Callable[[str], str] = lambda call_id: datasette.urls.row(database, "calls", tilde_encode(call_id))
     return {
         "interlock_columns": CALLS_COLUMNS,
         "interlock_in_order": in_calls_order,

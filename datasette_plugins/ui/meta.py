@@ -22,7 +22,7 @@ TEMPLATE_DATABASE = "interlock"
 def _load() -> dict[str, Any]:
     loaded = yaml.safe_load(METADATA_FILE.read_text(encoding="utf-8"))
     if not isinstance(loaded, dict):
-        raise ValueError(f"{METADATA_FILE} must hold a mapping")
+        raise TypeError(f"{METADATA_FILE} must hold a mapping")
     return loaded
 
 

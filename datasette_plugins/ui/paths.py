@@ -13,7 +13,9 @@ PREFIX = "/-/interlock"
 STYLESHEET = f"{PREFIX}/interlock.css"
 
 CALL_ROUTE = rf"^{PREFIX}/(?P<database>[^/]+)/calls/(?P<call_id>[^/]+)$"
-RAW_ROUTE = rf"^{PREFIX}/(?P<database>[^/]+)/calls/(?P<call_id>[^/]+)/(?P<stage>[a-z_]+)\.(?P<kind>json|raw|headers\.json)$"
+RAW_ROUTE = (
+    rf"^{PREFIX}/(?P<database>[^/]+)/calls/(?P<call_id>[^/]+)/(?P<stage>[a-z_]+)\.(?P<kind>json|raw|headers\.json)$"
+)
 SESSION_ROUTE = rf"^{PREFIX}/(?P<database>[^/]+)/sessions/(?P<session_id>[^/]+)$"
 STYLESHEET_ROUTE = rf"^{STYLESHEET}$"
 

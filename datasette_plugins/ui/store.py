@@ -8,7 +8,6 @@ pydantic models. Bodies stay as stored; raw bytes are read only as a short previ
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 from datasette.database import Database
@@ -16,8 +15,6 @@ from pydantic import BaseModel
 
 from datasette_plugins.ui.chart import DAYS, DayCost, window
 from recorder.models import STAGES
-
-log = logging.getLogger(__name__)
 
 RAW_PREVIEW_BYTES = 4096
 SESSION_CALLS_LIMIT = 500  # a session page shows at most this many calls
@@ -302,7 +299,7 @@ async def _by_call(db: Database, table: str, ids: list[str]) -> dict[str, list[d
     found: dict[str, list[dict[str, Any]]] = {}
     if ids:
         marks = ", ".join("?" * len(ids))
-        for row in await _rows(db, f"select * from {table} where call_id in ({marks}) order by id", ids):
+        for row in await _rows(db, f"select * from {table} where call_id in ({marks}) order by id", tuple(ids)):
             found.setdefault(row["call_id"], []).append(row)
     return found
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from datasette_plugins.ui import fmt
 from datasette_plugins.ui.blocks import Block, Message, parse_messages, parse_response
 from datasette_plugins.ui.calldiff import Note, notes_for
 from datasette_plugins.ui.store import CallRow, PolicyEventRow, SessionCall, SessionTotals
@@ -19,6 +20,10 @@ from datasette_plugins.ui.store import CallRow, PolicyEventRow, SessionCall, Ses
 PREVIEW_CHARS = 600
 ARGS_PREVIEW = 400
 ONE_LINE_ARGS = 120  # arguments this short are shown on one line
+
+
+def clip(text: str, limit: int = PREVIEW_CHARS) -> str:
+    return fmt.clip(text, limit)
 
 
 def short_arguments(text: str) -> str:
@@ -32,8 +37,8 @@ def short_arguments(text: str) -> str:
     return clip(text, ARGS_PREVIEW)
 
 
-def clip(text: str, limit: int = PREVIEW_CHARS) -> str:
-    return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit:,} more characters)"
+def result_anchor(turn: int, tool_id: str | None) -> str:
+    return f"result-{turn}-{tool_id}"
 
 
 @dataclass
@@ -53,6 +58,10 @@ class ToolUse:
     def anchor(self) -> str:
         return f"use-{self.turn}-{self.tool_id or self.name}"
 
+    @property
+    def result_anchor(self) -> str | None:
+        return None if self.result_turn is None else result_anchor(self.result_turn, self.tool_id)
+
 
 @dataclass
 class ToolResult:
@@ -66,7 +75,7 @@ class ToolResult:
 
     @property
     def anchor(self) -> str:
-        return f"result-{self.turn}-{self.tool_id}"
+        return result_anchor(self.turn, self.tool_id)
 
 
 @dataclass
@@ -119,14 +128,14 @@ def _tool_uses(call: SessionCall, number: int) -> list[ToolUse]:
     final_calls = [b for b in final.message.blocks if b.kind == "tool_call"] if final else []
     kept = {(b.tool_id, b.tool_name) for b in final_calls}
     removed = [
-        b for b in (original.message.blocks if original else ()) if b.kind == "tool_call" and (b.tool_id, b.tool_name) not in kept
+        b
+        for b in (original.message.blocks if original else ())
+        if b.kind == "tool_call" and (b.tool_id, b.tool_name) not in kept
     ]
     uses = []
     for block, blocked in [(b, False) for b in final_calls] + [(b, True) for b in removed]:
         notes = notes_for(block, call.events, call.judgements)
-        uses.append(
-            ToolUse(block.tool_id, block.tool_name or "?", short_arguments(block.text), number, blocked, notes)
-        )
+        uses.append(ToolUse(block.tool_id, block.tool_name or "?", short_arguments(block.text), number, blocked, notes))
     return uses
 
 

@@ -27,7 +27,10 @@ STYLESHEET = Path(__file__).resolve().parent.parent / "static" / "interlock.css"
 async def _database(datasette: Datasette, request: Request) -> tuple[str, Database]:
     """The recorder database named in the URL, after checking the actor may see it."""
     name = tilde_decode(request.url_vars["database"])
-    if name not in registry.recorder_databases(datasette):
+    known = registry.recorder_databases(datasette)
+    if name not in known and name in datasette.databases:  # the recorder may have created its tables since
+        known = await registry.find(datasette)
+    if name not in known:
         raise NotFound(f"No recorder database called {name!r}")
     await datasette.ensure_permissions(
         request.actor, [("view-table", (name, "calls")), ("view-database", name), "view-instance"]

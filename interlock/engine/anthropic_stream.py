@@ -17,6 +17,7 @@ from typing import Any
 
 from interlock.codecs import anthropic_events as wire
 from interlock.codecs.base import ToolCall
+from interlock.engine.aligner import Piece, TextAligner
 from interlock.engine.driver import Step, run, start_eager, wait_for
 from interlock.engine.stream import StreamRewriter
 from interlock.sse import SSEEvent, parse_event_block
@@ -31,7 +32,8 @@ class _TextBlock:
     start: SSEEvent
     start_data: dict[str, Any]
     out_index: int | None = None  # None until its first non-empty text is emitted
-    pending: list[bytes] = field(default_factory=list)  # pings that came before it opened
+    pings: list[bytes] = field(default_factory=list)  # pings that came before it opened
+    aligner: TextAligner = field(default_factory=TextAligner)
 
 
 @dataclass(slots=True)
@@ -76,24 +78,30 @@ class AnthropicStreamRewriter(StreamRewriter):
         if block.out_index is None:
             block.out_index = self._allocate()
             self._emit_block_event(block.start, block.start_data, block.out_index)
-            self._release(block)
+            self._release_pings(block)
         return block.out_index
 
-    def _release(self, block: _TextBlock) -> None:
+    def _release_pings(self, block: _TextBlock) -> None:
         """Forward the pings held while the block waited to open, in their place."""
-        self.out.extend(block.pending)
-        block.pending.clear()
+        self.out.extend(block.pings)
+        block.pings.clear()
 
     def _emit_text(self, block: _TextBlock, text: str) -> None:
         if text:
             self.emit_new(wire.text_delta(self._open(block), text))
 
-    def _end_on_failure(self, failed: PolicyFailed, block: _TextBlock | None) -> None:
+    def _emit_aligned(self, block: _TextBlock, pieces: list[Piece]) -> None:
+        """Upstream deltas whose text came out unchanged go as their original bytes."""
+        for event, text in pieces:
+            if event is not None and self._open(block) == block.upstream_index:
+                self.emit_raw(event)
+            else:
+                self._emit_text(block, text)
+
+    def _end_on_failure(self, failed: PolicyFailed, block: _TextBlock) -> None:
+        """A text policy failed and blocks: what was released goes out, then the notice."""
         self.ctx.end_message(failed.policy, failed.reason)
-        if block is None:
-            self.emit_new(b"".join(wire.text_block(self._allocate(), failed.notice)))
-        else:
-            self._emit_text(block, failed.notice)
+        self._emit_text(block, block.aligner.abandon() + failed.notice)
 
     # -- events ----------------------------------------------------------------------
 
@@ -126,7 +134,7 @@ class AnthropicStreamRewriter(StreamRewriter):
             self._note_usage(data.get("usage"))
             yield from self._message_delta(event, data)
         elif kind == "ping" and (waiting := self._unopened_text_block()) is not None:
-            waiting.pending.append(event.raw)  # keeps an unchanged stream's event order
+            waiting.pings.append(event.raw)  # keeps an unchanged stream's event order
         else:  # ping, message_stop, error, non-JSON, and event types unknown today
             self.emit_raw(event)
 
@@ -160,7 +168,7 @@ class AnthropicStreamRewriter(StreamRewriter):
             self.text_blocks[index] = text_block
             if initial:
                 text_block.start = parse_event_block(wire.sse("content_block_start", start_data))
-                yield from self._text(text_block, initial)
+                yield from self._text(text_block, None, initial)
         elif block_type == "tool_use" and self.chain.holds_tool_calls:
             held = _HeldTool(upstream_index=index, block=block, events=[event])
             self.held.append(held)
@@ -171,13 +179,13 @@ class AnthropicStreamRewriter(StreamRewriter):
             self.index_map[index] = out_index
             self._emit_block_event(event, data, out_index)
 
-    def _text(self, block: _TextBlock, text: str) -> Step[None]:
+    def _text(self, block: _TextBlock, event: SSEEvent | None, text: str) -> Step[None]:
         try:
             out = yield from run(self.chain.text(self.ctx, text))
         except PolicyFailed as failed:
             self._end_on_failure(failed, block)
             return
-        self._emit_text(block, out)
+        self._emit_aligned(block, block.aligner.add(event, text, out))
 
     def _block_delta(self, event: SSEEvent, data: dict[str, Any]) -> Step[None]:
         index = data.get("index")
@@ -185,17 +193,9 @@ class AnthropicStreamRewriter(StreamRewriter):
         if self.ctx.ended_by is not None:
             return
         if index in self.text_blocks and delta.get("type") == "text_delta":
-            text_block = self.text_blocks[index]
-            text = delta.get("text") or ""
-            try:
-                out = yield from run(self.chain.text(self.ctx, text))
-            except PolicyFailed as failed:
-                self._end_on_failure(failed, text_block)
-                return
-            if out == text and out and self._open(text_block) == index:
-                self.emit_raw(event)
-            else:
-                self._emit_text(text_block, out)
+            yield from self._text(self.text_blocks[index], event, delta.get("text") or "")
+        elif index in self.text_blocks:  # e.g. citations_delta: opens the block, goes as it came
+            self._emit_block_event(event, data, self._open(self.text_blocks[index]))
         elif index in self.held_by_index:
             held = self.held_by_index[index]
             held.events.append(event)
@@ -216,11 +216,11 @@ class AnthropicStreamRewriter(StreamRewriter):
                     tail = yield from run(self.chain.text_end(self.ctx))
                 except PolicyFailed as failed:
                     self._end_on_failure(failed, text_block)
-                    tail = ""
-                self._emit_text(text_block, tail)
+                else:
+                    self._emit_aligned(text_block, text_block.aligner.flush(tail))
             if text_block.out_index is not None:  # else the block stayed empty: dropped
                 self._emit_block_event(event, data, text_block.out_index)
-            self._release(text_block)
+            self._release_pings(text_block)
         elif index in self.held_by_index:
             held = self.held_by_index[index]
             held.events.append(event)
@@ -323,7 +323,7 @@ class AnthropicStreamRewriter(StreamRewriter):
         tail held: forward it as it came, so the client sees the same truncation."""
         yield from ()
         for text_block in self.text_blocks.values():
-            self._release(text_block)
+            self._release_pings(text_block)
         if self.tail is not None:
             self.out.extend(piece.raw if isinstance(piece, SSEEvent) else piece for piece in self.tail)
             self.tail = None

@@ -17,6 +17,7 @@ from typing import Any
 
 from interlock.codecs import openai_events as wire
 from interlock.codecs.base import ToolCall
+from interlock.engine.aligner import Piece, TextAligner
 from interlock.engine.driver import Step, run, start_eager, wait_for
 from interlock.engine.stream import StreamRewriter
 from interlock.sse import SSEEvent
@@ -43,6 +44,9 @@ class OpenAIChatStreamRewriter(StreamRewriter):
         self.mixed_tool_chunks = False
         self.template: dict[str, Any] | None = None
         self.finished = False
+        self.sent_text = False  # content reached the client: notices start a new paragraph
+        self.aligner = TextAligner()
+        self.text_open = False  # text went to the policies and its end was not signalled yet
 
     def handle(self, event: SSEEvent) -> Step[None]:
         data = event.json()
@@ -59,15 +63,22 @@ class OpenAIChatStreamRewriter(StreamRewriter):
         new_delta = dict(delta)
         modified = False
         content = delta.get("content")
+        tool_deltas = delta.get("tool_calls")
+        ends_text = bool(tool_deltas) or choice.get("finish_reason") is not None
         if isinstance(content, str) and content and self.chain.handles_text:
-            if self.ctx.ended_by is not None:
-                out = ""
-            else:
-                out = yield from self._text(content)
+            out = "" if self.ctx.ended_by is not None else (yield from self._text(content))
+            only_text = choice.get("finish_reason") is None and all(v is None for k, v in delta.items() if k != "content")
+            if only_text and self.ctx.ended_by is None:
+                self._emit_aligned(self.aligner.add(event, content, out))
+                return
+            out = self.aligner.abandon() + out  # a chunk with more than text is rebuilt
+            if ends_text:
+                out += "".join(text for _, text in (yield from self._close_text()))
             if out != content:
                 new_delta["content"] = out
                 modified = True
-        tool_deltas = delta.get("tool_calls")
+        elif ends_text:  # tool calls or the finish follow the text: release what is held first
+            self._emit_aligned((yield from self._close_text()))
         if isinstance(tool_deltas, list) and (self.chain.holds_tool_calls or self.ctx.ended_by):
             self._hold(tool_deltas)
             del new_delta["tool_calls"]
@@ -79,8 +90,17 @@ class OpenAIChatStreamRewriter(StreamRewriter):
                 self.mixed_tool_chunks = True
         finish_reason = choice.get("finish_reason")
         if finish_reason is not None:
+            produced = len(self.out)
             finish_reason = yield from self._finish(finish_reason, data)
             modified = modified or finish_reason != choice.get("finish_reason")
+            added = self.out[produced:]
+            if added and new_delta.get("content"):  # this chunk's text goes before what the end adds
+                del self.out[produced:]
+                lead = {key: new_delta.pop(key) for key in ("role", "content") if key in new_delta}
+                self.emit_new(wire.sse(wire.chunk_like(data, lead)))
+                self.out.extend(added)
+                modified = True
+        self.sent_text = self.sent_text or bool(new_delta.get("content"))
         if not modified:
             self.emit_raw(event)
             return
@@ -91,13 +111,35 @@ class OpenAIChatStreamRewriter(StreamRewriter):
         chunk = {**data, "choices": [{**choice, "delta": new_delta, "finish_reason": finish_reason}]}
         self.emit_new(wire.sse(chunk))
 
+    def _emit_aligned(self, pieces: list[Piece]) -> None:
+        """Upstream chunks whose text came out unchanged go as their original bytes."""
+        for event, text in pieces:
+            if event is None:
+                self._emit_content(text)
+            else:
+                self.emit_raw(event)
+                self.sent_text = self.sent_text or bool(text)
+
     def _text(self, text: str) -> Step[str]:
+        self.text_open = True
         try:
             out: str = yield from run(self.chain.text(self.ctx, text))
         except PolicyFailed as failed:
             self.ctx.end_message(failed.policy, failed.reason)
             return failed.notice
         return out
+
+    def _close_text(self) -> Step[list[Piece]]:
+        """The text is over (tool calls or the finish follow): what the policies held."""
+        if not self.text_open or self.ctx.ended_by is not None:
+            return []
+        self.text_open = False
+        try:
+            tail = yield from run(self.chain.text_end(self.ctx))
+        except PolicyFailed as failed:
+            self.ctx.end_message(failed.policy, failed.reason)
+            return [(None, self.aligner.abandon() + failed.notice)]
+        return self.aligner.flush(tail)
 
     def _hold(self, tool_deltas: list[Any]) -> None:
         for tool_delta in tool_deltas:
@@ -130,13 +172,6 @@ class OpenAIChatStreamRewriter(StreamRewriter):
         """Flush held text and tool calls before the finish chunk; return the (possibly
         corrected) finish reason."""
         self.finished = True
-        if self.chain.handles_text and self.ctx.ended_by is None:
-            try:
-                tail = yield from run(self.chain.text_end(self.ctx))
-            except PolicyFailed as failed:
-                self.ctx.end_message(failed.policy, failed.reason)
-                tail = failed.notice
-            self._emit_content(tail)
         for held in self.held.values():
             self._decide(held)
         decisions: list[tuple[_HeldCall, ToolDecision]] = []
@@ -145,12 +180,12 @@ class OpenAIChatStreamRewriter(StreamRewriter):
                 decisions.append((held, (yield from wait_for(held.decision))))
         if self.chain.holds_tool_calls and self.ctx.ended_by is None:
             extra = yield from run(self.chain.stream_end(self.ctx, StreamEnd(finish_reason, _usage(chunk))))
-            self._emit_content(extra)
+            self._emit_content(extra, paragraph=True)
         if self.ctx.ended_by is not None:
             decisions = []  # the message was ended: held tool calls are dropped with the rest
         for _, decision in decisions:
             if isinstance(decision, ReplaceWithText):
-                self._emit_content(decision.text)
+                self._emit_content(decision.text, paragraph=True)
         kept = [(held, d.call) for held, d in decisions if isinstance(d, Keep)]
         unchanged = len(kept) == len(self.held) and all(call == held.call for held, call in kept)
         if unchanged and not self.mixed_tool_chunks and self.ctx.ended_by is None:
@@ -165,9 +200,13 @@ class OpenAIChatStreamRewriter(StreamRewriter):
             return "stop"
         return finish_reason
 
-    def _emit_content(self, text: str) -> None:
+    def _emit_content(self, text: str, paragraph: bool = False) -> None:
+        """Send content; a `paragraph` (a notice) is set apart from text sent before it."""
         if text and self.template is not None:
+            if paragraph and self.sent_text:
+                text = f"\n\n{text}"
             self.emit_new(wire.sse(wire.chunk_like(self.template, {"content": text})))
+            self.sent_text = True
 
     def finish(self) -> Step[None]:
         """End of the upstream bytes: a stream cut before its finish chunk gets its held

@@ -17,8 +17,12 @@ detail for the record.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 import logging
 import os
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
@@ -59,6 +63,17 @@ def check_loop_guard() -> None:
         )
 
 
+def warm_up(litellm: ModuleType, model: str, api_base: str | None) -> None:
+    """Do now what litellm would otherwise do on the event loop at the first judge call:
+    import the provider's modules (a mocked call, no network) and load the tokenizer. This
+    keeps that call from stalling every stream for tens of milliseconds."""
+    litellm.completion(
+        model=model, api_base=api_base, messages=[{"role": "user", "content": "warm-up"}], mock_response="{}"
+    )
+    with contextlib.suppress(ImportError):  # an internal module: only a warm-up if it moves
+        importlib.import_module("litellm.litellm_core_utils.default_encoding")
+
+
 @dataclass(frozen=True, slots=True)
 class JudgeReply:
     text: str | None
@@ -83,21 +98,38 @@ def _status(error: BaseException) -> int | None:
     return status if isinstance(status, int) else None
 
 
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """The error and what it was raised from (litellm wraps a refused connection in a 500)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
 def _reason(error: BaseException) -> str:
     """A few safe words about a failed attempt."""
     status = _status(error)
-    if isinstance(error, TimeoutError) or status == 408:
+    causes = list(_causes(error))
+    if status == 408 or any(isinstance(cause, TimeoutError) for cause in causes):
         return "timed out"
     if status == 429:
         return "was rate-limited (HTTP 429)"
-    if (status is not None and status >= 500) or isinstance(error, ConnectionError):
-        return "was unreachable" if status is None else f"was unavailable (HTTP {status})"
+    if any(isinstance(cause, OSError) for cause in causes):
+        return "was unreachable"
+    if status is not None and status >= 500:
+        return f"was unavailable (HTTP {status})"
     return f"failed (HTTP {status})" if status is not None else f"failed ({type(error).__name__})"
 
 
 def _retryable(error: BaseException) -> bool:
     status = _status(error)
-    return isinstance(error, TimeoutError | ConnectionError) or status in (408, 409, 429) or (status or 0) >= 500
+    return (
+        status in (408, 409, 429)
+        or (status or 0) >= 500
+        or any(isinstance(cause, OSError) for cause in _causes(error))  # timeouts and connection errors
+    )
 
 
 def _retry_after(error: BaseException) -> float | None:
@@ -124,12 +156,17 @@ class JudgeClient:
         retries: int,
         backoff_s: float,
     ) -> None:
-        self.litellm = load_litellm()
-        check_loop_guard()
-        try:
-            self.litellm.get_llm_provider(model=model, api_base=api_base)
-        except Exception as error:  # noqa: BLE001 - litellm raises its own error types here
-            raise ValueError(f"model: litellm cannot route {model!r}: {str(error).splitlines()[0][:200]}") from None
+        with warnings.catch_warnings():
+            # litellm's lazily imported types make pydantic warn about `ReadOnly` fields.
+            warnings.filterwarnings("ignore", message=".*`ReadOnly` qualifier", category=UserWarning)
+            self.litellm = load_litellm()
+            check_loop_guard()
+            try:
+                self.litellm.get_llm_provider(model=model, api_base=api_base)
+            except Exception as error:  # noqa: BLE001 - litellm raises its own error types here
+                reason = str(error).splitlines()[0][:200]
+                raise ValueError(f"model: litellm cannot route {model!r}: {reason}") from None
+            warm_up(self.litellm, model, api_base)
         self.model = model
         self.api_base = api_base
         self.api_key = api_key

@@ -6,8 +6,9 @@ call the judge rates at or above `threshold` is replaced by a readable notice (t
 pretty-printed arguments, probability, explanation); others are released unchanged.
 
 A judge that is down, slow, rate-limited past its retries or answering garbage takes
-`on_error` (allow or block) within `timeout_s`: the policy keeps a small reserve inside
-that bound, so its decision, not the chain's generic timeout, applies. Every judged call
+`on_error` (allow or block) within `timeout_s` (retries included). The chain entry's
+`on_error` and `timeout_s` are this policy's own (see `policies.registry`), and the
+chain's generic bound is only a backstop set a little later. Every judged call
 is recorded: a `JudgeRecord` (prompt, raw answer, tokens, cost, latency, error) and a
 policy event ("blocked" or "allowed").
 
@@ -39,7 +40,6 @@ DEFAULT_BLOCK_MESSAGE = (
     "Reason: {explanation}\n"
     "Arguments:\n```json\n{arguments}\n```"
 )
-MAX_RESERVE_S = 0.1  # kept inside timeout_s to build the decision before the chain's bound
 
 
 class ToolCallJudgeOptions(PolicyOptions):
@@ -93,7 +93,6 @@ class ToolCallJudgePolicy(Policy):
             retries=options.retries,
             backoff_s=options.backoff_s,
         )
-        self.budget_s = options.timeout_s - min(MAX_RESERVE_S, 0.05 * options.timeout_s)
 
     async def on_tool_call(self, ctx: PolicyContext, call: ToolCall) -> ToolDecision:
         options = self.options
@@ -104,7 +103,7 @@ class ToolCallJudgePolicy(Policy):
         answer: JudgeAnswer | None = None
         error: str | None = None
         try:
-            reply = await self.client.ask(messages, started + self.budget_s)
+            reply = await self.client.ask(messages, started + options.timeout_s)
             answer = parse_answer(reply.text)
         except JudgeFailure as failure:
             error, why = failure.detail, f"the judge {failure.reason}"
@@ -128,15 +127,22 @@ class ToolCallJudgePolicy(Policy):
             explanation = f"{why[0].upper()}{why[1:]}, and this policy blocks tool calls when the judge fails."
         self._record(ctx, call, messages, reply, answer, blocked, started, error)
         ctx.record(
-            self.instance_name, "blocked" if blocked else "allowed", reason,
-            tool_call_id=call.id, tool_name=call.name, probability=answer.probability if answer else None,
-            judge_model=options.model, error=error,
+            self.instance_name,
+            "blocked" if blocked else "allowed",
+            reason,
+            tool_call_id=call.id,
+            tool_name=call.name,
+            probability=answer.probability if answer else None,
+            judge_model=options.model,
+            error=error,
         )
         if not blocked:
             return Keep(call)
         text = options.block_message.format(
-            tool_name=call.name, arguments=pretty_arguments(call.arguments),
-            probability=probability, explanation=explanation,
+            tool_name=call.name,
+            arguments=pretty_arguments(call.arguments),
+            probability=probability,
+            explanation=explanation,
         )
         return ReplaceWithText(text, reason)
 
