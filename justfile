@@ -44,3 +44,7 @@ lint:
 # Benchmarks (not part of the test suite).
 bench *args:
     uv run python -m benchmarks "$@"
+
+# List the available policies with their options and defaults.
+policies:
+    uv run python -m policies

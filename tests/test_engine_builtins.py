@@ -43,7 +43,7 @@ from policies.chain import PolicyChain
 MODEL = "test-model"
 REPLACE_RULES: list[dict[str, Any]] = [
     {"find": "mock", "replace": "MOCK"},
-    {"find": r"\b[Hh]\w+", "regex": True, "replace": r"<\g<0>>", "max_match_length": 12},
+    {"find": r"\b[Hh]\w{1,8}", "regex": True, "replace": r"<\g<0>>"},
     {"find": "日本", "replace": "Japan"},
     {"find": "WEATHER", "ignore_case": True, "replace": "climate"},
 ]
@@ -191,3 +191,32 @@ async def test_any_split_of_the_upstream_bytes_gives_the_same_output(dialect: st
     reference, _ = await police_stream(chain, dialect, chunks)
     out, _ = await police_stream(chain_of(*CONFIGS["all"]), dialect, split_at(raw, cuts))
     assert out == reference
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> Scenario:
+    """Random assistant turns: thinking, text with words the rules look for, tool calls."""
+    words = st.sampled_from(["mock", " Hello", " hi", "日本", " weather", "WEATHER", " x", "Tokyo", "\n"])
+    text = [draw(words) + draw(words) for _ in range(draw(st.integers(0, 4)))]
+    calls = []
+    for i in range(draw(st.integers(0, 3))):
+        name = draw(st.sampled_from(["get_weather", "Bash", "read_file"]))
+        arguments = json.dumps({"q": draw(st.text("ab Tokyo.find", max_size=12))})
+        cuts = sorted(draw(st.lists(st.integers(1, len(arguments) - 1), max_size=3)))
+        pieces = [arguments[a:b] for a, b in zip([0, *cuts], [*cuts, len(arguments)], strict=True)]
+        calls.append(ScenarioToolCall(id=f"r{i}", name=name, argument_pieces=[p for p in pieces if p]))
+    thinking = draw(st.lists(st.sampled_from(["hmm", " ok"]), max_size=2))
+    return Scenario(model="claude-sonnet-4-5", thinking=thinking, text=text, tool_calls=calls)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@settings(max_examples=150, deadline=None)
+@given(s=scenarios(), config=st.sampled_from(sorted(CONFIGS)))
+async def test_random_turns_keep_the_protocol_and_the_promise(dialect: str, s: Scenario, config: str) -> None:
+    chunks, body = wire(dialect, s)
+    want = expected(dialect, s, CONFIGS[config])
+    out, _ = await police_stream(chain_of(*CONFIGS[config]), dialect, chunks)
+    assert stream_violations(dialect, out) == []
+    assert_result(sdk_summary(dialect, out), want)
+    whole, _ = await police_body(chain_of(*CONFIGS[config]), dialect, json.loads(json.dumps(body)))
+    assert_result(sdk_summary(dialect, whole), want)

@@ -12,9 +12,11 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from judge_mock import GARBAGE, RATE_LIMITED, ConnectionRecorder, JudgeMock, Reply, allow, block, closed_port
 from policy_fixtures import (
     DIALECTS,
@@ -30,12 +32,13 @@ from policy_fixtures import (
 from wire_scenarios import SCENARIOS, anthropic_json, anthropic_sse, openai_chat_json, openai_chat_sse
 
 from interlock.codecs.base import ToolCall
-from interlock.config import ConfigError
+from interlock.config import ConfigError, parse_config
 from interlock.engine.stream import PolicyStream
 from policies.base import Keep, PolicyContext, ReplaceWithText, ToolDecision
 from policies.builtin.judge_client import load_litellm
 from policies.builtin.tool_call_judge import ToolCallJudgePolicy
 from policies.chain import PolicyChain
+from policies.registry import build_chain
 
 KEY_ENV = "INTERLOCK_TEST_JUDGE_KEY"
 JUDGE_KEY = "sk-judge-SECRET-0123456789abcdef"
@@ -206,6 +209,16 @@ def test_on_error_and_timeout_come_from_the_chain_entry(judge: JudgeMock) -> Non
     policy = the_policy(chain)
     assert (policy.options.timeout_s, policy.options.on_error) == (1.5, "block")
     assert chain.entries[0].timeout_s > 1.5  # the chain's bound is a backstop behind the policy's own
+
+
+def test_the_commented_example_in_mitm_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (Path(__file__).resolve().parents[1] / "mitm_config.yaml").read_text()
+    commented = text.split("replace `policies: []` above with:\n", 1)[1]
+    example = yaml.safe_load("\n".join(line.removeprefix("# ") for line in commented.splitlines()))
+    monkeypatch.setenv("INTERLOCK_JUDGE_KEY", JUDGE_KEY)
+    chain = build_chain(parse_config(example, "example").policies)
+    options = the_policy(chain).options
+    assert (options.on_error, options.timeout_s, options.context.recent_tool_calls) == ("block", 8.0, 3)
 
 
 # --- failures ------------------------------------------------------------------------

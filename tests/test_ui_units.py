@@ -49,7 +49,7 @@ def test_diff_keeps_every_line_of_both_sides(old_lines: list[str], new_lines: li
         return
     rebuilt_old = ["".join(s.text for s in line.segments) for line in diff.lines if line.op in ("same", "del")]
     rebuilt_new = ["".join(s.text for s in line.segments) for line in diff.lines if line.op in ("same", "add")]
-    assert rebuilt_old == old.splitlines() and rebuilt_new == new.splitlines()
+    assert rebuilt_old == old.split("\n") and rebuilt_new == new.split("\n")
 
 
 def test_anthropic_request_and_response_as_blocks() -> None:

@@ -77,7 +77,7 @@ def diff_text(old: str, new: str, context: int = 3) -> TextDiff:
     """The diff of two texts, line by line, unchanged runs beyond `context` lines elided."""
     if old == new:
         return TextDiff((), changed=False)
-    a, b = old.splitlines(), new.splitlines()
+    a, b = old.split("\n"), new.split("\n")  # not splitlines(): a trailing newline is a change too
     if len(old) + len(new) > MAX_DIFF_CHARS or len(a) + len(b) > MAX_DIFF_LINES:
         return TextDiff((), changed=True, too_large=True)
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)

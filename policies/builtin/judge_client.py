@@ -7,6 +7,9 @@ map (no download at import) and turns the loop guard on: litellm's HTTP transpor
 ignores HTTPS_PROXY / HTTP_PROXY / ALL_PROXY, so a judge call made from inside the proxy
 goes straight to the judge instead of coming back through the proxy.
 
+The constructor also warms litellm up for the judge's model (a mocked call, no network),
+so that the first real call does not import modules on the event loop.
+
 `JudgeClient.ask()` makes one judgement: attempts bounded by a deadline, retried after
 rate limits, timeouts, connection failures and 5xx answers with exponential backoff
 (never past the deadline; a `retry-after` longer than the time left ends it early).
@@ -33,6 +36,7 @@ from interlock.secrets import scrub
 logger = logging.getLogger(__name__)
 
 PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")
+LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm")
 MAX_DETAIL_CHARS = 300
 
 
@@ -40,6 +44,10 @@ MAX_DETAIL_CHARS = 300
 def load_litellm() -> ModuleType:
     """litellm, imported once, with the bundled price map and the loop guard on."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    # mitmproxy's root logger is at DEBUG: litellm would log every prompt (and its curl),
+    # already while it is imported.
+    for name in LITELLM_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     import litellm
 
     litellm.suppress_debug_info = True
@@ -67,9 +75,12 @@ def warm_up(litellm: ModuleType, model: str, api_base: str | None) -> None:
     """Do now what litellm would otherwise do on the event loop at the first judge call:
     import the provider's modules (a mocked call, no network) and load the tokenizer. This
     keeps that call from stalling every stream for tens of milliseconds."""
-    litellm.completion(
-        model=model, api_base=api_base, messages=[{"role": "user", "content": "warm-up"}], mock_response="{}"
-    )
+    try:
+        litellm.completion(
+            model=model, api_base=api_base, messages=[{"role": "user", "content": "warm-up"}], mock_response="{}"
+        )
+    except Exception as error:  # noqa: BLE001 - only a warm-up: the first real call does the same work
+        logger.warning("judge %s: warm-up failed (%s); its first call may stall other streams", model, error)
     with contextlib.suppress(ImportError):  # an internal module: only a warm-up if it moves
         importlib.import_module("litellm.litellm_core_utils.default_encoding")
 

@@ -29,6 +29,22 @@ DETECTORS: dict[str, str] = {
     "jwt": r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
     "email": r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b",
 }
+# A cheap pre-check per detector. The detectors start with `\b`, which makes `re` try
+# every position of the text (about 12 ns a character each); these start with a literal
+# `re` can skip ahead to (about 0.3 ns a character). A text passes through only the
+# detectors whose pre-check finds something: usually none.
+HINTS: dict[str, str] = {
+    "private_key": "-----BEGIN ",
+    "anthropic_key": "sk-ant-",
+    "openai_key": "sk-",
+    "github_token": "gh[pousr]_|github_pat_",
+    "slack_token": "xox[abposr]-",
+    "google_api_key": "AIza",
+    "stripe_key": "_(?:live|test)_",
+    "aws_access_key_id": "A(?:KIA|SIA)",
+    "jwt": "eyJ",
+    "email": r"@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
+}
 
 
 class RedactOptions(PolicyOptions):
@@ -64,21 +80,42 @@ class RedactPolicy(Policy):
     def __init__(self, options: RedactOptions, instance_name: str) -> None:
         super().__init__(options, instance_name)
         named = {**{d: DETECTORS[d] for d in options.detectors}, **options.patterns}
-        # One alternation, first detector wins where several match at the same place.
         self.names = list(named)
-        self.pattern = re.compile("|".join(f"(?P<d{i}>{p})" for i, p in enumerate(named.values())))
+        self.patterns = list(named.values())
+        # Custom patterns have no pre-check: they always run.
+        self.hints = [re.compile(HINTS[n]) if n in HINTS and n not in options.patterns else None for n in named]
+        self._alternations: dict[tuple[int, ...], re.Pattern[str]] = {}
+
+    def _alternation(self, active: tuple[int, ...]) -> re.Pattern[str]:
+        """One alternation of the active detectors: the first wins where several match
+        at the same place."""
+        if active not in self._alternations:
+            self._alternations[active] = re.compile("|".join(f"(?P<{_group(i)}>{self.patterns[i]})" for i in active))
+        return self._alternations[active]
 
     async def on_request(self, ctx: PolicyContext, request: dict[str, Any]) -> dict[str, Any]:
         counts: Counter[str] = Counter()
 
-        def replace(match: re.Match[str]) -> str:
-            name = next(n for i, n in enumerate(self.names) if match.group(f"d{i}") is not None)
-            counts[name] += 1
-            return self.options.replacement.format(name=name)
+        def scrub(text: str) -> str:
+            active = tuple(i for i, hint in enumerate(self.hints) if hint is None or hint.search(text))
+            if not active:
+                return text
 
-        edited = map_request_text(ctx.dialect, request, lambda text: self.pattern.sub(replace, text))
+            def replace(match: re.Match[str]) -> str:
+                name = next(self.names[i] for i in active if match.group(_group(i)) is not None)
+                counts[name] += 1
+                return self.options.replacement.format(name=name)
+
+            return self._alternation(active).sub(replace, text)
+
+        edited = map_request_text(ctx.dialect, request, scrub)
         if not counts:
             return request
         total = sum(counts.values())
         ctx.record(self.instance_name, "redacted", f"{total} item(s) scrubbed from the request", counts=dict(counts))
         return edited
+
+
+def _group(index: int) -> str:
+    """The alternation's group name for a detector (not a name a custom pattern would use)."""
+    return f"interlock_detector_{index}"

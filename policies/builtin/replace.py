@@ -160,7 +160,13 @@ class ReplacePolicy(Policy):
 
         edited = map_request_text(ctx.dialect, request, edit)
         if count:
-            ctx.record(self.instance_name, "modified", f"{count} replacement(s) in the request", side="request", replacements=count)
+            ctx.record(
+                self.instance_name,
+                "modified",
+                f"{count} replacement(s) in the request",
+                side="request",
+                replacements=count,
+            )
             return edited
         return request
 
@@ -177,7 +183,13 @@ class ReplacePolicy(Policy):
         scratch.pop("held", None)  # the next text block starts afresh
         count = scratch.pop("count", 0)
         if count:
-            ctx.record(self.instance_name, "modified", f"{count} replacement(s) in the response", side="response", replacements=count)
+            ctx.record(
+                self.instance_name,
+                "modified",
+                f"{count} replacement(s) in the response",
+                side="response",
+                replacements=count,
+            )
         return out
 
     def _stream(self, ctx: PolicyContext, text: str, final: bool) -> str:

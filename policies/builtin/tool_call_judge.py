@@ -22,6 +22,7 @@ import asyncio
 import os
 import string
 import time
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -71,6 +72,19 @@ class ToolCallJudgeOptions(PolicyOptions):
         return template
 
 
+@dataclass(slots=True)
+class _Judgement:
+    """What came back from the judge for one tool call."""
+
+    reply: JudgeReply | None = None
+    answer: JudgeAnswer | None = None
+    error: str | None = None  # the failure in detail, for the record
+    why: str = ""  # the failure in a few words, for people
+
+    def failed(self, error: str, why: str) -> None:
+        self.answer, self.error, self.why = None, error, why
+
+
 class ToolCallJudgePolicy(Policy):
     name = "tool_call_judge"
     Options = ToolCallJudgeOptions
@@ -97,44 +111,30 @@ class ToolCallJudgePolicy(Policy):
     async def on_tool_call(self, ctx: PolicyContext, call: ToolCall) -> ToolDecision:
         options = self.options
         messages = build_messages(call, ctx.dialect, ctx.request, options.context, options.instructions)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        reply: JudgeReply | None = None
-        answer: JudgeAnswer | None = None
-        error: str | None = None
+        started = asyncio.get_running_loop().time()
+        judgement = _Judgement()
         try:
-            reply = await self.client.ask(messages, started + options.timeout_s)
-            answer = parse_answer(reply.text)
+            judgement.reply = await self.client.ask(messages, started + options.timeout_s)
+            judgement.answer = parse_answer(judgement.reply.text)
         except JudgeFailure as failure:
-            error, why = failure.detail, f"the judge {failure.reason}"
+            judgement.failed(failure.detail, f"the judge {failure.reason}")
         except JudgeAnswerError as bad:
-            error, why = f"unusable answer: {bad}", "the judge gave an unusable answer"
-        except asyncio.CancelledError:
-            self._record(ctx, call, messages, reply, None, options.on_error == "block", started, "cancelled")
+            judgement.failed(f"unusable answer: {bad}", "the judge gave an unusable answer")
+        except asyncio.CancelledError:  # the call went away: still say what was asked
+            judgement.failed("cancelled", "")
+            self._record(ctx, call, messages, judgement, options.on_error == "block", started)
             raise
-        if answer is not None:
-            blocked = answer.probability >= options.threshold
-            comparison = ">=" if blocked else "<"
-            reason = f"`{call.name}` risk {answer.probability:.2f} {comparison} {options.threshold:g}"
-            if answer.explanation:
-                reason += f": {answer.explanation[:200]}"
-            probability, explanation = f"{answer.probability:.2f}", answer.explanation or "(no explanation given)"
-        else:
-            blocked = options.on_error == "block"
-            verb = "blocked" if blocked else "allowed"
-            reason = f"{why}; `{call.name}` {verb} (on_error={options.on_error})"
-            probability = "unknown"
-            explanation = f"{why[0].upper()}{why[1:]}, and this policy blocks tool calls when the judge fails."
-        self._record(ctx, call, messages, reply, answer, blocked, started, error)
+        blocked, reason, probability, explanation = self._verdict(call, judgement)
+        self._record(ctx, call, messages, judgement, blocked, started)
         ctx.record(
             self.instance_name,
             "blocked" if blocked else "allowed",
             reason,
             tool_call_id=call.id,
             tool_name=call.name,
-            probability=answer.probability if answer else None,
+            probability=judgement.answer.probability if judgement.answer else None,
             judge_model=options.model,
-            error=error,
+            error=judgement.error,
         )
         if not blocked:
             return Keep(call)
@@ -146,17 +146,31 @@ class ToolCallJudgePolicy(Policy):
         )
         return ReplaceWithText(text, reason)
 
+    def _verdict(self, call: ToolCall, judgement: _Judgement) -> tuple[bool, str, str, str]:
+        """(blocked, reason for the record, probability and explanation for the notice)."""
+        options, answer = self.options, judgement.answer
+        if answer is None:
+            blocked = options.on_error == "block"
+            verb = "blocked" if blocked else "allowed"
+            why = judgement.why
+            explanation = f"{why[0].upper()}{why[1:]}, and this policy blocks tool calls when the judge fails."
+            return blocked, f"{why}; `{call.name}` {verb} (on_error={options.on_error})", "unknown", explanation
+        blocked = answer.probability >= options.threshold
+        reason = f"`{call.name}` risk {answer.probability:.2f} {'>=' if blocked else '<'} {options.threshold:g}"
+        if answer.explanation:
+            reason += f": {answer.explanation[:200]}"
+        return blocked, reason, f"{answer.probability:.2f}", answer.explanation or "(no explanation given)"
+
     def _record(
         self,
         ctx: PolicyContext,
         call: ToolCall,
         messages: list[dict[str, str]],
-        reply: JudgeReply | None,
-        answer: JudgeAnswer | None,
+        judgement: _Judgement,
         blocked: bool,
         started: float,
-        error: str | None,
     ) -> None:
+        reply, answer = judgement.reply, judgement.answer
         ctx.judgements.append(
             JudgeRecord(
                 tool_call_id=call.id,
@@ -172,7 +186,7 @@ class ToolCallJudgePolicy(Policy):
                 input_tokens=reply.input_tokens if reply else None,
                 output_tokens=reply.output_tokens if reply else None,
                 cost_usd=reply.cost_usd if reply else None,
-                error=error,
+                error=judgement.error,
                 at=time.time(),
             )
         )

@@ -1,0 +1,167 @@
+"""Async policies mid-stream, in process: the driver and `PolicyStream` fed event by event
+as mitmproxy feeds them.
+
+A hook that never suspends costs no pause at all; a hook that awaits pauses only its own
+stream (`waiting`), and text the policy does not hold keeps flowing: deltas before a held
+tool call go out before the decision. Tool-call decisions run concurrently. (That other
+flows keep streaming meanwhile is proven end to end, in test_e2e_policies.py.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from policy_fixtures import (
+    DIALECTS,
+    REWRITERS,
+    FailingPolicy,
+    SleepyPolicy,
+    chain_of,
+    context,
+    fixture_path,
+    police_stream,
+    sdk_summary,
+    stream_violations,
+)
+from wire_scenarios import SCENARIOS, anthropic_sse, openai_chat_sse
+
+from interlock.codecs.base import ToolCall
+from interlock.engine.driver import Driver, Step, run
+from interlock.engine.stream import PolicyStream
+from interlock.sse import parse_all
+from policies.base import Keep, Policy, PolicyContext, ToolDecision
+
+
+def events(dialect: str, scenario: str) -> list[bytes]:
+    s = SCENARIOS[scenario]
+    return anthropic_sse(s, "m") if dialect == "anthropic-messages" else openai_chat_sse(s, "m", include_usage=True)
+
+
+class Gate(Policy):
+    """Holds every tool call until the test opens its gate; counts decisions in flight."""
+
+    name = "gate"
+    gate: asyncio.Event
+    in_flight = 0
+    most_in_flight = 0
+
+    async def on_tool_call(self, ctx: PolicyContext, call: ToolCall) -> ToolDecision:
+        cls = type(self)
+        cls.in_flight += 1
+        cls.most_in_flight = max(cls.most_in_flight, cls.in_flight)
+        try:
+            await cls.gate.wait()
+        finally:
+            cls.in_flight -= 1
+        return Keep(call)
+
+
+@pytest.fixture
+def gate() -> type[Gate]:
+    Gate.gate = asyncio.Event()
+    Gate.in_flight = Gate.most_in_flight = 0
+    return Gate
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_text_flows_while_a_tool_call_waits_for_its_decision(dialect: str, gate: type[Gate]) -> None:
+    stream = PolicyStream(REWRITERS[dialect](chain_of({"policy": "test_engine_async:Gate"}), context(dialect)))
+    sent = bytearray()
+    waited_at: list[int] = []
+    for position, chunk in enumerate([*events(dialect, "tools2"), b""]):
+        sent += b"".join(stream(chunk))
+        if stream.waiting:
+            waited_at.append(position)
+            payloads = json.dumps([e.json() for e in parse_all(bytes(sent))])
+            assert "Checking both cities." in payloads  # the text is out already
+            assert "get_weather" not in sent.decode()  # the tool calls are held
+            assert gate.most_in_flight == 2  # both decisions started when their calls completed
+            gate.gate.set()
+            await stream.wait()
+            sent += b"".join(stream.resume())
+    assert len(waited_at) == 1  # one pause, at the end of the message, for both decisions
+    assert bytes(sent) == b"".join(events(dialect, "tools2"))
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_a_sync_chain_never_pauses_the_stream(dialect: str) -> None:
+    chain = chain_of({"policy": "replace", "rules": [{"find": "mock", "replace": "MOCK"}]}, {"policy": "deny_tools"})
+    stream = PolicyStream(REWRITERS[dialect](chain, context(dialect)))
+    for chunk in [*events(dialect, "tool"), b""]:
+        stream(chunk)
+        assert not stream.waiting
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_an_async_text_policy_pauses_at_each_delta_and_keeps_the_protocol(dialect: str) -> None:
+    chain = chain_of({"policy": fixture_path(SleepyPolicy), "seconds": 0.001, "hooks": ["on_text", "on_tool_call"]})
+    stream = PolicyStream(REWRITERS[dialect](chain, context(dialect)))
+    pauses = 0
+    out = bytearray()
+    for chunk in [*events(dialect, "unicode"), b""]:
+        out += b"".join(stream(chunk))
+        while stream.waiting:
+            pauses += 1
+            await stream.wait()
+            out += b"".join(stream.resume())
+    assert pauses == len(SCENARIOS["unicode"].text) + 1  # each text delta, then the tool decision
+    assert bytes(out) == b"".join(events(dialect, "unicode"))
+
+
+@pytest.mark.parametrize("on_error", ["allow", "block"])
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_a_hung_decision_times_out_and_the_stream_completes(dialect: str, on_error: str) -> None:
+    entry = {"policy": fixture_path(FailingPolicy), "hook": "on_tool_call", "mode": "hang", "on_error": on_error}
+    out, ctx = await police_stream(chain_of({**entry, "timeout_s": 0.05}), dialect, events(dialect, "tools2"))
+    assert stream_violations(dialect, out) == []
+    _, tools, _ = sdk_summary(dialect, out)
+    assert len(tools) == (2 if on_error == "allow" else 0)
+    assert [e.reason for e in ctx.events] == ["timed out", "timed out"]
+
+
+# --- the driver --------------------------------------------------------------------------
+
+
+async def test_a_hook_that_does_not_suspend_runs_inline() -> None:
+    async def quick() -> int:
+        return 7
+
+    def step(results: list[int]) -> Step[None]:
+        results.append((yield from run(quick())))
+
+    results: list[int] = []
+    driver = Driver()
+    assert driver.start(step(results)) is True
+    assert results == [7] and not driver.waiting
+
+
+async def test_a_hook_that_suspends_pauses_the_driver_until_resumed() -> None:
+    async def slow(value: int) -> int:
+        await asyncio.sleep(0)
+        return value
+
+    async def fails() -> int:
+        await asyncio.sleep(0)
+        raise ValueError("no")
+
+    def step(results: list[Any]) -> Step[None]:
+        results.append((yield from run(slow(1))))
+        try:
+            yield from run(fails())
+        except ValueError as error:
+            results.append(str(error))
+        results.append((yield from run(slow(2))))
+
+    results: list[Any] = []
+    driver = Driver()
+    assert driver.start(step(results)) is False
+    resumes = 0
+    while driver.waiting:
+        await driver.wait()
+        resumes += 1
+        driver.resume()
+    assert results == [1, "no", 2]
+    assert resumes == 3
