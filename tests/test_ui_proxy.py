@@ -22,7 +22,7 @@ from datasette_plugins.ui import serve
 
 SESSION = "ui-proxy-session"
 CALL_ID = "x-interlock-call-id"
-WEATHER = {
+WEATHER: Any = {
     "name": "get_weather",
     "description": "Current weather.",
     "input_schema": {"type": "object", "properties": {"location": {"type": "string"}, "unit": {"type": "string"}}},
@@ -67,7 +67,7 @@ def make_calls(clients: ClientFactory) -> dict[str, str]:
         first = stream.get_final_message()
         judged = stream.response.headers[CALL_ID]
     tool_uses = [block for block in first.content if block.type == "tool_use"]
-    assert [t.input["location"] for t in tool_uses] == ["Paris, France"]  # type: ignore[index]
+    assert [t.input["location"] for t in tool_uses] == ["Paris, France"]
     history += [
         {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_uses[0].id, "content": "18C, sunny"}]},
