@@ -219,4 +219,5 @@ async def test_random_turns_keep_the_protocol_and_the_promise(dialect: str, s: S
     assert stream_violations(dialect, out) == []
     assert_result(sdk_summary(dialect, out), want)
     whole, _ = await police_body(chain_of(*CONFIGS[config]), dialect, json.loads(json.dumps(body)))
+    assert body_violations(dialect, whole) == []
     assert_result(sdk_summary(dialect, whole), want)

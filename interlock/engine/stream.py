@@ -92,11 +92,14 @@ class PolicyStream:
         return self._take()
 
     def _take(self) -> list[bytes]:
-        out = self.rewriter.out
+        """What to send now, as one piece: mitmproxy writes each piece to the client
+        separately, and an upstream chunk often holds several events."""
+        if not self.rewriter.out:
+            return []
+        data = b"".join(self.rewriter.out)
         self.rewriter.out = []
-        for chunk in out:
-            self.final += chunk
-        return out
+        self.final += data
+        return [data]
 
 
 async def rewrite_body(stream: PolicyStream, body: bytes) -> bytes:
