@@ -21,9 +21,7 @@ def _ms(start: float | None, end: float | None) -> str:
 def format_call_line(record: CallRecord, cost_usd: float | None) -> Text:
     """time provider model stream status tokens cost latency ttft verdict call_id"""
     usage = record.usage
-    tokens_in = (usage.input_tokens or 0) + (usage.cache_read_tokens or 0) + (
-        usage.cache_write_tokens or 0
-    )
+    tokens_in = (usage.input_tokens or 0) + (usage.cache_read_tokens or 0) + (usage.cache_write_tokens or 0)
     cached = usage.cache_read_tokens or 0
     line = Text()
     line.append(datetime.fromtimestamp(record.started_at).strftime("%H:%M:%S"), style="dim")

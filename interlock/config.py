@@ -64,9 +64,7 @@ def default_providers() -> list[Provider]:
         _openai_compatible("xai", "api.x.ai", "/v1/chat/completions"),
         _openai_compatible("together", "api.together.xyz", "/v1/chat/completions"),
         _openai_compatible("fireworks", "api.fireworks.ai", "/inference/v1/chat/completions"),
-        _openai_compatible(
-            "azure-openai", "*.openai.azure.com", "/openai/deployments/*/chat/completions"
-        ),
+        _openai_compatible("azure-openai", "*.openai.azure.com", "/openai/deployments/*/chat/completions"),
     ]
 
 

@@ -61,9 +61,7 @@ def _cookie_pairs(name: str, value: str) -> list[tuple[str, str]]:
 
 def _redact_value(name: str, value: str) -> str:
     if name in _COOKIE_HEADERS:
-        redacted = "; ".join(
-            f"{cookie}={_marker(v)}" for cookie, v in _cookie_pairs(name, value)
-        )
+        redacted = "; ".join(f"{cookie}={_marker(v)}" for cookie, v in _cookie_pairs(name, value))
         if name == "set-cookie" and ";" in value:
             redacted += ";" + value.split(";", 1)[1]  # attributes: Path, Expires, ...
         return redacted
@@ -91,9 +89,7 @@ def redact_url(url: str) -> str:
     if not parts.query:
         return url
     query = "&".join(
-        f"{part.partition('=')[0]}={REDACTED}"
-        if _query_param_name(part) in SECRET_QUERY_PARAMS
-        else part
+        f"{part.partition('=')[0]}={REDACTED}" if _query_param_name(part) in SECRET_QUERY_PARAMS else part
         for part in parts.query.split("&")
     )
     return urlunsplit(parts._replace(query=query))
@@ -118,17 +114,13 @@ def secret_values(headers: Iterable[tuple[str, str]], url: str) -> list[str]:
 def scrub[T](value: T, secrets: Iterable[str]) -> T:
     """`value` (str, bytes, or dicts/lists/tuples of them) with every secret of at least
     MIN_SECRET_LENGTH characters replaced by "<redacted>"; other values unchanged."""
-    usable = sorted(
-        {s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True
-    )
+    usable = sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
     if not usable:
         return value
     return _scrub(value, usable, [(s.encode(), REDACTED.encode()) for s in usable])
 
 
-def _scrub(
-    value: Any, secrets: list[str], byte_secrets: list[tuple[bytes, bytes]]
-) -> Any:
+def _scrub(value: Any, secrets: list[str], byte_secrets: list[tuple[bytes, bytes]]) -> Any:
     if isinstance(value, str):
         for secret in secrets:
             if secret in value:
@@ -140,10 +132,7 @@ def _scrub(
                 value = value.replace(secret_bytes, marker)
         return value
     if isinstance(value, dict):
-        return {
-            _scrub(key, secrets, byte_secrets): _scrub(item, secrets, byte_secrets)
-            for key, item in value.items()
-        }
+        return {_scrub(key, secrets, byte_secrets): _scrub(item, secrets, byte_secrets) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(_scrub(item, secrets, byte_secrets) for item in value)
     return value

@@ -34,14 +34,14 @@ def conversation_fingerprint(dialect: str, request: Mapping[str, Any]) -> str | 
         return None
     system = request.get("system")
     if system is None and isinstance(messages, list):
-        system = [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") in ("system", "developer")]
+        system = [
+            m.get("content") for m in messages if isinstance(m, dict) and m.get("role") in ("system", "developer")
+        ]
     prefix = json.dumps([dialect, system, first_user], sort_keys=True, ensure_ascii=False, default=str)
     return "fp-" + hashlib.blake2b(prefix.encode(), digest_size=8).hexdigest()
 
 
-def session_id_for(
-    dialect: str, request: Any, headers: Mapping[str, str], config: SessionConfig
-) -> str | None:
+def session_id_for(dialect: str, request: Any, headers: Mapping[str, str], config: SessionConfig) -> str | None:
     if config.header:
         value = headers.get(config.header)
         if value:

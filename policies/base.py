@@ -73,9 +73,7 @@ class PolicyContext:
     def record(self, policy: str, action: str, reason: str = "", **details: Any) -> None:
         """Record a decision; it becomes a `policy_events` row."""
         self.events.append(
-            PolicyEventRecord(
-                policy=policy, action=action, reason=reason, details=details, at=time.time()
-            )
+            PolicyEventRecord(policy=policy, action=action, reason=reason, details=details, at=time.time())
         )
 
     def scratch(self, policy: Policy) -> dict[str, Any]:

@@ -63,7 +63,9 @@ class PolicyChain:
             return [e for e in entries if type(e.policy).overrides(hook)]
 
         self._request = using("on_request")
-        self._text = [e for e in entries if type(e.policy).overrides("on_text") or type(e.policy).overrides("on_text_end")]
+        self._text = [
+            e for e in entries if type(e.policy).overrides("on_text") or type(e.policy).overrides("on_text_end")
+        ]
         self._tool = using("on_tool_call")
         self._stream_end = using("on_stream_end")
         self._response = using("on_response")
@@ -138,7 +140,9 @@ class PolicyChain:
         for entry in self._tool:
             current = decision.call if isinstance(decision, Keep) else call
             try:
-                decision = await self._guarded(ctx, entry, "on_tool_call", partial(entry.policy.on_tool_call, ctx, current))
+                decision = await self._guarded(
+                    ctx, entry, "on_tool_call", partial(entry.policy.on_tool_call, ctx, current)
+                )
             except _Allow:
                 decision = Keep(current)
             except PolicyFailed as failed:
@@ -166,7 +170,9 @@ class PolicyChain:
         for entry in self._response:
             current = response
             try:
-                response = await self._guarded(ctx, entry, "on_response", partial(entry.policy.on_response, ctx, current))
+                response = await self._guarded(
+                    ctx, entry, "on_response", partial(entry.policy.on_response, ctx, current)
+                )
             except _Allow:
                 response = current
         return response

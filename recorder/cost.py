@@ -41,9 +41,7 @@ _INPUT = "input_cost_per_token"
 _OUTPUT = "output_cost_per_token"
 _CACHE_READ = "cache_read_input_token_cost"
 _CACHE_WRITE = "cache_creation_input_token_cost"
-_THRESHOLD_KEY = re.compile(
-    rf"^(?:{_INPUT}|{_OUTPUT}|{_CACHE_READ}|{_CACHE_WRITE})_above_(\d+)(k?)_tokens$"
-)
+_THRESHOLD_KEY = re.compile(rf"^(?:{_INPUT}|{_OUTPUT}|{_CACHE_READ}|{_CACHE_WRITE})_above_(\d+)(k?)_tokens$")
 _DATE_SUFFIX = re.compile(r"-(?:\d{8}|\d{4}-\d{2}-\d{2})$")
 
 
@@ -77,9 +75,7 @@ def pricing_key(model: str, provider: str) -> str | None:
     return next((key for key in candidates if key in prices), None)
 
 
-def price(
-    model: str | None, provider: str, usage: Usage
-) -> tuple[float | None, str | None]:
+def price(model: str | None, provider: str, usage: Usage) -> tuple[float | None, str | None]:
     """(cost in USD, cost-map key used) for one call, or (None, None) when not known."""
     if not model or (usage.input_tokens is None and usage.output_tokens is None):
         return None, None
@@ -105,16 +101,12 @@ def price(
     return cost, key
 
 
-def _rates(
-    entry: dict[str, Any], prompt_tokens: int
-) -> tuple[float, float, float, float] | None:
+def _rates(entry: dict[str, Any], prompt_tokens: int) -> tuple[float, float, float, float] | None:
     """(input, output, cache read, cache write) per-token rates for a prompt this size."""
     suffix = _threshold_suffix(entry, prompt_tokens)
 
     def rate(name: str) -> float | None:
-        value = (
-            entry.get(f"{name}{suffix}", entry.get(name)) if suffix else entry.get(name)
-        )
+        value = entry.get(f"{name}{suffix}", entry.get(name)) if suffix else entry.get(name)
         return float(value) if isinstance(value, int | float) else None
 
     input_rate = rate(_INPUT)

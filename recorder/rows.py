@@ -50,11 +50,7 @@ def iso(ts: float | None) -> str | None:
     """Unix time as ISO-8601 UTC with milliseconds: 2026-11-23T11:32:02.123Z."""
     if ts is None:
         return None
-    return (
-        datetime.fromtimestamp(ts, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def to_json(value: Any) -> str | None:

@@ -181,7 +181,6 @@ def m007_ttft(db: Database) -> None:
     db.table("calls").add_column("ttft_ms", float)
 
 
-
 def migrate(db_path: str, *, busy_timeout_ms: int = 5000) -> None:
     """Bring the database at `db_path` up to date and switch it to WAL mode.
 

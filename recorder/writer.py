@@ -36,9 +36,7 @@ LOG_EVERY = 100  # after the first, log one drop (or failed batch) in this many
 
 def _insert_sql(table: str, columns: Sequence[str]) -> str:
     names = ", ".join(columns)
-    return (
-        f"insert into {table} ({names}) values ({', '.join(f':{c}' for c in columns)})"
-    )
+    return f"insert into {table} ({names}) values ({', '.join(f':{c}' for c in columns)})"
 
 
 _UPSERT_CALL = (
@@ -118,9 +116,7 @@ class RecorderWriter:
             await self._db.execute(f"pragma busy_timeout = {int(self.busy_timeout_ms)}")
             await self._db.execute("pragma synchronous = NORMAL")
         except Exception as exc:  # noqa: BLE001 - any failure means "do not record", never "crash the proxy"
-            self._error(
-                f"recorder cannot use database {self.db_path}: {exc}; calls will not be recorded"
-            )
+            self._error(f"recorder cannot use database {self.db_path}: {exc}; calls will not be recorded")
             await self._close_db()
             self._dropping = True
             self._drop(self._take_all(), f"recorder is not writing to {self.db_path}")
@@ -190,9 +186,7 @@ class RecorderWriter:
         await db.execute("begin immediate")
         await db.executemany(_UPSERT_CALL, rows.calls)
         for table in _CHILD_TABLES:
-            await db.executemany(
-                f"delete from {table} where call_id = ?", [(c,) for c in rows.call_ids]
-            )
+            await db.executemany(f"delete from {table} where call_id = ?", [(c,) for c in rows.call_ids])
         await db.executemany(_INSERT_STAGE, rows.stages)
         await db.executemany(_INSERT_EVENT, rows.events)
         await db.executemany(_INSERT_JUDGE, rows.judgements)

@@ -17,9 +17,7 @@ from interlock.sse import SSEEvent
 DONE = "[DONE]"
 # Stop reasons a policy must never rewrite; they may legitimately end a turn whatever
 # its content (a tool call cut off by max_tokens, for instance).
-_ANTHROPIC_UNTOUCHABLE_STOPS = frozenset(
-    {"max_tokens", "refusal", "pause_turn", "model_context_window_exceeded"}
-)
+_ANTHROPIC_UNTOUCHABLE_STOPS = frozenset({"max_tokens", "refusal", "pause_turn", "model_context_window_exceeded"})
 _ANTHROPIC_DELTAS_FOR_BLOCK = {
     "text": {"text_delta", "citations_delta"},
     "thinking": {"thinking_delta", "signature_delta"},
@@ -36,9 +34,7 @@ def _payloads(
     found: list[tuple[int, SSEEvent, Any]] = []
     for position, event in enumerate(events):
         if not event.complete:
-            violations.append(
-                f"event {position}: not ended by a blank line (truncated stream)"
-            )
+            violations.append(f"event {position}: not ended by a blank line (truncated stream)")
         if event.data is None:
             continue
         if event.data in sentinels:
@@ -46,9 +42,7 @@ def _payloads(
             continue
         payload = event.json()
         if payload is None and event.data != "null":
-            violations.append(
-                f"event {position}: data is not JSON: {event.data[:60]!r}"
-            )
+            violations.append(f"event {position}: data is not JSON: {event.data[:60]!r}")
             continue
         found.append((position, event, payload))
     return found
@@ -67,9 +61,7 @@ def _tool_arguments_violation(where: str, arguments: str) -> str | None:
 # --- Anthropic Messages ----------------------------------------------------------------
 
 
-def _anthropic_content_violations(
-    blocks: list[dict[str, Any]], stop_reason: Any
-) -> list[str]:
+def _anthropic_content_violations(blocks: list[dict[str, Any]], stop_reason: Any) -> list[str]:
     """Rules on the complete content, shared by streams and non-streaming bodies."""
     violations: list[str] = []
     seen_tool_use = False
@@ -78,21 +70,15 @@ def _anthropic_content_violations(
         if kind == "text" and not block.get("text"):
             violations.append(f"content block {index}: empty text block")
         if seen_tool_use and kind != "tool_use":
-            violations.append(
-                f"content block {index}: a {kind} block follows a tool_use block"
-            )
+            violations.append(f"content block {index}: a {kind} block follows a tool_use block")
         if kind == "tool_use":
             seen_tool_use = True
-            if not isinstance(block.get("id"), str) or not isinstance(
-                block.get("name"), str
-            ):
+            if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
                 violations.append(f"content block {index}: tool_use without id or name")
     if stop_reason is None:
         violations.append("no stop_reason")
     elif stop_reason == "tool_use" and not seen_tool_use:
-        violations.append(
-            "stop_reason is tool_use but no tool_use block remains (should be end_turn)"
-        )
+        violations.append("stop_reason is tool_use but no tool_use block remains (should be end_turn)")
     elif seen_tool_use and stop_reason not in (
         "tool_use",
         *_ANTHROPIC_UNTOUCHABLE_STOPS,
@@ -141,9 +127,7 @@ class _AnthropicStreamCheck:
                 self.violations.append(f"event {position}: no type")
                 continue
             if event.event is not None and event.event != kind:
-                self.violations.append(
-                    f"event {position}: `event: {event.event}` but data type {kind!r}"
-                )
+                self.violations.append(f"event {position}: `event: {event.event}` but data type {kind!r}")
             self.event(position, kind, payload)
         self.finish()
         return self.violations
@@ -161,9 +145,7 @@ class _AnthropicStreamCheck:
             self.violations.append(f"{where}: error event {payload.get('error')}")
         elif kind.startswith("content_block_"):
             if "message_delta" in self.kinds[:-1]:
-                self.violations.append(
-                    f"{where}: content block event after message_delta"
-                )
+                self.violations.append(f"{where}: content block event after message_delta")
             self.block_event(where, kind, payload)
         elif kind == "message_delta":
             self.message_delta(where, payload)
@@ -177,9 +159,7 @@ class _AnthropicStreamCheck:
             return
         if message.get("content") != []:
             self.violations.append(f"{where}: message content must start empty")
-        self.violations += _usage_violations(
-            message.get("usage"), ("input_tokens", "output_tokens"), where
-        )
+        self.violations += _usage_violations(message.get("usage"), ("input_tokens", "output_tokens"), where)
 
     def message_delta(self, where: str, payload: dict[str, Any]) -> None:
         if self.kinds.count("message_delta") > 1:
@@ -188,9 +168,7 @@ class _AnthropicStreamCheck:
             self.violations.append(f"{where}: block {self.open.index} still open")
         delta = payload.get("delta")
         self.stop_reason = delta.get("stop_reason") if isinstance(delta, dict) else None
-        self.violations += _usage_violations(
-            payload.get("usage"), ("output_tokens",), where
-        )
+        self.violations += _usage_violations(payload.get("usage"), ("output_tokens",), where)
 
     def block_event(self, where: str, kind: str, payload: dict[str, Any]) -> None:
         index = payload.get("index")
@@ -211,9 +189,7 @@ class _AnthropicStreamCheck:
 
     def block_start(self, where: str, index: int, block: Any) -> None:
         if self.open is not None:
-            self.violations.append(
-                f"{where}: block {index} starts while block {self.open.index} is open"
-            )
+            self.violations.append(f"{where}: block {index} starts while block {self.open.index} is open")
         if index != len(self.blocks):
             self.violations.append(
                 f"{where}: block index {index}, expected {len(self.blocks)} (indices increase from 0 without gaps)"
@@ -228,14 +204,10 @@ class _AnthropicStreamCheck:
         kind = delta.get("type") if isinstance(delta, dict) else None
         allowed = _ANTHROPIC_DELTAS_FOR_BLOCK.get(str(block.body.get("type")))
         if allowed is not None and kind not in allowed:
-            self.violations.append(
-                f"{where}: {kind} in a {block.body.get('type')} block"
-            )
+            self.violations.append(f"{where}: {kind} in a {block.body.get('type')} block")
             return
         if kind == "text_delta":
-            block.body["text"] = str(block.body.get("text") or "") + str(
-                delta.get("text") or ""
-            )
+            block.body["text"] = str(block.body.get("text") or "") + str(delta.get("text") or "")
         elif kind == "input_json_delta":
             block.json_parts.append(str(delta.get("partial_json") or ""))
 
@@ -281,32 +253,24 @@ def check_anthropic_message(body: Any) -> list[str]:
         if block.get("type") == "tool_use" and not isinstance(block.get("input"), dict):
             violations.append(f"content block {index}: tool_use input is not an object")
     violations += _anthropic_content_violations(content, body.get("stop_reason"))
-    violations += _usage_violations(
-        body.get("usage"), ("input_tokens", "output_tokens"), "message"
-    )
+    violations += _usage_violations(body.get("usage"), ("input_tokens", "output_tokens"), "message")
     return violations
 
 
 # --- OpenAI Chat Completions -----------------------------------------------------------
 
 
-def _openai_finish_violations(
-    where: str, finish_reason: Any, has_tool_calls: bool
-) -> list[str]:
+def _openai_finish_violations(where: str, finish_reason: Any, has_tool_calls: bool) -> list[str]:
     if has_tool_calls and finish_reason == "stop":
         return [f"{where}: tool calls present but finish_reason is 'stop'"]
     if not has_tool_calls and finish_reason == "tool_calls":
-        return [
-            f"{where}: finish_reason is 'tool_calls' but no tool call remains (should be 'stop')"
-        ]
+        return [f"{where}: finish_reason is 'tool_calls' but no tool call remains (should be 'stop')"]
     return []
 
 
 @dataclass
 class _OpenAIChoice:
-    calls: dict[int, dict[str, Any]] = field(
-        default_factory=dict
-    )  # index -> id, name, arguments
+    calls: dict[int, dict[str, Any]] = field(default_factory=dict)  # index -> id, name, arguments
     finish_reason: Any = None
     finishes: int = 0
 
@@ -323,9 +287,7 @@ class _OpenAIStreamCheck:
         self.done = 0
 
     def run(self, events: list[SSEEvent]) -> list[str]:
-        for position, _, payload in _payloads(
-            events, self.violations, frozenset({DONE})
-        ):
+        for position, _, payload in _payloads(events, self.violations, frozenset({DONE})):
             where = f"chunk {position}"
             if self.done:
                 self.violations.append(f"{where}: data after [DONE]")
@@ -342,9 +304,7 @@ class _OpenAIStreamCheck:
         if payload.get("object") != "chat.completion.chunk":
             self.violations.append(f"{where}: object is {payload.get('object')!r}")
         if self.chunks and payload.get("id") != self.chunk_id:
-            self.violations.append(
-                f"{where}: id {payload.get('id')!r} differs from {self.chunk_id!r}"
-            )
+            self.violations.append(f"{where}: id {payload.get('id')!r} differs from {self.chunk_id!r}")
         self.chunk_id = self.chunk_id if self.chunks else payload.get("id")
         choices = payload.get("choices")
         if not isinstance(choices, list):
@@ -357,24 +317,16 @@ class _OpenAIStreamCheck:
             if self.usage_chunks > 1:
                 self.violations.append(f"{where}: a second usage chunk")
             if any(c.finishes == 0 for c in self.choices.values()) or not self.choices:
-                self.violations.append(
-                    f"{where}: usage chunk before the finish_reason chunk"
-                )
+                self.violations.append(f"{where}: usage chunk before the finish_reason chunk")
             self.violations += _usage_violations(
                 payload["usage"],
                 ("prompt_tokens", "completion_tokens", "total_tokens"),
                 where,
             )
         if self.chunks == 0:
-            delta = (
-                choices[0].get("delta")
-                if choices and isinstance(choices[0], dict)
-                else None
-            )
+            delta = choices[0].get("delta") if choices and isinstance(choices[0], dict) else None
             if not isinstance(delta, dict) or delta.get("role") != "assistant":
-                self.violations.append(
-                    f"{where}: the first chunk's delta must carry role 'assistant'"
-                )
+                self.violations.append(f"{where}: the first chunk's delta must carry role 'assistant'")
         self.chunks += 1
         for choice in choices:
             self.choice(where, choice)
@@ -386,45 +338,27 @@ class _OpenAIStreamCheck:
             return
         state = self.choices.setdefault(index, _OpenAIChoice())
         delta = choice.get("delta")
-        if (
-            state.finishes
-            and isinstance(delta, dict)
-            and any(delta.get(k) for k in ("content", "tool_calls"))
-        ):
+        if state.finishes and isinstance(delta, dict) and any(delta.get(k) for k in ("content", "tool_calls")):
             self.violations.append(f"{where}: content after finish_reason")
-        for call in (
-            delta.get("tool_calls") if isinstance(delta, dict) else None
-        ) or ():
+        for call in (delta.get("tool_calls") if isinstance(delta, dict) else None) or ():
             self.tool_call_delta(where, state, call)
         if choice.get("finish_reason") is not None:
             state.finishes += 1
             state.finish_reason = choice["finish_reason"]
             if state.finishes > 1:
-                self.violations.append(
-                    f"{where}: a second chunk with finish_reason for choice {index}"
-                )
+                self.violations.append(f"{where}: a second chunk with finish_reason for choice {index}")
 
     def tool_call_delta(self, where: str, state: _OpenAIChoice, call: Any) -> None:
         index = call.get("index") if isinstance(call, dict) else None
         if not isinstance(index, int):
             self.violations.append(f"{where}: tool call delta without index")
             return
-        function = (
-            call.get("function") if isinstance(call.get("function"), dict) else {}
-        )
+        function = call.get("function") if isinstance(call.get("function"), dict) else {}
         if index not in state.calls:
             if index != len(state.calls):
-                self.violations.append(
-                    f"{where}: tool call index {index}, expected {len(state.calls)}"
-                )
-            if (
-                not isinstance(call.get("id"), str)
-                or not function.get("name")
-                or call.get("type") != "function"
-            ):
-                self.violations.append(
-                    f"{where}: first delta of tool call {index} lacks id, type or name"
-                )
+                self.violations.append(f"{where}: tool call index {index}, expected {len(state.calls)}")
+            if not isinstance(call.get("id"), str) or not function.get("name") or call.get("type") != "function":
+                self.violations.append(f"{where}: first delta of tool call {index} lacks id, type or name")
             state.calls[index] = {"id": call.get("id"), "arguments": ""}
         elif call.get("id") is not None and call.get("id") != state.calls[index]["id"]:
             self.violations.append(
@@ -436,20 +370,14 @@ class _OpenAIStreamCheck:
         if self.chunks == 0:
             self.violations.append("the stream holds no chunks")
         if self.done != 1:
-            self.violations.append(
-                f"[DONE] must end the stream exactly once, found {self.done}"
-            )
+            self.violations.append(f"[DONE] must end the stream exactly once, found {self.done}")
         for index, state in self.choices.items():
             where = f"choice {index}"
             if state.finishes == 0:
                 self.violations.append(f"{where}: no chunk carries finish_reason")
-            self.violations += _openai_finish_violations(
-                where, state.finish_reason, bool(state.calls)
-            )
+            self.violations += _openai_finish_violations(where, state.finish_reason, bool(state.calls))
             for call_index, call in state.calls.items():
-                violation = _tool_arguments_violation(
-                    f"{where} tool call {call_index}", call["arguments"]
-                )
+                violation = _tool_arguments_violation(f"{where} tool call {call_index}", call["arguments"])
                 if violation:
                     self.violations.append(violation)
 
@@ -465,9 +393,7 @@ def check_openai_chat_completion(body: Any) -> list[str]:
         return ["the body is not a JSON object"]
     violations: list[str] = []
     if body.get("object") != "chat.completion":
-        violations.append(
-            f"object must be 'chat.completion', got {body.get('object')!r}"
-        )
+        violations.append(f"object must be 'chat.completion', got {body.get('object')!r}")
     choices = body.get("choices")
     if not isinstance(choices, list) or not choices:
         return [*violations, "no choices"]
@@ -492,31 +418,17 @@ def check_openai_chat_completion(body: Any) -> list[str]:
                 or not isinstance(function.get("name"), str)
                 or not isinstance(function.get("arguments"), str)
             ):
-                violations.append(
-                    f"{where}: tool call {call_index} lacks id, type, name or arguments"
-                )
+                violations.append(f"{where}: tool call {call_index} lacks id, type, name or arguments")
                 continue
-            violation = _tool_arguments_violation(
-                f"{where} tool call {call_index}", function["arguments"]
-            )
+            violation = _tool_arguments_violation(f"{where} tool call {call_index}", function["arguments"])
             if violation:
                 violations.append(violation)
         if choice.get("finish_reason") is None:
             violations.append(f"{where}: no finish_reason")
-        violations += _openai_finish_violations(
-            where, choice.get("finish_reason"), bool(calls)
-        )
+        violations += _openai_finish_violations(where, choice.get("finish_reason"), bool(calls))
     if "usage" in body:
         usage = body["usage"]
-        violations += _usage_violations(
-            usage, ("prompt_tokens", "completion_tokens", "total_tokens"), "usage"
-        )
-        if (
-            not violations
-            and usage["total_tokens"]
-            != usage["prompt_tokens"] + usage["completion_tokens"]
-        ):
-            violations.append(
-                "usage: total_tokens is not prompt_tokens + completion_tokens"
-            )
+        violations += _usage_violations(usage, ("prompt_tokens", "completion_tokens", "total_tokens"), "usage")
+        if not violations and usage["total_tokens"] != usage["prompt_tokens"] + usage["completion_tokens"]:
+            violations.append("usage: total_tokens is not prompt_tokens + completion_tokens")
     return violations

@@ -112,9 +112,7 @@ def anthropic_sdk_final(chunks: list[bytes]) -> dict[str, Any]:
             RawMessageStreamEvent,
             construct_type(type_=RawMessageStreamEvent, value=payload),
         )
-        snapshot = accumulate_event(
-            event=parsed, current_snapshot=snapshot, json_bufs=buffers
-        )
+        snapshot = accumulate_event(event=parsed, current_snapshot=snapshot, json_bufs=buffers)
     assert snapshot is not None
     return snapshot.model_dump(mode="json", exclude_unset=True)
 
@@ -150,8 +148,7 @@ def tool_calls(draw: st.DrawFn, index: int) -> ScenarioToolCall:
     cuts = sorted(draw(st.lists(st.integers(0, len(arguments)), max_size=8)))
     bounds = [0, *cuts, len(arguments)]
     return ScenarioToolCall(
-        id=f"gen{index}_"
-        + draw(st.text(string.ascii_letters + string.digits, min_size=1, max_size=10)),
+        id=f"gen{index}_" + draw(st.text(string.ascii_letters + string.digits, min_size=1, max_size=10)),
         name=draw(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,20}", fullmatch=True)),
         argument_pieces=[arguments[a:b] for a, b in itertools.pairwise(bounds)],
     )
@@ -186,16 +183,12 @@ def chunked_events(body: bytes, cuts: list[int]) -> list[SSEEvent]:
 @settings(max_examples=150)
 @given(scenarios(), st.lists(st.integers(0, 10**6), max_size=30))
 def test_generated_openai_streams_reassemble(s: Scenario, cuts: list[int]) -> None:
-    result = OPENAI.reassemble(
-        chunked_events(b"".join(openai_chat_sse(s, MODEL, True)), cuts)
-    )
+    result = OPENAI.reassemble(chunked_events(b"".join(openai_chat_sse(s, MODEL, True)), cuts))
     assert result.errors == []
     assert result.message == openai_chat_json(s, MODEL)
     assert OPENAI.response_text(result.message) == "".join(s.text)
     calls = OPENAI.tool_calls(result.message)
-    assert [c.arguments for c in calls] == [
-        json.loads(c.arguments) for c in s.tool_calls
-    ]
+    assert [c.arguments for c in calls] == [json.loads(c.arguments) for c in s.tool_calls]
     assert OPENAI.usage(result.message) == Usage(
         input_tokens=s.input_tokens,
         output_tokens=s.output_tokens,
@@ -206,15 +199,13 @@ def test_generated_openai_streams_reassemble(s: Scenario, cuts: list[int]) -> No
 @settings(max_examples=150)
 @given(scenarios(), st.lists(st.integers(0, 10**6), max_size=30))
 def test_generated_anthropic_streams_reassemble(s: Scenario, cuts: list[int]) -> None:
-    result = ANTHROPIC.reassemble(
-        chunked_events(b"".join(anthropic_sse(s, MODEL)), cuts)
-    )
+    result = ANTHROPIC.reassemble(chunked_events(b"".join(anthropic_sse(s, MODEL)), cuts))
     assert result.errors == []
     assert result.message == anthropic_json(s, MODEL)
     assert ANTHROPIC.response_text(result.message) == "".join(s.text)
-    assert [
-        (c.id, c.name, c.arguments) for c in ANTHROPIC.tool_calls(result.message)
-    ] == [("toolu_" + c.id, c.name, json.loads(c.arguments)) for c in s.tool_calls]
+    assert [(c.id, c.name, c.arguments) for c in ANTHROPIC.tool_calls(result.message)] == [
+        ("toolu_" + c.id, c.name, json.loads(c.arguments)) for c in s.tool_calls
+    ]
     assert ANTHROPIC.usage(result.message) == Usage(
         input_tokens=s.input_tokens,
         output_tokens=s.output_tokens,
@@ -229,26 +220,13 @@ def interleave(chunks: list[bytes]) -> list[bytes]:
     head: list[bytes] = []
     tail: list[bytes] = []
     for chunk in chunks:
-        payload = (
-            json.loads(chunk[len(b"data: ") :])
-            if chunk != b"data: [DONE]\n\n"
-            else None
-        )
-        calls = (
-            payload["choices"][0]["delta"].get("tool_calls")
-            if payload and payload["choices"]
-            else None
-        )
+        payload = json.loads(chunk[len(b"data: ") :]) if chunk != b"data: [DONE]\n\n" else None
+        calls = payload["choices"][0]["delta"].get("tool_calls") if payload and payload["choices"] else None
         if calls:
             by_call.setdefault(calls[0]["index"], []).append(chunk)
         else:
             (tail if by_call else head).append(chunk)
-    mixed = [
-        c
-        for group in itertools.zip_longest(*by_call.values())
-        for c in group
-        if c is not None
-    ]
+    mixed = [c for group in itertools.zip_longest(*by_call.values()) for c in group if c is not None]
     return head + mixed + tail
 
 
@@ -271,17 +249,13 @@ def test_cache_usage_in_both_dialects() -> None:
         input_tokens=5, output_tokens=7, cache_read_tokens=2048, cache_write_tokens=None
     )
     assert openai_chat_json(s, MODEL)["usage"]["prompt_tokens"] == 5 + 2048
-    expected = Usage(
-        input_tokens=5, output_tokens=7, cache_read_tokens=2048, cache_write_tokens=512
-    )
+    expected = Usage(input_tokens=5, output_tokens=7, cache_read_tokens=2048, cache_write_tokens=512)
     assert ANTHROPIC.usage(anthropic_json(s, MODEL)) == expected
     assert ANTHROPIC.usage(anthropic_reassembly(s)) == expected
 
 
 def anthropic_stream(*payloads: dict[str, Any]) -> list[SSEEvent]:
-    return events_of(
-        [f"event: {p['type']}\ndata: {json.dumps(p)}\n\n".encode() for p in payloads]
-    )
+    return events_of([f"event: {p['type']}\ndata: {json.dumps(p)}\n\n".encode() for p in payloads])
 
 
 START = {
@@ -312,16 +286,12 @@ def test_anthropic_later_usage_wins_per_field() -> None:
     }
     result = ANTHROPIC.reassemble(anthropic_stream(START, delta, STOP))
     assert result.message is not None
-    assert ANTHROPIC.usage(result.message) == Usage(
-        input_tokens=12, output_tokens=50, cache_read_tokens=4
-    )
+    assert ANTHROPIC.usage(result.message) == Usage(input_tokens=12, output_tokens=50, cache_read_tokens=4)
     assert ANTHROPIC.stop_reason(result.message) == "end_turn"
 
 
 def test_stop_reasons() -> None:
-    assert (
-        OPENAI.stop_reason(openai_chat_json(SCENARIOS["tool"], MODEL)) == "tool_calls"
-    )
+    assert OPENAI.stop_reason(openai_chat_json(SCENARIOS["tool"], MODEL)) == "tool_calls"
     assert OPENAI.stop_reason(openai_chat_json(SCENARIOS["text"], MODEL)) == "stop"
     assert ANTHROPIC.stop_reason(anthropic_json(SCENARIOS["tool"], MODEL)) == "tool_use"
     truncated = Scenario(text=["cut"], stop_reason="max_tokens")
@@ -352,9 +322,7 @@ def test_tool_calls_in_both_dialects() -> None:
 
 def test_openai_invalid_arguments_stay_a_raw_string() -> None:
     body = openai_chat_json(SCENARIOS["tool"], MODEL)
-    body["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] = (
-        '{"location": "Par'
-    )
+    body["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] = '{"location": "Par'
     assert OPENAI.tool_calls(body) == [
         ToolCall(
             id="call_01A09q90qw90lq917835lq9",
@@ -377,30 +345,18 @@ def test_openai_legacy_function_call() -> None:
             }
         ]
     }
-    assert OPENAI.tool_calls(body) == [
-        ToolCall(id=None, name="f", arguments={"a": 1}, index=0)
-    ]
+    assert OPENAI.tool_calls(body) == [ToolCall(id=None, name="f", arguments={"a": 1}, index=0)]
 
 
 def test_response_text_and_model() -> None:
     s = SCENARIOS["unicode"]
-    assert (
-        OPENAI.response_text(openai_chat_json(s, MODEL)) == "Café é 日本語 🎉👍🏽 done"
-    )
-    assert (
-        ANTHROPIC.response_text(anthropic_json(s, MODEL)) == "Café é 日本語 🎉👍🏽 done"
-    )
-    assert (
-        ANTHROPIC.response_text(anthropic_json(SCENARIOS["thinking"], MODEL))
-        == "Hi there!"
-    )
+    assert OPENAI.response_text(openai_chat_json(s, MODEL)) == "Café é 日本語 🎉👍🏽 done"
+    assert ANTHROPIC.response_text(anthropic_json(s, MODEL)) == "Café é 日本語 🎉👍🏽 done"
+    assert ANTHROPIC.response_text(anthropic_json(SCENARIOS["thinking"], MODEL)) == "Hi there!"
     assert OPENAI.response_text(openai_chat_json(SCENARIOS["tools3"], MODEL)) == ""
     assert OPENAI.response_model(openai_chat_json(s, "gpt-x")) == "gpt-x"
     assert ANTHROPIC.response_model(anthropic_json(s, "claude-x")) == "claude-x"
-    assert (
-        OPENAI.response_text({"choices": "nonsense"}) == ""
-        and ANTHROPIC.response_text({}) == ""
-    )
+    assert OPENAI.response_text({"choices": "nonsense"}) == "" and ANTHROPIC.response_text({}) == ""
 
 
 @pytest.mark.parametrize("codec", [OPENAI, ANTHROPIC])
@@ -427,12 +383,8 @@ def test_request_fields(codec: OpenAIChatCodec | AnthropicMessagesCodec) -> None
     assert codec.prompt_text(request) == "last\nquestion é"
     assert codec.request_streams({"stream": "yes"}) is False
     assert codec.request_model({}) is None
-    assert (
-        codec.prompt_text({"messages": [{"role": "user", "content": "only"}]}) == "only"
-    )
-    assert (
-        codec.prompt_text({"messages": "garbage"}) == "" and codec.prompt_text({}) == ""
-    )
+    assert codec.prompt_text({"messages": [{"role": "user", "content": "only"}]}) == "only"
+    assert codec.prompt_text({"messages": "garbage"}) == "" and codec.prompt_text({}) == ""
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
@@ -462,9 +414,7 @@ def test_first_content_event(name: str) -> None:
 
 @pytest.mark.parametrize("dialect", ["openai", "anthropic"])
 @pytest.mark.parametrize("name", ["tools2", "thinking", "unicode"])
-def test_every_truncation_gives_a_partial_message_and_errors(
-    dialect: str, name: str
-) -> None:
+def test_every_truncation_gives_a_partial_message_and_errors(dialect: str, name: str) -> None:
     s = SCENARIOS[name]
     if dialect == "openai":
         codec: OpenAIChatCodec | AnthropicMessagesCodec = OPENAI
@@ -531,9 +481,7 @@ def test_openai_error_chunk_mid_stream() -> None:
     assert OPENAI.response_text(result.message) == "Hello"
     assert OPENAI.stop_reason(result.message) is None
     assert any("server_error: The server had an error" in e for e in result.errors)
-    assert any("finish_reason" in e for e in result.errors) and any(
-        "[DONE]" in e for e in result.errors
-    )
+    assert any("finish_reason" in e for e in result.errors) and any("[DONE]" in e for e in result.errors)
 
 
 @pytest.mark.parametrize("codec", [OPENAI, ANTHROPIC])
@@ -547,9 +495,7 @@ def test_openai_error_chunk_mid_stream() -> None:
         b": only\n\n",
     ],
 )
-def test_nothing_to_rebuild(
-    codec: OpenAIChatCodec | AnthropicMessagesCodec, body: bytes
-) -> None:
+def test_nothing_to_rebuild(codec: OpenAIChatCodec | AnthropicMessagesCodec, body: bytes) -> None:
     result = codec.reassemble(parse_all(body))
     assert result.message is None
     assert result.errors
@@ -662,18 +608,9 @@ def test_openai_tool_call_without_id_is_reported() -> None:
         )
     )
     assert result.message is not None
-    assert (
-        result.message["choices"][0]["message"]["tool_calls"][0]["function"][
-            "arguments"
-        ]
-        == "{}"
-    )
+    assert result.message["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] == "{}"
     joined = " | ".join(result.errors)
-    assert (
-        "no id or name" in joined
-        and "without an index" in joined
-        and "after [DONE]" in joined
-    )
+    assert "no id or name" in joined and "without an index" in joined and "after [DONE]" in joined
 
 
 def test_openai_azure_style_leading_filter_chunk() -> None:

@@ -25,8 +25,10 @@ def test_shipped_config_is_valid() -> None:
     [
         ({"recorder": {"queue_size": 0}}, "recorder.queue_size"),
         ({"recorder": {"databse": "x.db"}}, "recorder.databse"),
-        ({"providers": [{"name": "x", "hosts": ["h"], "routes": [{"path": "/", "dialect": "gemini"}]}]},
-         "providers.0.routes.0.dialect"),
+        (
+            {"providers": [{"name": "x", "hosts": ["h"], "routes": [{"path": "/", "dialect": "gemini"}]}]},
+            "providers.0.routes.0.dialect",
+        ),
         ({"policies": [{"policy": "replace", "timeout_s": "soon"}]}, "policies.0.timeout_s"),
     ],
 )
@@ -40,7 +42,10 @@ def test_bad_config_names_the_key(data: dict[str, object], key: str) -> None:
     [
         ({"policy": "no_such_policy"}, r"policies\.0 \(no_such_policy\)\.policy: unknown policy"),
         ({"policy": "deny_tools", "deni": ["x"]}, r"policies\.0 \(deny_tools\)\.deni"),
-        ({"policy": "replace", "rules": [{"find": "a", "regex": "yes please"}]}, r"policies\.0 \(replace\)\.rules\.0\.regex"),
+        (
+            {"policy": "replace", "rules": [{"find": "a", "regex": "yes please"}]},
+            r"policies\.0 \(replace\)\.rules\.0\.regex",
+        ),
         ({"policy": "replace", "rules": [{"find": "a+", "regex": True}]}, r"max_match_length"),
         ({"policy": "redact", "detectors": ["ssn"]}, r"policies\.0 \(redact\)\.detectors"),
     ],
@@ -75,7 +80,15 @@ def test_registry_matches_host_and_path_only() -> None:
 
 def test_extra_providers_add_to_the_defaults() -> None:
     config = parse_config(
-        {"extra_providers": [{"name": "vllm", "hosts": ["vllm.lan"], "routes": [{"path": "/v1/chat/completions", "dialect": "openai-chat"}]}]}
+        {
+            "extra_providers": [
+                {
+                    "name": "vllm",
+                    "hosts": ["vllm.lan"],
+                    "routes": [{"path": "/v1/chat/completions", "dialect": "openai-chat"}],
+                }
+            ]
+        }
     )
     registry = ProviderRegistry(config.all_providers())
     assert registry.match("POST", "vllm.lan", "/v1/chat/completions") is not None

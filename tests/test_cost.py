@@ -21,9 +21,7 @@ def test_gpt_4o_mini_by_hand() -> None:
     r = rates("gpt-4o-mini")
     usage = Usage(input_tokens=1200, output_tokens=300, cache_read_tokens=800)
     expected = (
-        1200 * r["input_cost_per_token"]
-        + 300 * r["output_cost_per_token"]
-        + 800 * r["cache_read_input_token_cost"]
+        1200 * r["input_cost_per_token"] + 300 * r["output_cost_per_token"] + 800 * r["cache_read_input_token_cost"]
     )
     cost_usd, key = price("gpt-4o-mini", "openai", usage)
     assert key == "gpt-4o-mini"
@@ -50,17 +48,11 @@ def test_claude_sonnet_4_5_with_cache_tokens_by_hand() -> None:
     assert key == "claude-sonnet-4-5-20250929"
     assert cost_usd == pytest.approx(expected)
     # the cache rates really differ from the input rate: each part has its own price
-    assert (
-        r["cache_read_input_token_cost"]
-        < r["input_cost_per_token"]
-        < r["cache_creation_input_token_cost"]
-    )
+    assert r["cache_read_input_token_cost"] < r["input_cost_per_token"] < r["cache_creation_input_token_cost"]
 
 
 def test_unknown_model_has_no_price() -> None:
-    assert price(
-        "no-such-model-anywhere", "openai", Usage(input_tokens=10, output_tokens=10)
-    ) == (None, None)
+    assert price("no-such-model-anywhere", "openai", Usage(input_tokens=10, output_tokens=10)) == (None, None)
     assert price(None, "openai", Usage(input_tokens=10, output_tokens=10)) == (
         None,
         None,
@@ -74,20 +66,14 @@ def test_no_usage_has_no_price() -> None:
 def test_provider_prefixed_key() -> None:
     assert "mistral-large-latest" not in load_cost_map()
     r = rates("mistral/mistral-large-latest")
-    cost_usd, key = price(
-        "mistral-large-latest", "mistral", Usage(input_tokens=100, output_tokens=10)
-    )
+    cost_usd, key = price("mistral-large-latest", "mistral", Usage(input_tokens=100, output_tokens=10))
     assert key == "mistral/mistral-large-latest"
-    assert cost_usd == pytest.approx(
-        100 * r["input_cost_per_token"] + 10 * r["output_cost_per_token"]
-    )
+    assert cost_usd == pytest.approx(100 * r["input_cost_per_token"] + 10 * r["output_cost_per_token"])
 
 
 def test_date_suffix_stripped_only_to_a_key_the_map_has() -> None:
     assert "gpt-4o-mini-2099-01-01" not in load_cost_map()
-    _, key = price(
-        "gpt-4o-mini-2099-01-01", "openai", Usage(input_tokens=1, output_tokens=1)
-    )
+    _, key = price("gpt-4o-mini-2099-01-01", "openai", Usage(input_tokens=1, output_tokens=1))
     assert key == "gpt-4o-mini"
     _, key = price(
         "claude-sonnet-4-5-20990101",
@@ -95,17 +81,13 @@ def test_date_suffix_stripped_only_to_a_key_the_map_has() -> None:
         Usage(input_tokens=1, output_tokens=1),
     )
     assert key == "claude-sonnet-4-5"
-    assert price(
-        "imaginary-model-20250101", "openai", Usage(input_tokens=1, output_tokens=1)
-    ) == (None, None)
+    assert price("imaginary-model-20250101", "openai", Usage(input_tokens=1, output_tokens=1)) == (None, None)
 
 
 def test_dated_entry_with_its_own_price_wins() -> None:
     dated, undated = rates("gpt-4o-2024-05-13"), rates("gpt-4o")
     assert dated["input_cost_per_token"] != undated["input_cost_per_token"]
-    cost_usd, key = price(
-        "gpt-4o-2024-05-13", "openai", Usage(input_tokens=1000, output_tokens=0)
-    )
+    cost_usd, key = price("gpt-4o-2024-05-13", "openai", Usage(input_tokens=1000, output_tokens=0))
     assert key == "gpt-4o-2024-05-13"
     assert cost_usd == pytest.approx(1000 * dated["input_cost_per_token"])
 
@@ -114,14 +96,11 @@ def test_threshold_rates_above_a_long_prompt() -> None:
     r = rates("gemini-2.5-pro")
     usage = Usage(input_tokens=250_000, output_tokens=1000)
     expected = (
-        250_000 * r["input_cost_per_token_above_200k_tokens"]
-        + 1000 * r["output_cost_per_token_above_200k_tokens"]
+        250_000 * r["input_cost_per_token_above_200k_tokens"] + 1000 * r["output_cost_per_token_above_200k_tokens"]
     )
     assert price("gemini-2.5-pro", "gemini", usage)[0] == pytest.approx(expected)
     short = Usage(input_tokens=1000, output_tokens=1000)
-    expected_short = (
-        1000 * r["input_cost_per_token"] + 1000 * r["output_cost_per_token"]
-    )
+    expected_short = 1000 * r["input_cost_per_token"] + 1000 * r["output_cost_per_token"]
     assert price("gemini-2.5-pro", "gemini", short)[0] == pytest.approx(expected_short)
 
 
@@ -157,15 +136,9 @@ def test_zero_or_missing_unit_price_is_unknown_not_zero() -> None:
 
 @pytest.mark.usefixtures("fake_map")
 def test_missing_cache_rate_falls_back_to_input_rate_but_explicit_zero_stays() -> None:
-    usage = Usage(
-        input_tokens=10, output_tokens=10, cache_read_tokens=100, cache_write_tokens=50
-    )
-    assert price("no-cache-rates", "x", usage)[0] == pytest.approx(
-        10 * 2e-6 + 10 * 4e-6 + 150 * 2e-6
-    )
-    assert price("free-cache", "x", usage)[0] == pytest.approx(
-        10 * 2e-6 + 10 * 4e-6 + 0 + 50 * 2e-6
-    )
+    usage = Usage(input_tokens=10, output_tokens=10, cache_read_tokens=100, cache_write_tokens=50)
+    assert price("no-cache-rates", "x", usage)[0] == pytest.approx(10 * 2e-6 + 10 * 4e-6 + 150 * 2e-6)
+    assert price("free-cache", "x", usage)[0] == pytest.approx(10 * 2e-6 + 10 * 4e-6 + 0 + 50 * 2e-6)
 
 
 def test_pricing_does_not_import_litellm() -> None:

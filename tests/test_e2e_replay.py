@@ -21,7 +21,10 @@ CALL_ID = "x-interlock-call-id"
 DENY_WEATHER = {"policies": [{"policy": "deny_tools", "deny": ["get_weather"]}]}
 TOOL = {
     "type": "function",
-    "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}},
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"location": {"type": "string"}}},
+    },
 }
 
 

@@ -31,25 +31,15 @@ Mutation = Callable[[Payloads], Payloads]
 
 
 def payloads(chunks: list[bytes]) -> Payloads:
-    return [
-        e.json() if e.data != "[DONE]" else e.data for e in parse_all(b"".join(chunks))
-    ]
+    return [e.json() if e.data != "[DONE]" else e.data for e in parse_all(b"".join(chunks))]
 
 
 def anthropic_events(items: Payloads) -> list[SSEEvent]:
-    return parse_all(
-        b"".join(
-            f"event: {p['type']}\ndata: {json.dumps(p)}\n\n".encode() for p in items
-        )
-    )
+    return parse_all(b"".join(f"event: {p['type']}\ndata: {json.dumps(p)}\n\n".encode() for p in items))
 
 
 def openai_events(items: Payloads) -> list[SSEEvent]:
-    return parse_all(
-        b"".join(
-            f"data: {p if p == '[DONE]' else json.dumps(p)}\n\n".encode() for p in items
-        )
-    )
+    return parse_all(b"".join(f"data: {p if p == '[DONE]' else json.dumps(p)}\n\n".encode() for p in items))
 
 
 # --- Every scenario passes ------------------------------------------------------------
@@ -68,17 +58,10 @@ def test_every_scenario_passes_every_checker(name: str) -> None:
 
 def test_untouchable_stop_reasons_are_accepted_with_tool_calls() -> None:
     for stop in ("max_tokens", "refusal", "pause_turn"):
-        s = Scenario(
-            text=["cut"], tool_calls=SCENARIOS["tool"].tool_calls, stop_reason=stop
-        )
-        assert (
-            check_anthropic_stream(parse_all(b"".join(anthropic_sse(s, MODEL)))) == []
-        )
+        s = Scenario(text=["cut"], tool_calls=SCENARIOS["tool"].tool_calls, stop_reason=stop)
+        assert check_anthropic_stream(parse_all(b"".join(anthropic_sse(s, MODEL)))) == []
     s = Scenario(tool_calls=SCENARIOS["tool"].tool_calls, stop_reason="length")
-    assert (
-        check_openai_chat_stream(parse_all(b"".join(openai_chat_sse(s, MODEL, True))))
-        == []
-    )
+    assert check_openai_chat_stream(parse_all(b"".join(openai_chat_sse(s, MODEL, True)))) == []
 
 
 # --- Anthropic stream mutations ---------------------------------------------------------
@@ -99,11 +82,7 @@ def without(predicate: Callable[[Any], bool], nth: int = 0) -> Mutation:
 
 
 def block_events(index: int) -> Callable[[Any], bool]:
-    return lambda p: (
-        isinstance(p, dict)
-        and str(p.get("type")).startswith("content_block_")
-        and p.get("index") == index
-    )
+    return lambda p: isinstance(p, dict) and str(p.get("type")).startswith("content_block_") and p.get("index") == index
 
 
 def renumber(old: int, new: int) -> Mutation:
@@ -114,12 +93,7 @@ def renumber(old: int, new: int) -> Mutation:
 
 
 def shift_indices(items: Payloads) -> Payloads:
-    return [
-        {**p, "index": p["index"] + 1}
-        if str(p.get("type")).startswith("content_block_")
-        else p
-        for p in items
-    ]
+    return [{**p, "index": p["index"] + 1} if str(p.get("type")).startswith("content_block_") else p for p in items]
 
 
 def move_text_block_after_tool(items: Payloads) -> Payloads:
@@ -165,9 +139,7 @@ def insert_after(predicate: Callable[[Any], bool], new: Any) -> Mutation:
     return mutate
 
 
-def edit(
-    predicate: Callable[[Any], bool], change: Callable[[Any], None], nth: int = 0
-) -> Mutation:
+def edit(predicate: Callable[[Any], bool], change: Callable[[Any], None], nth: int = 0) -> Mutation:
     def mutate(items: Payloads) -> Payloads:
         items = copy.deepcopy(items)
         change([p for p in items if predicate(p)][nth])
@@ -177,13 +149,7 @@ def edit(
 
 
 def text_deltas_removed(items: Payloads) -> Payloads:
-    return [
-        p
-        for p in items
-        if not (
-            of_type("content_block_delta")(p) and p["delta"]["type"] == "text_delta"
-        )
-    ]
+    return [p for p in items if not (of_type("content_block_delta")(p) and p["delta"]["type"] == "text_delta")]
 
 
 def set_stop(stop: str | None) -> Mutation:
@@ -329,9 +295,7 @@ ANTHROPIC_BREAKS: list[tuple[str, str, Mutation, str]] = [
     ANTHROPIC_BREAKS,
     ids=[b[0] for b in ANTHROPIC_BREAKS],
 )
-def test_anthropic_stream_checker_catches(
-    label: str, name: str, mutate: Mutation, expected: str
-) -> None:
+def test_anthropic_stream_checker_catches(label: str, name: str, mutate: Mutation, expected: str) -> None:
     items = payloads(anthropic_sse(SCENARIOS[name], MODEL))
     assert check_anthropic_stream(anthropic_events(items)) == []
     violations = check_anthropic_stream(anthropic_events(mutate(items)))
@@ -340,10 +304,7 @@ def test_anthropic_stream_checker_catches(
 
 def test_anthropic_stream_checker_catches_wire_level_faults() -> None:
     body = b"".join(anthropic_sse(SCENARIOS["text"], MODEL))
-    assert any(
-        "not ended by a blank line" in v
-        for v in check_anthropic_stream(parse_all(body[:-1]))
-    )
+    assert any("not ended by a blank line" in v for v in check_anthropic_stream(parse_all(body[:-1])))
     bad_json = body.replace(b'data: {"type":"ping"}', b"data: {ping")
     assert any("not JSON" in v for v in check_anthropic_stream(parse_all(bad_json)))
     renamed = body.replace(b"event: ping", b"event: pong")
@@ -355,9 +316,7 @@ def test_anthropic_stream_checker_catches_wire_level_faults() -> None:
 
 
 def has_finish(p: Any) -> bool:
-    return isinstance(p, dict) and any(
-        c.get("finish_reason") for c in p.get("choices", [])
-    )
+    return isinstance(p, dict) and any(c.get("finish_reason") for c in p.get("choices", []))
 
 
 def is_usage_chunk(p: Any) -> bool:
@@ -388,9 +347,7 @@ def set_call_index(old: int, new: int) -> Mutation:
 
 
 def opening(change: Callable[[dict[str, Any]], None]) -> Mutation:
-    return edit(
-        tool_delta(0), lambda p: change(p["choices"][0]["delta"]["tool_calls"][0])
-    )
+    return edit(tool_delta(0), lambda p: change(p["choices"][0]["delta"]["tool_calls"][0]))
 
 
 def set_finish(reason: str | None) -> Mutation:
@@ -478,9 +435,7 @@ OPENAI_BREAKS: list[tuple[str, str, Mutation, str]] = [
         "tool",
         edit(
             tool_delta(0),
-            lambda p: p["choices"][0]["delta"]["tool_calls"][0]["function"].update(
-                arguments="}{"
-            ),
+            lambda p: p["choices"][0]["delta"]["tool_calls"][0]["function"].update(arguments="}{"),
             nth=1,
         ),
         "not valid JSON",
@@ -505,9 +460,7 @@ OPENAI_BREAKS: list[tuple[str, str, Mutation, str]] = [
     OPENAI_BREAKS,
     ids=[b[0] for b in OPENAI_BREAKS],
 )
-def test_openai_stream_checker_catches(
-    label: str, name: str, mutate: Mutation, expected: str
-) -> None:
+def test_openai_stream_checker_catches(label: str, name: str, mutate: Mutation, expected: str) -> None:
     items = payloads(openai_chat_sse(SCENARIOS[name], MODEL, include_usage=True))
     assert check_openai_chat_stream(openai_events(items)) == []
     violations = check_openai_chat_stream(openai_events(mutate(items)))
@@ -517,18 +470,10 @@ def test_openai_stream_checker_catches(
 def test_openai_stream_checker_catches_wire_level_faults() -> None:
     body = b"".join(openai_chat_sse(SCENARIOS["text"], MODEL, True))
     assert any(
-        "not JSON" in v
-        for v in check_openai_chat_stream(
-            parse_all(body.replace(b'data: {"id"', b"data: {id", 1))
-        )
+        "not JSON" in v for v in check_openai_chat_stream(parse_all(body.replace(b'data: {"id"', b"data: {id", 1)))
     )
-    assert any(
-        "not ended by a blank line" in v
-        for v in check_openai_chat_stream(parse_all(body[:-20]))
-    )
-    assert "the stream holds no chunks" in check_openai_chat_stream(
-        parse_all(b"data: [DONE]\n\n")
-    )
+    assert any("not ended by a blank line" in v for v in check_openai_chat_stream(parse_all(body[:-20])))
+    assert "the stream holds no chunks" in check_openai_chat_stream(parse_all(b"data: [DONE]\n\n"))
 
 
 # --- Non-streaming bodies ---------------------------------------------------------------
@@ -598,9 +543,7 @@ ANTHROPIC_BODY_BREAKS: list[tuple[str, str, BodyMutation, str]] = [
     ANTHROPIC_BODY_BREAKS,
     ids=[b[0] for b in ANTHROPIC_BODY_BREAKS],
 )
-def test_anthropic_message_checker_catches(
-    label: str, name: str, mutate: BodyMutation, expected: str
-) -> None:
+def test_anthropic_message_checker_catches(label: str, name: str, mutate: BodyMutation, expected: str) -> None:
     body = anthropic_json(SCENARIOS[name], MODEL)
     mutate(body)
     violations = check_anthropic_message(body)
@@ -676,9 +619,7 @@ OPENAI_BODY_BREAKS: list[tuple[str, str, BodyMutation, str]] = [
     OPENAI_BODY_BREAKS,
     ids=[b[0] for b in OPENAI_BODY_BREAKS],
 )
-def test_openai_completion_checker_catches(
-    label: str, name: str, mutate: BodyMutation, expected: str
-) -> None:
+def test_openai_completion_checker_catches(label: str, name: str, mutate: BodyMutation, expected: str) -> None:
     body = openai_chat_json(SCENARIOS[name], MODEL)
     mutate(body)
     violations = check_openai_chat_completion(body)

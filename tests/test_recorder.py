@@ -66,13 +66,9 @@ def make_record(call_id: str = "c1", **overrides: Any) -> CallRecord:
                     "messages": [{"role": "user", "content": "héllo ✓"}],
                 },
             ),
-            StageRecord(
-                stage="request_final", headers={}, body={"model": "claude-sonnet-4-5"}
-            ),
+            StageRecord(stage="request_final", headers={}, body={"model": "claude-sonnet-4-5"}),
             StageRecord(stage="response_original", body={"content": []}, raw=SSE),
-            StageRecord(
-                stage="response_final", raw=b"not json", note="stream cut short"
-            ),
+            StageRecord(stage="response_final", raw=b"not json", note="stream cut short"),
         ],
         "events": [
             PolicyEventRecord(
@@ -165,10 +161,7 @@ async def test_record_round_trip(db_path: Path) -> None:
     assert call["pricing_key"] == "claude-sonnet-4-5-20250929"
     assert call["prompt_text"] == "delete the build directory"
 
-    stages = {
-        row["stage"]: row
-        for row in query(db_path, "select * from stages where call_id = 'c1'")
-    }
+    stages = {row["stage"]: row for row in query(db_path, "select * from stages where call_id = 'c1'")}
     assert set(stages) == {
         "request_original",
         "request_final",
@@ -204,9 +197,7 @@ async def test_record_round_trip(db_path: Path) -> None:
         "blocked",
     )
     assert json.loads(judge["arguments_json"]) == {"command": "rm -rf build"}
-    assert json.loads(judge["prompt_json"]) == [
-        {"role": "user", "content": "is this safe?"}
-    ]
+    assert json.loads(judge["prompt_json"]) == [{"role": "user", "content": "is this safe?"}]
     assert (judge["probability"], judge["latency_ms"], judge["cost_usd"]) == (
         0.9,
         321.5,
@@ -221,17 +212,10 @@ async def test_record_round_trip(db_path: Path) -> None:
 async def test_unknown_model_cost_is_null(db_path: Path) -> None:
     writer = RecorderWriter(str(db_path))
     await writer.start()
-    writer.submit(
-        make_record(
-            model="house-model-x", model_final="house-model-x", response_model=None
-        )
-    )
+    writer.submit(make_record(model="house-model-x", model_final="house-model-x", response_model=None))
     writer.submit(make_record("no-usage", usage=Usage()))
     await writer.stop()
-    rows = {
-        r["call_id"]: r
-        for r in query(db_path, "select call_id, cost_usd, pricing_key from calls")
-    }
+    rows = {r["call_id"]: r for r in query(db_path, "select call_id, cost_usd, pricing_key from calls")}
     assert (rows["c1"]["cost_usd"], rows["c1"]["pricing_key"]) == (None, None)
     assert (rows["no-usage"]["cost_usd"], rows["no-usage"]["pricing_key"]) == (
         None,
@@ -244,13 +228,9 @@ async def test_same_call_written_again_replaces_it(db_path: Path) -> None:
     await writer.start()
     writer.submit(make_record())
     await wait_until(lambda: writer.stats.written == 1)
-    writer.submit(
-        make_record(verdict="pass", stages=[], events=[make_record().events[0]])
-    )
+    writer.submit(make_record(verdict="pass", stages=[], events=[make_record().events[0]]))
     await writer.stop()
-    assert [tuple(r) for r in query(db_path, "select call_id, verdict from calls")] == [
-        ("c1", "pass")
-    ]
+    assert [tuple(r) for r in query(db_path, "select call_id, verdict from calls")] == [("c1", "pass")]
     assert query(db_path, "select count(*) from stages")[0][0] == 0
     assert query(db_path, "select count(*) from policy_events")[0][0] == 1
     assert query(db_path, "select count(*) from judge_decisions")[0][0] == 1
@@ -269,9 +249,7 @@ async def test_many_records_few_transactions(db_path: Path) -> None:
     assert query(db_path, "select count(*) from stages")[0][0] == 4000
 
 
-async def test_full_queue_drops_without_blocking(
-    db_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_full_queue_drops_without_blocking(db_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     writer = RecorderWriter(str(db_path), queue_size=3)
     with caplog.at_level(logging.WARNING, logger="recorder.writer"):
         results = [writer.submit(make_record(f"c{i}")) for i in range(5)]
@@ -314,11 +292,7 @@ async def test_unusable_database_drops_and_never_raises(
     assert writer.submit(make_record("queued-before-start"))
     with caplog.at_level(logging.ERROR, logger="recorder.writer"):
         await writer.start()
-    assert any(
-        str(path) in r.getMessage()
-        for r in caplog.records
-        if r.levelno == logging.ERROR
-    )
+    assert any(str(path) in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
     assert writer.stats.dropped == 1
     assert writer.submit(make_record("after")) is False
     assert writer.stats.dropped == 2
@@ -345,9 +319,7 @@ async def test_locked_batch_is_dropped_and_later_batches_written(db_path: Path) 
     writer.submit(make_record("after-release"))
     await writer.stop()
     assert writer.stats.written == 1
-    assert [r[0] for r in query(db_path, "select call_id from calls")] == [
-        "after-release"
-    ]
+    assert [r[0] for r in query(db_path, "select call_id from calls")] == ["after-release"]
 
 
 async def test_unencodable_record_is_dropped_alone(db_path: Path) -> None:
@@ -403,8 +375,6 @@ async def test_stop_while_starting_leaves_no_writer_running(db_path: Path) -> No
     starting = asyncio.create_task(writer.start())
     await writer.stop()
     await starting
-    assert [
-        t for t in asyncio.all_tasks() if t.get_name() == "interlock-recorder"
-    ] == []
+    assert [t for t in asyncio.all_tasks() if t.get_name() == "interlock-recorder"] == []
     assert writer.stats.dropped == 1
     assert writer.submit(make_record("late")) is False

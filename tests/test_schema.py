@@ -42,10 +42,7 @@ def columns(conn: sqlite3.Connection, table: str) -> dict[str, str]:
 
 
 def names(conn: sqlite3.Connection, kind: str) -> set[str]:
-    return {
-        row[0]
-        for row in conn.execute("select name from sqlite_master where type = ?", [kind])
-    }
+    return {row[0] for row in conn.execute("select name from sqlite_master where type = ?", [kind])}
 
 
 def test_calls_table(conn: sqlite3.Connection) -> None:
@@ -70,9 +67,7 @@ def test_child_tables(conn: sqlite3.Connection) -> None:
         "call_id": "TEXT", "stage": "TEXT", "headers_json": "TEXT", "body_json": "TEXT",
         "raw": "BLOB", "note": "TEXT", "size_bytes": "INTEGER",
     }  # fmt: skip
-    stage_pk = sorted(
-        (row[5], row[1]) for row in conn.execute("pragma table_info(stages)") if row[5]
-    )
+    stage_pk = sorted((row[5], row[1]) for row in conn.execute("pragma table_info(stages)") if row[5])
     assert [name for _, name in stage_pk] == ["call_id", "stage"]
     assert columns(conn, "policy_events") == {
         "id": "INTEGER", "call_id": "TEXT", "policy": "TEXT", "action": "TEXT",
@@ -86,10 +81,7 @@ def test_child_tables(conn: sqlite3.Connection) -> None:
         "output_tokens": "INTEGER", "cost_usd": "REAL", "error": "TEXT", "created_at": "TEXT",
     }  # fmt: skip
     for table in ("stages", "policy_events", "judge_decisions"):
-        fks = [
-            (row[2], row[3], row[4])
-            for row in conn.execute(f"pragma foreign_key_list({table})")
-        ]
+        fks = [(row[2], row[3], row[4]) for row in conn.execute(f"pragma foreign_key_list({table})")]
         assert fks == [("calls", "call_id", "call_id")], table
 
 
@@ -122,32 +114,21 @@ def test_views_fts_and_triggers_exist(conn: sqlite3.Connection) -> None:
         "slowest_calls",
     }
     assert "calls_fts" in names(conn, "table")
-    assert (
-        "fts5"
-        in conn.execute("select sql from sqlite_master where name = 'calls_fts'")
-        .fetchone()[0]
-        .lower()
-    )
+    assert "fts5" in conn.execute("select sql from sqlite_master where name = 'calls_fts'").fetchone()[0].lower()
     assert names(conn, "trigger") == {"calls_ai", "calls_ad", "calls_au"}
 
 
 def test_wal_and_migrations_recorded(conn: sqlite3.Connection) -> None:
     assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
-    rows = conn.execute(
-        "select migration_set, name from _sqlite_migrations order by id"
-    ).fetchall()
+    rows = conn.execute("select migration_set, name from _sqlite_migrations order by id").fetchall()
     assert rows == [("interlock", name) for name in MIGRATION_NAMES]
 
 
 def test_migrate_again_is_a_no_op(db_path: str) -> None:
     def snapshot() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         with sqlite3.connect(db_path) as c:
-            schema = c.execute(
-                "select name, sql from sqlite_master order by name"
-            ).fetchall()
-            applied = c.execute(
-                "select name, applied_at from _sqlite_migrations order by id"
-            ).fetchall()
+            schema = c.execute("select name, sql from sqlite_master order by name").fetchall()
+            applied = c.execute("select name, applied_at from _sqlite_migrations order by id").fetchall()
         return schema, applied
 
     before = snapshot()
@@ -162,9 +143,7 @@ def test_older_database_upgrades(tmp_path: Path) -> None:
         assert names(c, "view") == set()
     migrate(path)
     with sqlite3.connect(path) as c:
-        assert [
-            r[0] for r in c.execute("select name from _sqlite_migrations order by id")
-        ] == MIGRATION_NAMES
+        assert [r[0] for r in c.execute("select name from _sqlite_migrations order by id")] == MIGRATION_NAMES
         assert "blocked_calls" in names(c, "view")
 
 
@@ -186,9 +165,7 @@ def insert_call(conn: sqlite3.Connection, call_id: str, **values: object) -> Non
 
 
 def test_fts_follows_inserts_and_updates(conn: sqlite3.Connection) -> None:
-    insert_call(
-        conn, "a", prompt_text="list the kumquats", response_text="three kumquats"
-    )
+    insert_call(conn, "a", prompt_text="list the kumquats", response_text="three kumquats")
     insert_call(conn, "b", prompt_text="hello", response_text="world")
 
     def search(term: str) -> list[str]:
@@ -231,9 +208,7 @@ def test_blocked_and_modified_views(conn: sqlite3.Connection) -> None:
         "judge: rm -rf is destructive",
         "deny: matched rule 3",
     }
-    modified = dict(
-        conn.execute("select call_id, reasons from modified_calls").fetchall()
-    )
+    modified = dict(conn.execute("select call_id, reasons from modified_calls").fetchall())
     assert modified.keys() == {"blocked", "modified"}
     assert modified["modified"] == "redact: email address"
 

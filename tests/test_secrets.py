@@ -21,9 +21,7 @@ KEY = "sk-proj-4f9aZq81LmXv0TqW7yBc2dEe5Rr3"
 COOKIE = "sess-8d1f0c7a9b3e44e1"
 
 
-@pytest.mark.parametrize(
-    "name", ["x-api-key", "X-Api-Key", "api-key", "x-goog-api-key"]
-)
+@pytest.mark.parametrize("name", ["x-api-key", "X-Api-Key", "api-key", "x-goog-api-key"])
 def test_key_headers(name: str) -> None:
     redacted = redact_headers([(name, KEY), ("content-type", "application/json")])
     assert redacted == {
@@ -32,9 +30,7 @@ def test_key_headers(name: str) -> None:
     }
 
 
-@pytest.mark.parametrize(
-    "name", ["Authorization", "authorization", "Proxy-Authorization"]
-)
+@pytest.mark.parametrize("name", ["Authorization", "authorization", "Proxy-Authorization"])
 def test_authorization_keeps_only_the_scheme(name: str) -> None:
     redacted = redact_headers([(name, f"Bearer {KEY}")])[name]
     assert redacted == f"Bearer <redacted len={len(KEY)}>"
@@ -49,30 +45,17 @@ def test_cookies_keep_names_and_attributes_not_values() -> None:
             ("Set-Cookie", f"session={COOKIE}; Path=/; HttpOnly"),
         ]
     )
-    assert (
-        redacted["Cookie"]
-        == f"session=<redacted len={len(COOKIE)}>; theme=<redacted len=4>"
-    )
-    assert (
-        redacted["Set-Cookie"]
-        == f"session=<redacted len={len(COOKIE)}>; Path=/; HttpOnly"
-    )
+    assert redacted["Cookie"] == f"session=<redacted len={len(COOKIE)}>; theme=<redacted len=4>"
+    assert redacted["Set-Cookie"] == f"session=<redacted len={len(COOKIE)}>; Path=/; HttpOnly"
 
 
 def test_repeated_headers_are_joined() -> None:
-    redacted = redact_headers(
-        [("Accept", "a"), ("Accept", "b"), ("x-api-key", KEY), ("x-api-key", COOKIE)]
-    )
+    redacted = redact_headers([("Accept", "a"), ("Accept", "b"), ("x-api-key", KEY), ("x-api-key", COOKIE)])
     assert redacted["Accept"] == "a, b"
-    assert (
-        redacted["x-api-key"]
-        == f"<redacted len={len(KEY)}>, <redacted len={len(COOKIE)}>"
-    )
+    assert redacted["x-api-key"] == f"<redacted len={len(KEY)}>, <redacted len={len(COOKIE)}>"
 
 
-@pytest.mark.parametrize(
-    "param", ["key", "api_key", "api-key", "access_token", "token", "KEY", "Api_Key"]
-)
+@pytest.mark.parametrize("param", ["key", "api_key", "api-key", "access_token", "token", "KEY", "Api_Key"])
 def test_url_credentials(param: str) -> None:
     url = f"https://generativelanguage.googleapis.com/v1beta/models/m:streamGenerateContent?alt=sse&{param}={KEY}"
     assert redact_url(url) == (
@@ -112,10 +95,7 @@ def test_secret_values() -> None:
 def test_scrub_str_bytes_and_nested() -> None:
     secrets = [KEY, COOKIE]
     assert scrub(f"key is {KEY}!", secrets) == "key is <redacted>!"
-    assert (
-        scrub(f'data: {{"k": "{KEY}"}}\n\n'.encode(), secrets)
-        == b'data: {"k": "<redacted>"}\n\n'
-    )
+    assert scrub(f'data: {{"k": "{KEY}"}}\n\n'.encode(), secrets) == b'data: {"k": "<redacted>"}\n\n'
     nested = {
         "a": [KEY, {"b": (f"x{COOKIE}y", 3, None, 1.5, True)}],
         KEY: "key as a key",
@@ -151,21 +131,11 @@ def secret_everywhere() -> CallRecord:
                 headers={"x-echo": KEY},
                 body={"messages": [{"role": "user", "content": f"use {KEY}"}]},
             ),
-            StageRecord(
-                stage="request_final", body={"messages": [], "meta": {KEY: KEY}}
-            ),
-            StageRecord(
-                stage="response_original", raw=f'data: {{"text": "{KEY}"}}\n\n'.encode()
-            ),
-            StageRecord(
-                stage="response_final", raw=KEY.encode(), note=f"truncated at {KEY}"
-            ),
+            StageRecord(stage="request_final", body={"messages": [], "meta": {KEY: KEY}}),
+            StageRecord(stage="response_original", raw=f'data: {{"text": "{KEY}"}}\n\n'.encode()),
+            StageRecord(stage="response_final", raw=KEY.encode(), note=f"truncated at {KEY}"),
         ],
-        events=[
-            PolicyEventRecord(
-                policy="p", action="blocked", reason=KEY, details={"k": [KEY]}, at=1.0
-            )
-        ],
+        events=[PolicyEventRecord(policy="p", action="blocked", reason=KEY, details={"k": [KEY]}, at=1.0)],
         judgements=[
             JudgeRecord(
                 tool_call_id="t",
@@ -191,9 +161,7 @@ def test_scrub_record_covers_every_field() -> None:
     assert KEY.encode() not in b"".join(stage.raw or b"" for stage in scrubbed.stages)
     assert scrubbed.prompt_text == "my key is <redacted>"
     assert scrubbed.stages[3].raw == b"<redacted>"
-    assert scrubbed.judgements[0].arguments == {
-        "cmd": "curl -H 'x-api-key: <redacted>'"
-    }
+    assert scrubbed.judgements[0].arguments == {"cmd": "curl -H 'x-api-key: <redacted>'"}
     assert record.prompt_text == f"my key is {KEY}"  # the original is untouched
 
 
@@ -209,15 +177,11 @@ def contains_key(data: bytes) -> bool:
 
 
 @pytest.mark.parametrize("scrubbed", [True, False])
-async def test_secret_never_reaches_the_database_file(
-    tmp_path: Path, scrubbed: bool
-) -> None:
+async def test_secret_never_reaches_the_database_file(tmp_path: Path, scrubbed: bool) -> None:
     db_path = tmp_path / "interlock.db"
     record = secret_everywhere()
     if scrubbed:
-        record = scrub_record(
-            record, secret_values([("Authorization", f"Bearer {KEY}")], "https://h/p")
-        )
+        record = scrub_record(record, secret_values([("Authorization", f"Bearer {KEY}")], "https://h/p"))
     writer = RecorderWriter(str(db_path))
     await writer.start()
     writer.submit(record)

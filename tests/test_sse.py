@@ -64,11 +64,7 @@ def bodies(draw: st.DrawFn) -> bytes:
         events.insert(draw(st.integers(0, len(events))), extra)
     body = with_line_ending(events, draw(st.sampled_from([b"\n", b"\r\n", b"\r"])))
     if draw(st.booleans()):
-        body += draw(
-            st.sampled_from(
-                [b"data: trailing without blank line", b'data: {"a":', b"\r"]
-            )
-        )
+        body += draw(st.sampled_from([b"data: trailing without blank line", b'data: {"a":', b"\r"]))
     return body
 
 
@@ -103,13 +99,9 @@ def test_one_byte_chunks_give_the_events_of_the_whole_body(body: bytes) -> None:
 def test_every_scenario_event_comes_back_as_sent(ending: bytes) -> None:
     for stream in STREAMS:
         events = parse_all(with_line_ending(stream, ending))
-        assert [e.raw for e in events] == [
-            event.replace(b"\n", ending) for event in stream
-        ]
+        assert [e.raw for e in events] == [event.replace(b"\n", ending) for event in stream]
         assert all(e.complete for e in events)
-        assert [e.data for e in events] == [
-            parse_event_block(event).data for event in stream
-        ]
+        assert [e.data for e in events] == [parse_event_block(event).data for event in stream]
 
 
 def test_split_inside_crlf_waits_for_the_line_feed() -> None:
@@ -135,9 +127,7 @@ def test_utf8_character_split_across_chunks() -> None:
 
 
 def test_fields_comments_and_multiline_data() -> None:
-    [event] = parse_all(
-        b": hello\nevent: message_start\nid: 7\ndata: one\ndata:two\n\n"
-    )
+    [event] = parse_all(b": hello\nevent: message_start\nid: 7\ndata: one\ndata:two\n\n")
     assert (event.event, event.id, event.data, event.comments) == (
         "message_start",
         "7",

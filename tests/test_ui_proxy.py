@@ -62,7 +62,11 @@ def make_calls(clients: ClientFactory) -> dict[str, str]:
     headers = {"x-interlock-session": SESSION}
     history: list[dict[str, Any]] = [{"role": "user", "content": "Weather in Paris and Tokyo? [[mock:tools2]]"}]
     with anthropic.messages.stream(
-        model="claude-sonnet-4-6", max_tokens=200, tools=[WEATHER], messages=history, extra_headers=headers  # type: ignore[arg-type]
+        model="claude-sonnet-4-6",
+        max_tokens=200,
+        tools=[WEATHER],
+        messages=history,
+        extra_headers=headers,  # type: ignore[arg-type]
     ) as stream:
         first = stream.get_final_message()
         judged = stream.response.headers[CALL_ID]
@@ -73,14 +77,21 @@ def make_calls(clients: ClientFactory) -> dict[str, str]:
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_uses[0].id, "content": "18C, sunny"}]},
     ]
     second = anthropic.messages.with_raw_response.create(
-        model="claude-sonnet-4-6", max_tokens=200, tools=[WEATHER], messages=history, extra_headers=headers  # type: ignore[arg-type]
+        model="claude-sonnet-4-6",
+        max_tokens=200,
+        tools=[WEATHER],
+        messages=history,
+        extra_headers=headers,  # type: ignore[arg-type]
     )
     history += [
         {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in second.parse().content]},
         {"role": "user", "content": "Thanks, and tomorrow?"},
     ]
     third = anthropic.messages.with_raw_response.create(
-        model="claude-sonnet-4-6", max_tokens=200, messages=history, extra_headers=headers  # type: ignore[arg-type]
+        model="claude-sonnet-4-6",
+        max_tokens=200,
+        messages=history,
+        extra_headers=headers,  # type: ignore[arg-type]
     )
     rewritten = clients.openai().chat.completions.with_raw_response.create(
         model="gpt-4o", messages=[{"role": "system", "content": "You are terse."}, {"role": "user", "content": "hi"}]

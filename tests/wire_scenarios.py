@@ -135,9 +135,7 @@ def openai_chat_sse(s: Scenario, model: str, include_usage: bool) -> list[bytes]
     """The chunks of a streamed Chat Completion, one `data:` event each, then `[DONE]`."""
     chunk_id, fingerprint = _openai_ids(s)
 
-    def chunk(
-        choices: list[dict[str, Any]], usage: dict[str, Any] | None = None
-    ) -> bytes:
+    def chunk(choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> bytes:
         body: dict[str, Any] = {
             "id": chunk_id,
             "object": "chat.completion.chunk",
@@ -152,9 +150,7 @@ def openai_chat_sse(s: Scenario, model: str, include_usage: bool) -> list[bytes]
         return f"data: {_dumps(body)}\n\n".encode()
 
     def delta(d: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        return chunk(
-            [{"index": 0, "delta": d, "logprobs": None, "finish_reason": finish_reason}]
-        )
+        return chunk([{"index": 0, "delta": d, "logprobs": None, "finish_reason": finish_reason}])
 
     events = [delta({"role": "assistant", "content": "", "refusal": None})]
     events += [delta({"content": piece}) for piece in s.text]
@@ -270,10 +266,7 @@ def _anthropic_blocks(
         blocks.append(
             (
                 {**head, "input": {}},
-                [
-                    {"type": "input_json_delta", "partial_json": piece}
-                    for piece in ["", *call.argument_pieces]
-                ],
+                [{"type": "input_json_delta", "partial_json": piece} for piece in ["", *call.argument_pieces]],
                 {**head, "input": _tool_input(call)},
             )
         )
@@ -300,12 +293,8 @@ def anthropic_sse(s: Scenario, model: str) -> list[bytes]:
     blocks = _anthropic_blocks(s)
     events = [event("message_start", {"message": message})]
     for index, (start, deltas, _) in enumerate(blocks):
-        events.append(
-            event("content_block_start", {"index": index, "content_block": start})
-        )
-        events += [
-            event("content_block_delta", {"index": index, "delta": d}) for d in deltas
-        ]
+        events.append(event("content_block_start", {"index": index, "content_block": start}))
+        events += [event("content_block_delta", {"index": index, "delta": d}) for d in deltas]
         events.append(event("content_block_stop", {"index": index}))
     # As documented, the first ping follows the first content_block_start.
     events.insert(2 if blocks else 1, event("ping", {}))
@@ -379,12 +368,8 @@ def _split(text: str, count: int) -> list[str]:
 
 SCENARIOS: dict[str, Scenario] = {
     "text": Scenario(text=["Hello", " from the", " mock provider."]),
-    "tool": Scenario(
-        text=["Let me check", " the weather."], tool_calls=[_WEATHER_PARIS]
-    ),
-    "tools2": Scenario(
-        text=["Checking both cities."], tool_calls=[_WEATHER_PARIS, _WEATHER_TOKYO]
-    ),
+    "tool": Scenario(text=["Let me check", " the weather."], tool_calls=[_WEATHER_PARIS]),
+    "tools2": Scenario(text=["Checking both cities."], tool_calls=[_WEATHER_PARIS, _WEATHER_TOKYO]),
     "tools3": Scenario(tool_calls=[_WEATHER_PARIS, _WEATHER_TOKYO, _READ_FILE]),
     "long_args": Scenario(
         tool_calls=[

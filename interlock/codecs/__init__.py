@@ -6,9 +6,7 @@ from interlock.codecs.anthropic_messages import AnthropicMessagesCodec
 from interlock.codecs.base import Codec
 from interlock.codecs.openai_chat import OpenAIChatCodec
 
-CODECS: dict[str, Codec] = {
-    codec.dialect: codec for codec in (OpenAIChatCodec(), AnthropicMessagesCodec())
-}
+CODECS: dict[str, Codec] = {codec.dialect: codec for codec in (OpenAIChatCodec(), AnthropicMessagesCodec())}
 
 
 def codec_for(dialect: str) -> Codec:

@@ -29,9 +29,7 @@ from recorder.models import Usage
 # Blocks whose `input` streams as `input_json_delta`.
 _INPUT_BLOCKS = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
 # Blocks that already carry generated content in their content_block_start.
-_GENERATED_AT_START = frozenset(
-    {"tool_use", "server_tool_use", "mcp_tool_use", "redacted_thinking"}
-)
+_GENERATED_AT_START = frozenset({"tool_use", "server_tool_use", "mcp_tool_use", "redacted_thinking"})
 # The string field each text-like delta appends to.
 _APPENDING_DELTAS = {"text_delta": "text", "thinking_delta": "thinking"}
 
@@ -47,9 +45,7 @@ class _Block:
         kind = delta.get("type")
         if kind in _APPENDING_DELTAS:
             key = _APPENDING_DELTAS[kind]
-            self.body[key] = (string_field(self.body, key) or "") + (
-                string_field(delta, key) or ""
-            )
+            self.body[key] = (string_field(self.body, key) or "") + (string_field(delta, key) or "")
         elif kind == "input_json_delta":
             self.json_parts.append(string_field(delta, "partial_json") or "")
         elif kind == "signature_delta":
@@ -87,11 +83,7 @@ class AnthropicMessagesCodec(Codec):
         return last_user_text(request)
 
     def response_text(self, response: dict[str, Any]) -> str:
-        return "".join(
-            block["text"]
-            for block in _blocks(response, "text")
-            if isinstance(block.get("text"), str)
-        )
+        return "".join(block["text"] for block in _blocks(response, "text") if isinstance(block.get("text"), str))
 
     def response_model(self, response: dict[str, Any]) -> str | None:
         return string_field(response, "model")
@@ -128,14 +120,9 @@ class AnthropicMessagesCodec(Codec):
         if payload.get("type") == "content_block_start":
             block = payload.get("content_block")
             return isinstance(block, dict) and block.get("type") in _GENERATED_AT_START
-        delta = (
-            payload.get("delta")
-            if payload.get("type") == "content_block_delta"
-            else None
-        )
+        delta = payload.get("delta") if payload.get("type") == "content_block_delta" else None
         return isinstance(delta, dict) and any(
-            isinstance(value, str) and value and key != "type"
-            for key, value in delta.items()
+            isinstance(value, str) and value and key != "type" for key, value in delta.items()
         )
 
     def reassemble(self, events: Iterable[SSEEvent]) -> Reassembly:
@@ -162,9 +149,7 @@ class AnthropicMessagesCodec(Codec):
             if kind == "message_stop":
                 stopped = True
             elif kind == "error":
-                errors.append(
-                    f"error event in stream: {error_message(payload.get('error'))}"
-                )
+                errors.append(f"error event in stream: {error_message(payload.get('error'))}")
             elif kind == "message_delta" and message is not None:
                 _apply_message_delta(message, payload)
             elif kind.startswith("content_block_"):
@@ -190,9 +175,7 @@ class AnthropicMessagesCodec(Codec):
         return Reassembly(message=message, errors=errors)
 
 
-def _apply_block_event(
-    blocks: dict[int, _Block], kind: str, payload: dict[str, Any]
-) -> str | None:
+def _apply_block_event(blocks: dict[int, _Block], kind: str, payload: dict[str, Any]) -> str | None:
     index = int_field(payload, "index")
     if index is None:
         return "no index, skipped"
@@ -234,8 +217,4 @@ def _blocks(response: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     content = response.get("content")
     if not isinstance(content, list):
         return []
-    return [
-        block
-        for block in content
-        if isinstance(block, dict) and block.get("type") == kind
-    ]
+    return [block for block in content if isinstance(block, dict) and block.get("type") == kind]

@@ -29,11 +29,7 @@ def json_events(
         try:
             yield json.loads(event.data)
         except ValueError:
-            where = (
-                "the stream ended inside it"
-                if not event.complete
-                else "its data is not JSON"
-            )
+            where = "the stream ended inside it" if not event.complete else "its data is not JSON"
             errors.append(f"event {position} skipped: {where}: {event.data[:80]!r}")
 
 
@@ -54,9 +50,7 @@ def content_text(content: Any) -> str:
     return "\n".join(
         part["text"]
         for part in content
-        if isinstance(part, dict)
-        and part.get("type") == "text"
-        and isinstance(part.get("text"), str)
+        if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
     )
 
 

@@ -62,9 +62,7 @@ class _ChoiceParts:
         for call in delta.get("tool_calls") or ():
             index = int_field(call, "index")
             if index is None:
-                errors.append(
-                    f"chunk {position}: tool call delta without an index, skipped"
-                )
+                errors.append(f"chunk {position}: tool call delta without an index, skipped")
                 continue
             self._merge_call(self.tool_calls.setdefault(index, _ToolCallParts()), call)
         if isinstance(delta.get("function_call"), dict):
@@ -101,9 +99,7 @@ class _ChoiceParts:
             for call_index in sorted(self.tool_calls):
                 parts = self.tool_calls[call_index]
                 if parts.id is None or not parts.name:
-                    errors.append(
-                        f"choice {index}: tool call {call_index} has no id or name"
-                    )
+                    errors.append(f"choice {index}: tool call {call_index} has no id or name")
                 message["tool_calls"].append(
                     {
                         "id": parts.id,
@@ -135,9 +131,7 @@ class OpenAIChatCodec(Codec):
         return last_user_text(request)
 
     def response_text(self, response: dict[str, Any]) -> str:
-        return "".join(
-            content_text(message.get("content")) for message in _messages(response)
-        )
+        return "".join(content_text(message.get("content")) for message in _messages(response))
 
     def response_model(self, response: dict[str, Any]) -> str | None:
         return string_field(response, "model")
@@ -168,9 +162,7 @@ class OpenAIChatCodec(Codec):
             for call in calls if isinstance(calls, list) else ():
                 function = call.get("function") if isinstance(call, dict) else None
                 if isinstance(function, dict):
-                    found.append(
-                        _tool_call(string_field(call, "id"), function, len(found))
-                    )
+                    found.append(_tool_call(string_field(call, "id"), function, len(found)))
             if isinstance(message.get("function_call"), dict):
                 found.append(_tool_call(None, message["function_call"], len(found)))
         return found
@@ -179,8 +171,7 @@ class OpenAIChatCodec(Codec):
         payload = event.json()
         choices = payload.get("choices") if isinstance(payload, dict) else None
         return isinstance(choices, list) and any(
-            isinstance(choice, dict) and _has_content(choice.get("delta"))
-            for choice in choices
+            isinstance(choice, dict) and _has_content(choice.get("delta")) for choice in choices
         )
 
     def reassemble(self, events: Iterable[SSEEvent]) -> Reassembly:
@@ -189,9 +180,7 @@ class OpenAIChatCodec(Codec):
         choices: dict[int, _ChoiceParts] = {}
         usage: Any = None
         chunks = done = 0
-        for position, payload in enumerate(
-            json_events(events, errors, frozenset({DONE}))
-        ):
+        for position, payload in enumerate(json_events(events, errors, frozenset({DONE}))):
             if payload == DONE:
                 done += 1
                 continue
@@ -225,9 +214,7 @@ class OpenAIChatCodec(Codec):
             return Reassembly(message=None, errors=errors)
         for index, parts in choices.items():
             if parts.finish_reason is None:
-                errors.append(
-                    f"choice {index} never got a finish_reason (truncated stream?)"
-                )
+                errors.append(f"choice {index} never got a finish_reason (truncated stream?)")
         if not done:
             errors.append("the stream ended without data: [DONE]")
         message: dict[str, Any] = {**top, "object": "chat.completion"}
@@ -250,9 +237,7 @@ def _messages(response: dict[str, Any]) -> list[dict[str, Any]]:
     if not isinstance(choices, list):
         return []
     return [
-        choice["message"]
-        for choice in choices
-        if isinstance(choice, dict) and isinstance(choice.get("message"), dict)
+        choice["message"] for choice in choices if isinstance(choice, dict) and isinstance(choice.get("message"), dict)
     ]
 
 
@@ -270,8 +255,6 @@ def _tool_call(call_id: str | None, function: dict[str, Any], index: int) -> Too
     return ToolCall(
         id=call_id,
         name=string_field(function, "name") or "",
-        arguments=parse_arguments(arguments)
-        if isinstance(arguments, str)
-        else arguments,
+        arguments=parse_arguments(arguments) if isinstance(arguments, str) else arguments,
         index=index,
     )

@@ -241,7 +241,9 @@ class AnthropicStreamRewriter(StreamRewriter):
         except ValueError:
             arguments = raw
         held.call = ToolCall(
-            id=held.block.get("id"), name=str(held.block.get("name", "")), arguments=arguments,
+            id=held.block.get("id"),
+            name=str(held.block.get("name", "")),
+            arguments=arguments,
             index=len([h for h in self.held if h.call is not None]),
         )
         held.decision = start_eager(self.chain.tool_call(self.ctx, held.call))

@@ -67,7 +67,9 @@ class OpenAIChatStreamRewriter(StreamRewriter):
         ends_text = bool(tool_deltas) or choice.get("finish_reason") is not None
         if isinstance(content, str) and content and self.chain.handles_text:
             out = "" if self.ctx.ended_by is not None else (yield from self._text(content))
-            only_text = choice.get("finish_reason") is None and all(v is None for k, v in delta.items() if k != "content")
+            only_text = choice.get("finish_reason") is None and all(
+                v is None for k, v in delta.items() if k != "content"
+            )
             if only_text and self.ctx.ended_by is None:
                 self._emit_aligned(self.aligner.add(event, content, out))
                 return
@@ -193,7 +195,11 @@ class OpenAIChatStreamRewriter(StreamRewriter):
                 self.emit_raw(event)
         else:
             for position, (held, call) in enumerate(kept):
-                arguments = call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments, ensure_ascii=False)
+                arguments = (
+                    call.arguments
+                    if isinstance(call.arguments, str)
+                    else json.dumps(call.arguments, ensure_ascii=False)
+                )
                 delta = {"tool_calls": [wire.tool_call_delta(position, held.id, call.name, arguments)]}
                 self.emit_new(wire.sse(wire.chunk_like(chunk, delta)))
         if finish_reason == "tool_calls" and self.held and (not kept or self.ctx.ended_by):

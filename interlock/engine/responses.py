@@ -69,7 +69,9 @@ async def rewrite_anthropic(chain: PolicyChain, ctx: PolicyContext, message: dic
     extra = await _stream_end(chain, ctx, stop_reason)
     notices = ([extra] if extra else []) + [d.text for d in decisions if isinstance(d, ReplaceWithText)]
     kept_blocks += [{"type": "text", "text": notice} for notice in notices]
-    survivors = [] if ctx.ended_by else [(b, d) for b, d in zip(tool_blocks, decisions, strict=True) if isinstance(d, Keep)]
+    survivors = (
+        [] if ctx.ended_by else [(b, d) for b, d in zip(tool_blocks, decisions, strict=True) if isinstance(d, Keep)]
+    )
     kept_blocks += [{**b, "name": d.call.name, "input": d.call.arguments} for b, d in survivors]
     result = {**message, "content": kept_blocks}
     if stop_reason == "tool_use" and tool_blocks and not survivors:
@@ -102,9 +104,13 @@ async def rewrite_openai_chat(chain: PolicyChain, ctx: PolicyContext, completion
     notices = ([extra] if extra else []) + [d.text for d in decisions if isinstance(d, ReplaceWithText)]
     if notices:
         message["content"] = "\n\n".join([t for t in [message.get("content") or "", *notices] if t])
-    survivors = [] if ctx.ended_by else [
-        (raw, d.call, call) for raw, d, call in zip(raw_calls, decisions, calls, strict=True) if isinstance(d, Keep)
-    ]
+    survivors = (
+        []
+        if ctx.ended_by
+        else [
+            (raw, d.call, call) for raw, d, call in zip(raw_calls, decisions, calls, strict=True) if isinstance(d, Keep)
+        ]
+    )
     if raw_calls:
         if survivors:
             message["tool_calls"] = [raw if new == old else _openai_call(raw, new) for raw, new, old in survivors]

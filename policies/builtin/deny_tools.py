@@ -67,5 +67,7 @@ class DenyToolsPolicy(Policy):
         why = self.verdict(call)
         if why is None:
             return Keep(call)
-        ctx.record(self.instance_name, "blocked", why, tool_call_id=call.id, tool_name=call.name, arguments=call.arguments)
+        ctx.record(
+            self.instance_name, "blocked", why, tool_call_id=call.id, tool_name=call.name, arguments=call.arguments
+        )
         return ReplaceWithText(blocked_notice(call.name, call.arguments, why), why)

@@ -35,5 +35,12 @@ class ModelRewritePolicy(Policy):
         target = self.target(model)
         if target is None or target == model:
             return request
-        ctx.record(self.instance_name, "modified", f"model {model} -> {target}", side="request", model_from=model, model_to=target)
+        ctx.record(
+            self.instance_name,
+            "modified",
+            f"model {model} -> {target}",
+            side="request",
+            model_from=model,
+            model_to=target,
+        )
         return {**request, "model": target}

@@ -22,5 +22,7 @@ class SystemPromptPolicy(Policy):
     options: SystemPromptOptions
 
     async def on_request(self, ctx: PolicyContext, request: dict[str, Any]) -> dict[str, Any]:
-        ctx.record(self.instance_name, "modified", f"system prompt: {self.options.position}ed an instruction", side="request")
+        ctx.record(
+            self.instance_name, "modified", f"system prompt: {self.options.position}ed an instruction", side="request"
+        )
         return add_system_text(ctx.dialect, request, self.options.text, self.options.position)
