@@ -105,3 +105,19 @@ def test_trust_exports(tmp_path: Path) -> None:
     assert f"export SSL_CERT_FILE={bundle}" in lines
     assert f"export NODE_EXTRA_CA_CERTS={ca}" in lines
     assert "export HTTPS_PROXY=http://127.0.0.1:8080" in lines
+
+
+def test_the_commented_rule_policies_example_is_valid() -> None:
+    text = (REPO / "mitm_config.yaml").read_text()
+    block = text.split("replace `policies: []` with:\n#\n", 1)[1].split("# End of the rule policies example.", 1)[0]
+    import yaml
+
+    example = yaml.safe_load("\n".join(line.removeprefix("# ").removeprefix("#") for line in block.splitlines()))
+    chain = build_chain(parse_config(example).policies)
+    names = [entry.name for entry in chain.entries]
+    assert names == ["redact", "model_rewrite", "system_prompt", "replace", "deny_tools"]
+    from interlock.codecs.base import ToolCall
+
+    deny = chain.entries[-1].policy
+    assert deny.verdict(ToolCall(id="1", name="Bash", arguments={"command": "rm -rf /"})) == "deletes the file system"  # type: ignore[attr-defined]
+    assert deny.verdict(ToolCall(id="2", name="Bash", arguments={"command": "ls /"})) is None  # type: ignore[attr-defined]
