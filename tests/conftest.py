@@ -23,28 +23,28 @@ def mitm_ca(tmp_path_factory: pytest.TempPathFactory) -> MitmCA:
     return make_ca(tmp_path_factory.mktemp("mitmconf"))
 
 
-@pytest.fixture
-def start_proxy(
-    tmp_path_factory: pytest.TempPathFactory,
-    mitm_ca: MitmCA,
-    mock_provider: MockProvider,
+def _launcher(
+    tmp_path_factory: pytest.TempPathFactory, mitm_ca: MitmCA, mock_provider: MockProvider
 ) -> Iterator[ProxyLauncher]:
-    """Starts mitmdump processes for one test; they are stopped when it ends."""
     launcher = ProxyLauncher(tmp_path_factory.mktemp("proxy"), mitm_ca, mock_provider.url)
     yield launcher
     launcher.stop_all()
+
+
+@pytest.fixture
+def start_proxy(
+    tmp_path_factory: pytest.TempPathFactory, mitm_ca: MitmCA, mock_provider: MockProvider
+) -> Iterator[ProxyLauncher]:
+    """Starts mitmdump processes for one test; they are stopped when it ends."""
+    yield from _launcher(tmp_path_factory, mitm_ca, mock_provider)
 
 
 @pytest.fixture(scope="module")
 def start_module_proxy(
-    tmp_path_factory: pytest.TempPathFactory,
-    mitm_ca: MitmCA,
-    mock_provider: MockProvider,
+    tmp_path_factory: pytest.TempPathFactory, mitm_ca: MitmCA, mock_provider: MockProvider
 ) -> Iterator[ProxyLauncher]:
     """Like `start_proxy`, for proxies a whole test module shares."""
-    launcher = ProxyLauncher(tmp_path_factory.mktemp("proxy"), mitm_ca, mock_provider.url)
-    yield launcher
-    launcher.stop_all()
+    yield from _launcher(tmp_path_factory, mitm_ca, mock_provider)
 
 
 @pytest.fixture

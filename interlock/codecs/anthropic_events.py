@@ -6,6 +6,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from interlock.codecs.common import edit_message_content
+
 
 def sse(event_type: str, data: dict[str, Any]) -> bytes:
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
@@ -78,19 +80,8 @@ def map_request_text(request: dict[str, Any], edit: Callable[[str], str]) -> dic
         result["system"] = [_edit_block(b, edit) for b in system]
     messages = request.get("messages")
     if isinstance(messages, list):
-        result["messages"] = [_edit_message(m, edit) for m in messages]
+        result["messages"] = [edit_message_content(m, edit, _edit_block) for m in messages]
     return result
-
-
-def _edit_message(message: Any, edit: Callable[[str], str]) -> Any:
-    if not isinstance(message, dict):
-        return message
-    content = message.get("content")
-    if isinstance(content, str):
-        return {**message, "content": edit(content)}
-    if isinstance(content, list):
-        return {**message, "content": [_edit_block(b, edit) for b in content]}
-    return message
 
 
 def _edit_block(block: Any, edit: Callable[[str], str]) -> Any:

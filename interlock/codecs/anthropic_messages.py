@@ -19,7 +19,6 @@ from interlock.codecs.common import (
     error_message,
     int_field,
     json_events,
-    last_user_text,
     parse_arguments,
     string_field,
 )
@@ -72,15 +71,6 @@ class _Block:
 
 class AnthropicMessagesCodec(Codec):
     dialect: ClassVar[str] = "anthropic-messages"
-
-    def request_model(self, request: dict[str, Any]) -> str | None:
-        return string_field(request, "model")
-
-    def request_streams(self, request: dict[str, Any]) -> bool:
-        return request.get("stream") is True
-
-    def prompt_text(self, request: dict[str, Any]) -> str:
-        return last_user_text(request)
 
     def response_text(self, response: dict[str, Any]) -> str:
         return "".join(block["text"] for block in _blocks(response, "text") if isinstance(block.get("text"), str))

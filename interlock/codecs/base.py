@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from interlock.codecs.common import last_user_text, string_field
 from interlock.sse import SSEEvent
 from recorder.models import Usage
 
@@ -38,15 +39,17 @@ class Codec(ABC):
 
     dialect: ClassVar[str]
 
-    @abstractmethod
-    def request_model(self, request: dict[str, Any]) -> str | None: ...
+    # Both dialects put the model and the stream flag at the top level and keep the
+    # conversation in `messages`.
+    def request_model(self, request: dict[str, Any]) -> str | None:
+        return string_field(request, "model")
 
-    @abstractmethod
-    def request_streams(self, request: dict[str, Any]) -> bool: ...
+    def request_streams(self, request: dict[str, Any]) -> bool:
+        return request.get("stream") is True
 
-    @abstractmethod
     def prompt_text(self, request: dict[str, Any]) -> str:
         """Text of the last user message (for search and the terminal)."""
+        return last_user_text(request)
 
     @abstractmethod
     def response_text(self, response: dict[str, Any]) -> str:

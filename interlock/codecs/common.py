@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from interlock.sse import SSEEvent
@@ -80,3 +80,19 @@ def error_message(error: Any) -> str:
     if isinstance(error, dict):
         return f"{error.get('type') or 'error'}: {error.get('message') or error}"
     return str(error)
+
+
+TextEdit = Callable[[str], str]
+
+
+def edit_message_content(message: Any, edit: TextEdit, edit_part: Callable[[Any, TextEdit], Any]) -> Any:
+    """A message with `edit` applied to its string content, or `edit_part` to each of its
+    content parts (both dialects' messages carry one or the other)."""
+    if not isinstance(message, dict):
+        return message
+    content = message.get("content")
+    if isinstance(content, str):
+        return {**message, "content": edit(content)}
+    if isinstance(content, list):
+        return {**message, "content": [edit_part(part, edit) for part in content]}
+    return message

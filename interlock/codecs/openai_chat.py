@@ -18,7 +18,6 @@ from interlock.codecs.common import (
     error_message,
     int_field,
     json_events,
-    last_user_text,
     parse_arguments,
     string_field,
 )
@@ -120,15 +119,6 @@ class _ChoiceParts:
 
 class OpenAIChatCodec(Codec):
     dialect: ClassVar[str] = "openai-chat"
-
-    def request_model(self, request: dict[str, Any]) -> str | None:
-        return string_field(request, "model")
-
-    def request_streams(self, request: dict[str, Any]) -> bool:
-        return request.get("stream") is True
-
-    def prompt_text(self, request: dict[str, Any]) -> str:
-        return last_user_text(request)
 
     def response_text(self, response: dict[str, Any]) -> str:
         return "".join(content_text(message.get("content")) for message in _messages(response))

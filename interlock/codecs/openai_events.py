@@ -6,6 +6,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from interlock.codecs.common import edit_message_content
+
 
 def sse(data: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
@@ -51,24 +53,13 @@ def map_request_text(request: dict[str, Any], edit: Callable[[str], str]) -> dic
     messages = request.get("messages")
     if not isinstance(messages, list):
         return request
-    return {**request, "messages": [_edit_message(m, edit) for m in messages]}
+    return {**request, "messages": [edit_message_content(m, edit, _edit_part) for m in messages]}
 
 
-def _edit_message(message: Any, edit: Callable[[str], str]) -> Any:
-    if not isinstance(message, dict):
-        return message
-    content = message.get("content")
-    if isinstance(content, str):
-        return {**message, "content": edit(content)}
-    if isinstance(content, list):
-        parts = [
-            {**p, "text": edit(p["text"])}
-            if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
-            else p
-            for p in content
-        ]
-        return {**message, "content": parts}
-    return message
+def _edit_part(part: Any, edit: Callable[[str], str]) -> Any:
+    if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
+        return {**part, "text": edit(part["text"])}
+    return part
 
 
 def add_system_text(request: dict[str, Any], text: str, position: str) -> dict[str, Any]:
