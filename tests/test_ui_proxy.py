@@ -60,13 +60,13 @@ def recorded(
 def make_calls(clients: ClientFactory) -> dict[str, str]:
     anthropic = clients.anthropic()
     headers = {"x-interlock-session": SESSION}
-    history: list[dict[str, Any]] = [{"role": "user", "content": "Weather in Paris and Tokyo? [[mock:tools2]]"}]
+    history: Any = [{"role": "user", "content": "Weather in Paris and Tokyo? [[mock:tools2]]"}]
     with anthropic.messages.stream(
         model="claude-sonnet-4-6",
         max_tokens=200,
         tools=[WEATHER],
         messages=history,
-        extra_headers=headers,  # type: ignore[arg-type]
+        extra_headers=headers,
     ) as stream:
         first = stream.get_final_message()
         judged = stream.response.headers[CALL_ID]
@@ -81,7 +81,7 @@ def make_calls(clients: ClientFactory) -> dict[str, str]:
         max_tokens=200,
         tools=[WEATHER],
         messages=history,
-        extra_headers=headers,  # type: ignore[arg-type]
+        extra_headers=headers,
     )
     history += [
         {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in second.parse().content]},
@@ -91,7 +91,7 @@ def make_calls(clients: ClientFactory) -> dict[str, str]:
         model="claude-sonnet-4-6",
         max_tokens=200,
         messages=history,
-        extra_headers=headers,  # type: ignore[arg-type]
+        extra_headers=headers,
     )
     rewritten = clients.openai().chat.completions.with_raw_response.create(
         model="gpt-4o", messages=[{"role": "system", "content": "You are terse."}, {"role": "user", "content": "hi"}]
