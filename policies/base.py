@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from interlock.codecs.base import Codec, ToolCall
+from interlock.sse import SSEEvent
 from recorder.models import JudgeRecord, PolicyEventRecord, Usage
 
 
@@ -68,6 +69,10 @@ class PolicyContext:
     events: list[PolicyEventRecord] = field(default_factory=list)
     judgements: list[JudgeRecord] = field(default_factory=list)
     ended_by: str | None = None  # set when a policy ended the message
+    # In a stream, the upstream SSE event being handled when a hook runs (its type, index,
+    # raw bytes, fields the neutral view leaves out); None for whole bodies, which hooks
+    # get natively through `on_request` / `on_response`.
+    native_event: SSEEvent | None = None
     _scratch: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def record(self, policy: str, action: str, reason: str = "", **details: Any) -> None:

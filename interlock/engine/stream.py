@@ -83,6 +83,7 @@ class PolicyStream:
     def _pump(self) -> list[bytes]:
         while self._queue and not self._driver.waiting:
             event = self._queue.popleft()
+            self.rewriter.ctx.native_event = event
             if event is None:
                 self.ended = True
                 step = self.rewriter.finish()
