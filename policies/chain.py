@@ -102,13 +102,19 @@ class PolicyChain:
 
     async def request(self, ctx: PolicyContext, request: dict[str, Any]) -> dict[str, Any]:
         """Raises `PolicyFailed` when a failing policy blocks."""
-        for entry in self._request:
-            current = request
+        return await self._body(ctx, self._request, "on_request", request)
+
+    async def _body(
+        self, ctx: PolicyContext, entries: list[ChainedPolicy], hook: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Pass a whole native body through `hook` of each entry in turn."""
+        for entry in entries:
+            current = body
             try:
-                request = await self._guarded(ctx, entry, "on_request", partial(entry.policy.on_request, ctx, current))
+                body = await self._guarded(ctx, entry, hook, partial(getattr(entry.policy, hook), ctx, current))
             except _Allow:
-                request = current
-        return request
+                body = current
+        return body
 
     async def text(self, ctx: PolicyContext, text: str, start: int = 0) -> str:
         """Pass a text delta through the text policies from position `start`.
@@ -167,15 +173,7 @@ class PolicyChain:
 
     async def response(self, ctx: PolicyContext, response: dict[str, Any]) -> dict[str, Any]:
         """Raises `PolicyFailed` when a failing policy blocks."""
-        for entry in self._response:
-            current = response
-            try:
-                response = await self._guarded(
-                    ctx, entry, "on_response", partial(entry.policy.on_response, ctx, current)
-                )
-            except _Allow:
-                response = current
-        return response
+        return await self._body(ctx, self._response, "on_response", response)
 
 
 class _Allow(Exception):
