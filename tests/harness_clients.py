@@ -113,3 +113,24 @@ def timed_chunks(response: httpx2.Response) -> Iterator[Arrival]:
     """The raw body of a streamed response, chunk by chunk, with arrival times."""
     for data in response.iter_raw():
         yield Arrival(time.monotonic(), data)
+
+
+def llm_request(dialect: str, model: str, messages: list[dict[str, Any]], stream: bool, **extra: Any) -> dict[str, Any]:
+    """A Chat Completions or Messages request body as the SDKs send it (`dialect` may be
+    `openai`/`openai-chat` or `anthropic`/`anthropic-messages`)."""
+    body: dict[str, Any] = {"model": model, "messages": messages, **extra}
+    openai = dialect.startswith("openai")
+    if not openai:
+        body["max_tokens"] = 256
+    if stream:
+        body["stream"] = True
+        if openai:
+            body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def auth_headers(dialect: str, api_key: str) -> dict[str, str]:
+    """The API key the way each provider's SDK sends it."""
+    if dialect.startswith("openai"):
+        return {"authorization": f"Bearer {api_key}"}
+    return {"x-api-key": api_key, "anthropic-version": "2023-06-01"}

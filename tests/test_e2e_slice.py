@@ -18,7 +18,7 @@ import httpx2
 import openai
 import pytest
 from harness import ProxyLauncher, ProxyProcess
-from harness_clients import ClientFactory, timed_chunks
+from harness_clients import ClientFactory, auth_headers, llm_request, timed_chunks
 from harness_db import CallsDB, RecordedCall
 from mock_provider import SLOW_DELAY_MS, Exchange, MockProvider
 from openai.lib.streaming.chat import ChatCompletionStreamState
@@ -86,23 +86,7 @@ def user(text: str) -> Any:
 
 
 def request_body(dialect: Dialect, scenario: str, stream: bool, model: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "model": model or MODELS[dialect],
-        "messages": user(f"hello [[mock:{scenario}]]"),
-    }
-    if dialect == "anthropic":
-        body["max_tokens"] = 256
-    if stream:
-        body["stream"] = True
-        if dialect == "openai":
-            body["stream_options"] = {"include_usage": True}
-    return body
-
-
-def auth_headers(dialect: Dialect, api_key: str) -> dict[str, str]:
-    if dialect == "openai":
-        return {"authorization": f"Bearer {api_key}"}
-    return {"x-api-key": api_key, "anthropic-version": "2023-06-01"}
+    return llm_request(dialect, model or MODELS[dialect], user(f"hello [[mock:{scenario}]]"), stream)
 
 
 def post_raw(clients: ClientFactory, dialect: Dialect, body: dict[str, Any]) -> httpx2.Response:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import pytest
 from harness import ProxyLauncher, ProxyProcess
-from harness_clients import ClientFactory, timed_chunks
+from harness_clients import ClientFactory, auth_headers, llm_request, timed_chunks
 from harness_db import CallsDB
 from judge_mock import GARBAGE, ConnectionRecorder, JudgeMock, allow, block, closed_port
 from mock_provider import SLOW_DELAY_MS, MockProvider
@@ -135,20 +135,7 @@ def prompt(scenario: str) -> list[Any]:
 
 
 def body(dialect: Dialect, scenario: str, stream: bool) -> dict[str, Any]:
-    request: dict[str, Any] = {"model": MODELS[dialect], "messages": prompt(scenario), "tools": TOOLS[dialect]}
-    if dialect == "anthropic-messages":
-        request["max_tokens"] = 256
-    if stream:
-        request["stream"] = True
-        if dialect == "openai-chat":
-            request["stream_options"] = {"include_usage": True}
-    return request
-
-
-def headers(dialect: Dialect, clients: ClientFactory) -> dict[str, str]:
-    if dialect == "openai-chat":
-        return {"authorization": f"Bearer {clients.api_key}"}
-    return {"x-api-key": clients.api_key, "anthropic-version": "2023-06-01"}
+    return llm_request(dialect, MODELS[dialect], prompt(scenario), stream, tools=TOOLS[dialect])
 
 
 Summary = tuple[str, list[tuple[str, Any]], str | None, str]  # text, tools, stop reason, call id
@@ -199,7 +186,7 @@ def raw_stream(clients: ClientFactory, dialect: Dialect, scenario: str) -> tuple
     """A streamed call read chunk by chunk: the bytes, each chunk with its arrival time, the call id."""
     arrivals: list[tuple[float, bytes]] = []
     with clients.raw().stream(
-        "POST", URLS[dialect], json=body(dialect, scenario, True), headers=headers(dialect, clients)
+        "POST", URLS[dialect], json=body(dialect, scenario, True), headers=auth_headers(dialect, clients.api_key)
     ) as response:
         assert response.status_code == 200
         for arrival in timed_chunks(response):
