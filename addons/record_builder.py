@@ -12,7 +12,7 @@ from addons.call_state import CallState
 from interlock.codecs import codec_for
 from interlock.codecs.base import Codec
 from interlock.secrets import redact_headers, scrub_record
-from interlock.sse import parse_all
+from interlock.sse import SSEEvent, parse_all
 from recorder.models import CallRecord, PolicyEventRecord, Stage, StageRecord, Usage, Verdict
 
 _BLOCKING_ACTIONS = {"blocked", "ended"}
@@ -38,28 +38,36 @@ def response_body_bytes(response: http.Response) -> bytes | None:
 
 
 def body_stage(
-    stage: Stage, codec: Codec, headers: dict[str, str] | None, body: bytes | None, sse: bool
+    stage: Stage,
+    codec: Codec,
+    headers: dict[str, str] | None,
+    body: bytes | None,
+    sse: bool,
+    events: list[SSEEvent] | None = None,
 ) -> StageRecord:
-    """A stage from body bytes: SSE is kept raw and reassembled, JSON parsed, anything
-    else kept raw with a note."""
+    """A stage from body bytes: SSE is kept raw and reassembled (from `events` when the
+    caller has parsed them already), JSON parsed, anything else kept raw with a note."""
     if sse:
-        reassembly = codec.reassemble(parse_all(body or b""))
+        reassembly = codec.reassemble(events if events is not None else parse_all(body or b""))
         note = "; ".join(reassembly.errors) or None
         return StageRecord(stage=stage, headers=headers, body=reassembly.message, raw=body, note=note)
     parsed, note = parse_json_body(body)
     return StageRecord(stage=stage, headers=headers, body=parsed, raw=None if note is None else body, note=note)
 
 
-def first_token_time(codec: Codec, state: CallState) -> float | None:
+def first_token_time(codec: Codec, state: CallState, events: list[SSEEvent]) -> float | None:
+    """When the first generated content of the upstream stream (`events`) arrived."""
     offset = 0
-    for event in parse_all(bytes(state.stream_raw)):
+    for event in events:
         if codec.is_content_event(event):
             return state.time_at_offset(offset)
         offset += len(event.raw)
     return None
 
 
-def _response_stages(codec: Codec, state: CallState, response: http.Response | None) -> list[StageRecord]:
+def _response_stages(
+    codec: Codec, state: CallState, response: http.Response | None, streamed_events: list[SSEEvent]
+) -> list[StageRecord]:
     if response is None and not state.stream_raw:
         return []
     headers = redact_headers(response.headers.items(multi=True)) if response is not None else None
@@ -72,7 +80,7 @@ def _response_stages(codec: Codec, state: CallState, response: http.Response | N
         final = response_body_bytes(response) or b""
         original = state.response_original_body if state.response_original_body is not None else final
         sse = response.headers.get("content-type", "").startswith("text/event-stream")
-    first = body_stage("response_original", codec, headers, original, sse)
+    first = body_stage("response_original", codec, headers, original, sse, streamed_events if state.streamed else None)
     if final == original:
         return [first, first.model_copy(update={"stage": "response_final"})]
     return [first, body_stage("response_final", codec, headers, final, sse)]
@@ -94,6 +102,7 @@ def verdict(events: list[PolicyEventRecord], changed: bool, error: str | None) -
 def build_record(state: CallState, flow: http.HTTPFlow, session_id: str | None, error: str | None) -> CallRecord:
     codec = codec_for(state.match.dialect)
     request = flow.request
+    streamed_events = parse_all(bytes(state.stream_raw)) if state.streamed else []
     raw_request = request.raw_content if state.request_original is None else None
     stages = [
         StageRecord(
@@ -110,7 +119,7 @@ def build_record(state: CallState, flow: http.HTTPFlow, session_id: str | None, 
             raw=raw_request,
             note=state.request_note,
         ),
-        *_response_stages(codec, state, flow.response),
+        *_response_stages(codec, state, flow.response, streamed_events),
     ]
     final_message = stages[-1].body if len(stages) == 4 and isinstance(stages[-1].body, dict) else None
     original_message = stages[2].body if len(stages) == 4 and isinstance(stages[2].body, dict) else None
@@ -127,7 +136,7 @@ def build_record(state: CallState, flow: http.HTTPFlow, session_id: str | None, 
         call_id=state.call_id,
         started_at=state.started_at,
         first_byte_at=state.first_byte_at or (flow.response.timestamp_start if flow.response else None),
-        first_token_at=first_token_time(codec, state) if state.streamed else None,
+        first_token_at=first_token_time(codec, state, streamed_events) if state.streamed else None,
         ended_at=time.time(),
         provider=state.match.provider,
         dialect=state.match.dialect,
