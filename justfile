@@ -12,15 +12,15 @@ up *args:
     just ui &
     ui=$!
     trap 'kill $ui 2>/dev/null || true' EXIT
-    INTERLOCK_DB="{{db}}" uv run mitmdump -s addons/bundle.py "$@"
+    INTERLOCK_DB="{{db}}" uv run mitmdump --listen-host 127.0.0.1 -s addons/bundle.py "$@"
 
 # Run the proxy (mitmdump) with the Interlock bundle; extra arguments go to mitmdump.
 proxy *args:
-    uv run mitmdump -s addons/bundle.py "$@"
+    uv run mitmdump --listen-host 127.0.0.1 -s addons/bundle.py "$@"
 
 # Run the proxy with mitmweb's UI; extra arguments go to mitmweb.
 web *args:
-    uv run mitmweb -s addons/bundle.py "$@"
+    uv run mitmweb --listen-host 127.0.0.1 -s addons/bundle.py "$@"
 
 # Browse the recorded calls with Datasette on 127.0.0.1, read-only: `just ui [DB] [datasette options]` (DB: $INTERLOCK_DB, else interlock.db).
 ui *args:

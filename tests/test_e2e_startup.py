@@ -3,6 +3,9 @@ litellm stays out of a judge-less start-up, options reach the addon."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -103,3 +106,31 @@ def test_an_unusable_database_never_blocks_calls(start_proxy: ProxyLauncher, tmp
     assert "cannot use database" in output
     assert "0 calls written, 3 dropped" in output
     assert "sk-test-unusable-db" not in output
+
+
+def test_just_proxy_passes_its_arguments_to_mitmdump(tmp_path: Path) -> None:
+    """`just proxy` listens on loopback by default; everything after it reaches mitmdump."""
+    just = shutil.which("just")
+    assert just is not None, "rust-just is installed by the Quick start"
+    db = tmp_path / "other.db"
+    out = tmp_path / "out.log"
+    with out.open("wb") as handle:
+        process = subprocess.Popen(
+            [just, "proxy", "--listen-port", "0", "--set", f"interlock_db={db}", "--set", f"confdir={tmp_path}"],
+            cwd=REPO,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=child_env(),
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "Interlock ready" not in out.read_text(errors="replace"):
+            time.sleep(0.1)
+        output = out.read_text(errors="replace")
+        assert "HTTP(S) proxy listening at 127.0.0.1:" in output
+        assert f"recording to {db}" in output
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(20)
