@@ -19,8 +19,8 @@ from interlock.codecs.common import (
     error_message,
     int_field,
     json_events,
-    parse_arguments,
     string_field,
+    tool_arguments,
 )
 from interlock.sse import SSEEvent
 from recorder.models import Usage
@@ -63,7 +63,7 @@ class _Block:
         if self.body.get("type") not in _INPUT_BLOCKS or not self.json_parts:
             return None
         raw = "".join(self.json_parts)
-        self.body["input"] = parse_arguments(raw) if raw else {}
+        self.body["input"] = tool_arguments(raw)
         if raw and isinstance(self.body["input"], str):
             return "its input is not valid JSON, kept as the raw string"
         return None

@@ -41,6 +41,14 @@ def parse_arguments(raw: str) -> Any:
         return raw
 
 
+def tool_arguments(raw: Any) -> Any:
+    """A tool call's arguments as policies see them: parsed JSON, `{}` for none, the raw
+    string when it does not parse; anything already parsed as it is."""
+    if not isinstance(raw, str):
+        return raw
+    return parse_arguments(raw) if raw else {}
+
+
 def content_text(content: Any) -> str:
     """Text of a message `content`: a string, or a list of parts whose text parts count."""
     if isinstance(content, str):

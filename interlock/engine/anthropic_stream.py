@@ -11,12 +11,12 @@ call survived. Events nobody changed are forwarded as their original bytes.
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from interlock.codecs import anthropic_events as wire
 from interlock.codecs.base import ToolCall
+from interlock.codecs.common import tool_arguments
 from interlock.engine.aligner import Piece, TextAligner
 from interlock.engine.driver import Step, run, start_eager, wait_for
 from interlock.engine.stream import StreamRewriter
@@ -235,11 +235,7 @@ class AnthropicStreamRewriter(StreamRewriter):
 
     def _decide(self, held: _HeldTool) -> None:
         """The tool call is complete: start its decision now, collect it at the end."""
-        raw = "".join(held.json_parts)
-        try:
-            arguments: Any = json.loads(raw) if raw else {}
-        except ValueError:
-            arguments = raw
+        arguments = tool_arguments("".join(held.json_parts))
         held.call = ToolCall(
             id=held.block.get("id"),
             name=str(held.block.get("name", "")),

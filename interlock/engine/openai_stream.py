@@ -17,6 +17,7 @@ from typing import Any
 
 from interlock.codecs import openai_events as wire
 from interlock.codecs.base import ToolCall
+from interlock.codecs.common import tool_arguments
 from interlock.engine.aligner import Piece, TextAligner
 from interlock.engine.driver import Step, run, start_eager, wait_for
 from interlock.engine.stream import StreamRewriter
@@ -162,11 +163,7 @@ class OpenAIChatStreamRewriter(StreamRewriter):
     def _decide(self, held: _HeldCall) -> None:
         if held.decision is not None or self.ctx.ended_by is not None:
             return
-        raw = "".join(held.argument_parts)
-        try:
-            arguments: Any = json.loads(raw) if raw else {}
-        except ValueError:
-            arguments = raw
+        arguments = tool_arguments("".join(held.argument_parts))
         held.call = ToolCall(id=held.id, name=held.name, arguments=arguments, index=held.index)
         held.decision = start_eager(self.chain.tool_call(self.ctx, held.call))
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from interlock.codecs import anthropic_events, openai_events
 from interlock.codecs.base import ToolCall
+from interlock.codecs.common import tool_arguments
 from policies.base import Keep, PolicyContext, ReplaceWithText, StreamEnd, ToolDecision
 from policies.chain import PolicyChain, PolicyFailed
 from recorder.models import Usage
@@ -34,15 +35,6 @@ async def _decisions(chain: PolicyChain, ctx: PolicyContext, calls: list[ToolCal
     if not chain.holds_tool_calls or ctx.ended_by is not None:
         return [Keep(call) for call in calls]
     return list(await asyncio.gather(*(chain.tool_call(ctx, call) for call in calls)))
-
-
-def _arguments(raw: Any) -> Any:
-    if not isinstance(raw, str):
-        return raw
-    try:
-        return json.loads(raw) if raw else {}
-    except ValueError:
-        return raw
 
 
 async def rewrite_anthropic(chain: PolicyChain, ctx: PolicyContext, message: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +85,7 @@ async def rewrite_openai_chat(chain: PolicyChain, ctx: PolicyContext, completion
         ToolCall(
             id=c.get("id"),
             name=str((c.get("function") or {}).get("name", "")),
-            arguments=_arguments((c.get("function") or {}).get("arguments", "")),
+            arguments=tool_arguments((c.get("function") or {}).get("arguments", "")),
             index=i,
         )
         for i, c in enumerate(raw_calls)
