@@ -18,6 +18,7 @@ pointed to by HTTP(S)_PROXY, it shows whether anything tried to use the proxy.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -242,11 +243,12 @@ class ConnectionRecorder:
                 connection.settimeout(2)
                 try:
                     head = connection.recv(4096)
-                    connection.sendall(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
                 except OSError:
                     head = b""
-                with self._lock:
+                with self._lock:  # recorded before answering: the client may look right after
                     self._seen.append(head)
+                with contextlib.suppress(OSError):
+                    connection.sendall(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
 
     def close(self) -> None:
         self._stopped.set()

@@ -142,15 +142,11 @@ class AnthropicStreamRewriter(StreamRewriter):
         return next((b for b in self.text_blocks.values() if b.out_index is None), None)
 
     def _note_usage(self, usage: Any) -> None:
-        if not isinstance(usage, dict):
-            return
-        fields = {
-            "input_tokens": usage.get("input_tokens"),
-            "output_tokens": usage.get("output_tokens"),
-            "cache_read_tokens": usage.get("cache_read_input_tokens"),
-            "cache_write_tokens": usage.get("cache_creation_input_tokens"),
-        }
-        self.usage = self.usage.model_copy(update={k: v for k, v in fields.items() if v is not None})
+        """message_start carries the input counts, message_delta the final output: the
+        later value of each field wins."""
+        if isinstance(usage, dict):
+            update = self.ctx.codec.usage({"usage": usage}).model_dump(exclude_none=True)
+            self.usage = self.usage.model_copy(update=update)
 
     def _block_start(self, event: SSEEvent, data: dict[str, Any]) -> Step[None]:
         index = data.get("index")

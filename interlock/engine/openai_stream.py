@@ -24,7 +24,6 @@ from interlock.engine.stream import StreamRewriter
 from interlock.sse import SSEEvent
 from policies.base import Keep, PolicyContext, ReplaceWithText, StreamEnd, ToolDecision
 from policies.chain import PolicyChain, PolicyFailed
-from recorder.models import Usage
 
 
 @dataclass(slots=True)
@@ -178,7 +177,9 @@ class OpenAIChatStreamRewriter(StreamRewriter):
             if held.decision is not None:
                 decisions.append((held, (yield from wait_for(held.decision))))
         if self.chain.holds_tool_calls and self.ctx.ended_by is None:
-            extra = yield from run(self.chain.stream_end(self.ctx, StreamEnd(finish_reason, _usage(chunk))))
+            extra = yield from run(
+                self.chain.stream_end(self.ctx, StreamEnd(finish_reason, self.ctx.codec.usage(chunk)))
+            )
             self._emit_content(extra, paragraph=True)
         if self.ctx.ended_by is not None:
             decisions = []  # the message was ended: held tool calls are dropped with the rest
@@ -218,10 +219,3 @@ class OpenAIChatStreamRewriter(StreamRewriter):
         if not self.finished:
             for event in self.held_chunks:
                 self.emit_raw(event)
-
-
-def _usage(chunk: dict[str, Any]) -> Usage:
-    usage = chunk.get("usage")
-    if not isinstance(usage, dict):
-        return Usage()
-    return Usage(input_tokens=usage.get("prompt_tokens"), output_tokens=usage.get("completion_tokens"))

@@ -18,7 +18,6 @@ from interlock.codecs.base import ToolCall
 from interlock.codecs.common import tool_arguments
 from policies.base import Keep, PolicyContext, ReplaceWithText, StreamEnd, ToolDecision
 from policies.chain import PolicyChain, PolicyFailed
-from recorder.models import Usage
 
 
 async def _text(chain: PolicyChain, ctx: PolicyContext, text: str) -> str:
@@ -58,7 +57,7 @@ async def rewrite_anthropic(chain: PolicyChain, ctx: PolicyContext, message: dic
     ]
     decisions = await _decisions(chain, ctx, calls)
     stop_reason = message.get("stop_reason")
-    extra = await _stream_end(chain, ctx, stop_reason)
+    extra = await _stream_end(chain, ctx, StreamEnd(stop_reason, ctx.codec.usage(message)))
     notices = ([extra] if extra else []) + [d.text for d in decisions if isinstance(d, ReplaceWithText)]
     kept_blocks += [{"type": "text", "text": notice} for notice in notices]
     survivors = (
@@ -92,7 +91,7 @@ async def rewrite_openai_chat(chain: PolicyChain, ctx: PolicyContext, completion
     ]
     decisions = await _decisions(chain, ctx, calls)
     finish_reason = choice.get("finish_reason")
-    extra = await _stream_end(chain, ctx, finish_reason)
+    extra = await _stream_end(chain, ctx, StreamEnd(finish_reason, ctx.codec.usage(completion)))
     notices = ([extra] if extra else []) + [d.text for d in decisions if isinstance(d, ReplaceWithText)]
     if notices:
         message["content"] = "\n\n".join([t for t in [message.get("content") or "", *notices] if t])
@@ -119,10 +118,10 @@ def _openai_call(raw: dict[str, Any], call: ToolCall) -> dict[str, Any]:
     return {**raw, "function": {**(raw.get("function") or {}), "name": call.name, "arguments": arguments}}
 
 
-async def _stream_end(chain: PolicyChain, ctx: PolicyContext, stop_reason: Any) -> str:
+async def _stream_end(chain: PolicyChain, ctx: PolicyContext, end: StreamEnd) -> str:
     if not chain.holds_tool_calls or ctx.ended_by is not None:
         return ""
-    return await chain.stream_end(ctx, StreamEnd(stop_reason=stop_reason, usage=Usage()))
+    return await chain.stream_end(ctx, end)
 
 
 async def _native(
