@@ -1,9 +1,18 @@
 """Entry script for `mitmdump -s addons/bundle.py`: the whole Interlock bundle.
 
-mitmproxy puts this file's directory first on sys.path while it runs it, so modules in
-`addons/` must not share a name with a top-level package they import.
+One addon per concern, in hook order: the configuration, matching LLM calls (call
+state), policing them, recording them, then what people see (the terminal line, marks
+in mitmweb). mitmproxy puts this file's directory first on sys.path while it runs it,
+so modules in `addons/` must not share a name with a top-level package they import.
 """
 
-from addons.interceptor import Interceptor
+from addons.call_state import CallStates
+from addons.config_watch import ConfigWatch
+from addons.matcher import CallMatcher
+from addons.policing import Policing
+from addons.recording import Recording
+from addons.terminal import CallLine, FlowMarks
 
-addons = [Interceptor()]
+config = ConfigWatch()
+calls = CallStates()
+addons = [config, CallMatcher(config, calls), Policing(calls), Recording(config, calls), CallLine(), FlowMarks()]

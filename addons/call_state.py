@@ -1,9 +1,9 @@
-"""Per-flow state of one intercepted LLM call.
+"""Per-flow state of one intercepted LLM call, and the hook that announces its end.
 
-Created at `requestheaders` when the provider registry matches, filled in by the later
-hooks, and turned into a `CallRecord` once the call ends. It is kept beside the flow,
-not in `flow.metadata`: mitmproxy serialises metadata (`-w`, mitmweb), and this state
-holds secrets and live objects.
+A `CallState` is created at `requestheaders` when the provider registry matches, filled
+in by the later hooks, and turned into a `CallRecord` once the call ends. It is kept
+beside the flow, not in `flow.metadata`: mitmproxy serialises metadata (`-w`, mitmweb),
+and this state holds secrets and live objects.
 """
 
 from __future__ import annotations
@@ -12,16 +12,19 @@ import time
 import uuid
 import weakref
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from mitmproxy import http
+from mitmproxy import hooks, http
 
-from interlock.engine.stream import PolicyStream
+from interlock.dialects.base import Dialect
+from interlock.engine.stream import PolicyStream, StreamTap
+from interlock.policy.base import PolicyContext
+from interlock.policy.chain import PolicyChain
 from interlock.providers import Match
-from policies.base import PolicyContext
-from policies.chain import PolicyChain
+from recorder.models import CallRecord
 
 CALL_ID_METADATA = "interlock_call_id"
+CALL_ID_HEADER = "x-interlock-call-id"
 
 
 def new_call_id() -> str:
@@ -33,9 +36,11 @@ def new_call_id() -> str:
 class CallState:
     call_id: str
     match: Match
+    dialect: Dialect
     started_at: float
     host: str  # as the client asked, before any map_remote
     path: str  # without the query string
+    chain: PolicyChain  # the chain in force when the call started
     request_original: Any | None = None  # parsed JSON of what the client sent
     request_final: Any | None = None  # parsed JSON of what went upstream
     request_note: str | None = None
@@ -43,38 +48,20 @@ class CallState:
     secrets: list[str] = field(default_factory=list, repr=False)
     model: str | None = None
     stream_requested: bool = False
-    streamed: bool = False
-    stream_raw: bytearray = field(default_factory=bytearray)  # upstream bytes, as received
-    chunk_times: list[tuple[int, float]] = field(default_factory=list)  # (end offset, time)
-    first_byte_at: float | None = None
-    chain: PolicyChain | None = None  # the chain in force when the call started
     policy: PolicyContext | None = None
+    tap: StreamTap | None = None  # set when the response streams: upstream bytes, reassembled live
     policy_stream: PolicyStream | None = None  # set when a policed stream is rewritten live
     response_original_body: bytes | None = None  # a whole body before policies rewrote it
 
-    def tap(self, chunk: bytes) -> bytes:
-        """Pass-through stream transformer: keep a copy, forward the bytes unchanged."""
-        if chunk:
-            now = time.time()
-            if self.first_byte_at is None:
-                self.first_byte_at = now
-            self.stream_raw += chunk
-            self.chunk_times.append((len(self.stream_raw), now))
-        return chunk
+    @property
+    def streamed(self) -> bool:
+        return self.tap is not None
 
     def release(self) -> None:
         """Drop the buffers once recorded: mitmweb keeps flows (and so this) alive."""
-        self.stream_raw = bytearray()
-        self.chunk_times = []
+        self.tap = None
         self.policy_stream = None
         self.response_original_body = None
-
-    def time_at_offset(self, offset: int) -> float | None:
-        """When the byte at `offset` of the upstream stream arrived."""
-        for end, at in self.chunk_times:
-            if offset < end:
-                return at
-        return None
 
 
 class CallStates:
@@ -97,3 +84,13 @@ class CallStates:
 
     def __len__(self) -> int:
         return len(self._states)
+
+
+@dataclass
+class CallEndedHook(hooks.Hook):
+    """A matched call ended and its secret-free record is built (and queued for the
+    database when recording is on). Addons implement `interlock_call_ended(flow, record)`."""
+
+    flow: http.HTTPFlow
+    record: CallRecord
+    name: ClassVar[str] = "interlock_call_ended"

@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass
 
 from interlock.config import ConfigError, InterlockConfig, load_config
+from interlock.policy.chain import PolicyChain
 from interlock.providers import ProviderRegistry
-from policies.chain import PolicyChain
 from policies.registry import build_chain
 
 logger = logging.getLogger(__name__)

@@ -1,89 +1,64 @@
-"""Turns a finished flow and its `CallState` into a secret-free `CallRecord`."""
+"""Turns a finished flow and its `CallState` into a secret-free `CallRecord`.
+
+Streams are not parsed again here: their original and final messages come from the
+reassemblers fed as the stream passed (`StreamTap`, `PolicyStream`). Secrets found in
+the request's headers and URL are scrubbed from each piece as the record is put
+together, so the record is validated once and never round-tripped.
+"""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from mitmproxy import http
 
 from addons.call_state import CallState
-from interlock.codecs import codec_for
-from interlock.codecs.base import Codec
-from interlock.secrets import redact_headers, scrub_record
-from interlock.sse import SSEEvent, parse_all
-from recorder.models import CallRecord, PolicyEventRecord, Stage, StageRecord, Usage, Verdict
+from addons.matcher import parse_json_body
+from addons.policing import is_sse, response_body_bytes
+from interlock.dialects.base import Dialect
+from interlock.neutral import Reassembly, Usage
+from interlock.policy.records import PolicyEventRecord
+from interlock.secrets import redact_headers, scrub
+from interlock.sse import parse_all
+from recorder.models import CallRecord, Stage, StageRecord, Verdict
 
 _BLOCKING_ACTIONS = {"blocked", "ended"}
 _MODIFYING_ACTIONS = {"modified", "redacted"}
 
 
-def parse_json_body(body: bytes | None) -> tuple[Any | None, str | None]:
-    """(parsed JSON, None) or (None, why not)."""
-    if not body:
-        return None, "empty body"
-    try:
-        return json.loads(body), None
-    except (ValueError, UnicodeDecodeError) as error:
-        return None, f"body is not JSON: {error}"
+def _stream_stage(stage: Stage, headers: dict[str, str] | None, raw: bytes, reassembly: Reassembly) -> StageRecord:
+    note = "; ".join(reassembly.errors) or None
+    return StageRecord(stage=stage, headers=headers, body=reassembly.message, raw=raw, note=note)
 
 
-def response_body_bytes(response: http.Response) -> bytes | None:
-    """The decoded body (mitmproxy undoes gzip/br/zstd); raw bytes if decoding fails."""
-    try:
-        return response.get_content(strict=False)
-    except ValueError:
-        return response.raw_content
-
-
-def body_stage(
-    stage: Stage,
-    codec: Codec,
-    headers: dict[str, str] | None,
-    body: bytes | None,
-    sse: bool,
-    events: list[SSEEvent] | None = None,
-) -> StageRecord:
-    """A stage from body bytes: SSE is kept raw and reassembled (from `events` when the
-    caller has parsed them already), JSON parsed, anything else kept raw with a note."""
+def _body_stage(stage: Stage, dialect: Dialect, headers: dict[str, str] | None, body: bytes, sse: bool) -> StageRecord:
+    """A stage from a whole body: SSE kept raw and reassembled, JSON parsed, anything
+    else kept raw with a note."""
     if sse:
-        reassembly = codec.reassemble(events if events is not None else parse_all(body or b""))
-        note = "; ".join(reassembly.errors) or None
-        return StageRecord(stage=stage, headers=headers, body=reassembly.message, raw=body, note=note)
+        return _stream_stage(stage, headers, body, dialect.reassemble(parse_all(body)))
     parsed, note = parse_json_body(body)
     return StageRecord(stage=stage, headers=headers, body=parsed, raw=None if note is None else body, note=note)
 
 
-def first_token_time(codec: Codec, state: CallState, events: list[SSEEvent]) -> float | None:
-    """When the first generated content of the upstream stream (`events`) arrived."""
-    offset = 0
-    for event in events:
-        if codec.is_content_event(event):
-            return state.time_at_offset(offset)
-        offset += len(event.raw)
-    return None
-
-
-def _response_stages(
-    codec: Codec, state: CallState, response: http.Response | None, streamed_events: list[SSEEvent]
-) -> list[StageRecord]:
-    if response is None and not state.stream_raw:
-        return []
+def _response_stages(state: CallState, response: http.Response | None) -> list[StageRecord]:
     headers = redact_headers(response.headers.items(multi=True)) if response is not None else None
-    if state.streamed:
-        original = bytes(state.stream_raw)
-        final = bytes(state.policy_stream.final) if state.policy_stream is not None else original
-        sse = True
-    else:
-        assert response is not None
-        final = response_body_bytes(response) or b""
-        original = state.response_original_body if state.response_original_body is not None else final
-        sse = response.headers.get("content-type", "").startswith("text/event-stream")
-    first = body_stage("response_original", codec, headers, original, sse, streamed_events if state.streamed else None)
+    tap = state.tap or (state.policy_stream.tap if state.policy_stream is not None else None)
+    if tap is not None:
+        first = _stream_stage("response_original", headers, bytes(tap.raw), tap.reassembler.result())
+        stream = state.policy_stream
+        if stream is None or not stream.changed:
+            return [first, first.model_copy(update={"stage": "response_final"})]
+        return [first, _stream_stage("response_final", headers, bytes(stream.final), stream.final_reassembly())]
+    if response is None:
+        return []
+    final = response_body_bytes(response) or b""
+    original = state.response_original_body if state.response_original_body is not None else final
+    sse = is_sse(response.headers)
+    first = _body_stage("response_original", state.dialect, headers, original, sse)
     if final == original:
         return [first, first.model_copy(update={"stage": "response_final"})]
-    return [first, body_stage("response_final", codec, headers, final, sse)]
+    return [first, _body_stage("response_final", state.dialect, headers, final, sse)]
 
 
 def verdict(events: list[PolicyEventRecord], changed: bool, error: str | None) -> Verdict:
@@ -99,10 +74,24 @@ def verdict(events: list[PolicyEventRecord], changed: bool, error: str | None) -
     return "pass"
 
 
+def _dict(value: Any) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
+
+
 def build_record(state: CallState, flow: http.HTTPFlow, session_id: str | None, error: str | None) -> CallRecord:
-    codec = codec_for(state.match.dialect)
+    dialect = state.dialect
     request = flow.request
-    streamed_events = parse_all(bytes(state.stream_raw)) if state.streamed else []
+    secrets = state.secrets
+    # The same object (an unchanged body in two stages) is scrubbed once; the value is
+    # kept beside its result so its id cannot be reused meanwhile.
+    cleaned: dict[int, tuple[Any, Any]] = {}
+
+    def clean[T](value: T) -> T:
+        if id(value) not in cleaned:
+            cleaned[id(value)] = (value, scrub(value, secrets))
+        result: T = cleaned[id(value)][1]
+        return result
+
     raw_request = request.raw_content if state.request_original is None else None
     stages = [
         StageRecord(
@@ -119,43 +108,52 @@ def build_record(state: CallState, flow: http.HTTPFlow, session_id: str | None, 
             raw=raw_request,
             note=state.request_note,
         ),
-        *_response_stages(codec, state, flow.response, streamed_events),
+        *_response_stages(state, flow.response),
     ]
-    final_message = stages[-1].body if len(stages) == 4 and isinstance(stages[-1].body, dict) else None
-    original_message = stages[2].body if len(stages) == 4 and isinstance(stages[2].body, dict) else None
-    notes = [n for n in (error, stages[2].note if len(stages) == 4 else None) if n]
+    for stage in stages:
+        stage.headers, stage.body, stage.raw, stage.note = (
+            clean(stage.headers),
+            clean(stage.body),
+            clean(stage.raw),
+            clean(stage.note),
+        )
+    responded = len(stages) == 4
+    original_message = _dict(stages[2].body) if responded else None
+    final_message = _dict(stages[3].body) if responded else None
+    notes = [n for n in (error, stages[2].note if responded else None) if n]
     status = flow.response.status_code if flow.response else None
     if status is not None and status >= 400:
         notes.append(f"HTTP {status}")
-    request_body = state.request_original if isinstance(state.request_original, dict) else None
-    final_body = state.request_final if isinstance(state.request_final, dict) else None
+    request_body = _dict(state.request_original)
+    final_body = _dict(state.request_final)
     events = state.policy.events if state.policy is not None else []
-    response_changed = len(stages) == 4 and (stages[3].raw != stages[2].raw or stages[3].body != stages[2].body)
+    response_changed = responded and (stages[3].raw != stages[2].raw or stages[3].body != stages[2].body)
     changed = state.request_final is not state.request_original or response_changed
-    record = CallRecord(
+    tap = state.tap
+    return CallRecord(
         call_id=state.call_id,
         started_at=state.started_at,
-        first_byte_at=state.first_byte_at or (flow.response.timestamp_start if flow.response else None),
-        first_token_at=first_token_time(codec, state, streamed_events) if state.streamed else None,
+        first_byte_at=(tap.first_byte_at if tap else None)
+        or (flow.response.timestamp_start if flow.response else None),
+        first_token_at=tap.first_token_at if tap else None,
         ended_at=time.time(),
         provider=state.match.provider,
-        dialect=state.match.dialect,
+        dialect=dialect.name,
         host=state.host,
         path=state.path,
         client=request.headers.get("user-agent"),
         session_id=session_id,
-        model=codec.request_model(request_body) if request_body else None,
-        model_final=codec.request_model(final_body) if final_body else None,
-        response_model=codec.response_model(original_message) if original_message else None,
+        model=dialect.request_model(request_body) if request_body else None,
+        model_final=dialect.request_model(final_body) if final_body else None,
+        response_model=dialect.response_model(original_message) if original_message else None,
         stream=state.streamed or state.stream_requested,
         status=status,
-        error="; ".join(notes) or None,
+        error=clean("; ".join(notes)) or None,
         verdict=verdict(events, changed, error),
-        usage=codec.usage(original_message) if original_message else Usage(),
-        prompt_text=codec.prompt_text(final_body) if final_body else None,
-        response_text=codec.response_text(final_message) if final_message else None,
+        usage=dialect.usage(original_message) if original_message else Usage(),
+        prompt_text=clean(dialect.typed_text(final_body)) if final_body else None,
+        response_text=clean(dialect.response_text(final_message)) if final_message else None,
         stages=stages,
-        events=events,
-        judgements=state.policy.judgements if state.policy is not None else [],
+        events=clean(events),
+        judgements=clean(state.policy.judgements) if state.policy is not None else [],
     )
-    return scrub_record(record, state.secrets)

@@ -1,13 +1,16 @@
-"""The one rich-formatted terminal line printed per finished LLM call."""
+"""The one rich-formatted terminal line printed per finished LLM call, and mitmweb's
+mark and comment on the flows a policy changed or blocked."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from mitmproxy import http
 from rich.console import Console
 from rich.text import Text
 
 from recorder.models import CallRecord
+from recorder.rows import record_price
 
 _VERDICT_STYLE = {"pass": "green", "modified": "yellow", "blocked": "bold red", "error": "red"}
 
@@ -43,11 +46,23 @@ def format_call_line(record: CallRecord, cost_usd: float | None) -> Text:
     return line
 
 
-class CallLinePrinter:
-    """Prints call lines with rich; colours only when the output is a terminal."""
+class CallLine:
+    """Prints a call line per finished call with rich; colours only on a terminal."""
 
     def __init__(self) -> None:
         self._console = Console(highlight=False, soft_wrap=True)
 
-    def print(self, record: CallRecord, cost_usd: float | None) -> None:
+    def interlock_call_ended(self, flow: http.HTTPFlow, record: CallRecord) -> None:
+        cost_usd, _ = record_price(record)
         self._console.print(format_call_line(record, cost_usd))
+
+
+class FlowMarks:
+    """Marks and comments, in mitmweb, the flows whose call a policy changed or blocked."""
+
+    def interlock_call_ended(self, flow: http.HTTPFlow, record: CallRecord) -> None:
+        if record.verdict == "pass":
+            return
+        flow.marked = ":warning:" if record.verdict == "modified" else ":no_entry:"
+        reasons = "; ".join(f"{e.policy}: {e.action} {e.reason}".strip() for e in record.events)
+        flow.comment = f"interlock {record.call_id} {record.verdict}" + (f": {reasons}" if reasons else "")

@@ -32,13 +32,12 @@ from harness_clients import ClientFactory
 from harness_db import CallsDB
 from judge_mock import JudgeMock, allow
 from mock_provider import MockProvider
-from policy_fixtures import REWRITERS, chain_of, context
+from policy_fixtures import chain_of, context, policed_stream
 from wire_scenarios import Scenario, ScenarioToolCall, anthropic_sse
 
-from interlock.codecs.base import ToolCall
-from interlock.engine.stream import PolicyStream
-from policies.base import Keep, Policy, PolicyContext, ToolDecision
-from policies.chain import ChainedPolicy, PolicyChain
+from interlock.neutral import ToolCall
+from interlock.policy.base import Keep, Policy, PolicyContext, ToolDecision
+from interlock.policy.chain import ChainedPolicy, PolicyChain
 
 KEY_ENV = "INTERLOCK_BENCH_JUDGE_KEY"
 _LAST_JUDGEMENTS = "select latency_ms from judge_decisions order by id desc limit ?"
@@ -164,7 +163,7 @@ async def held_bytes(chain: PolicyChain, settle_s: float) -> int:
     """Bytes allocated while HELD_CALLS tool calls wait for their decisions."""
     events = many_calls(HELD_CALLS)
     held_part = events[:-2]  # everything up to message_delta: all calls complete, none released
-    stream = PolicyStream(REWRITERS["anthropic-messages"](chain, context("anthropic-messages")))
+    stream = policed_stream(chain, context("anthropic-messages"))
     tracemalloc.start()
     before = tracemalloc.take_snapshot()
     for event in held_part:

@@ -31,11 +31,12 @@ sys.path.insert(0, str(REPO / "tests"))
 import httpx2
 from harness import ProxyLauncher, make_ca
 from mock_provider import MockProvider
-from policy_fixtures import REWRITERS, chain_of, context, police_body
+from policy_fixtures import chain_of, context, police_body, policed_stream
 from wire_scenarios import SCENARIOS, Scenario, anthropic_json, anthropic_sse, openai_chat_json, openai_chat_sse
 
-from interlock.engine.stream import PolicyStream
-from policies.chain import PolicyChain
+from interlock.dialects import DIALECTS, dialect_for
+from interlock.engine.stream import StreamTap
+from interlock.policy.chain import PolicyChain
 
 log = logging.getLogger("bench_policies")
 
@@ -100,19 +101,15 @@ def best_of(repeat: int, measure: Callable[[], float]) -> float:
 
 
 async def stream_seconds(chain: PolicyChain | None, dialect: str, events: list[bytes]) -> float:
-    """Feed the events one per chunk: through the policy stream, or the addon's tap."""
-    tapped = bytearray()
-
-    def tap(chunk: bytes) -> bytes:  # what `CallState.tap` does per chunk
-        tapped.extend(chunk)
-        return chunk
-
+    """Feed the events one per chunk: through the policy stream, or the addon's tap
+    (which keeps, parses and reassembles the stream for the record)."""
     started = time.perf_counter()
     if chain is None:
+        tap = StreamTap(dialect_for(dialect).reassembler())
         for event in [*events, b""]:
-            tap(event)
+            tap.passthrough(event)
     else:
-        stream = PolicyStream(REWRITERS[dialect](chain, context(dialect)), observe=tap)
+        stream = policed_stream(chain, context(dialect))
         for event in [*events, b""]:
             stream(event)
             while stream.waiting:  # never with these sync policies
@@ -123,7 +120,7 @@ async def stream_seconds(chain: PolicyChain | None, dialect: str, events: list[b
 
 def per_event(events_count: int) -> None:
     chain = chain_of(*CHAIN)  # a chain is built once per config load, not per call
-    for dialect in REWRITERS:
+    for dialect in DIALECTS:
         events, _ = wire(dialect, long_text(events_count))
         bare = best_of(5, lambda: asyncio.run(stream_seconds(None, dialect, events)))  # noqa: B023 - used at once
         policed = best_of(5, lambda: asyncio.run(stream_seconds(chain, dialect, events)))  # noqa: B023
@@ -156,7 +153,7 @@ def per_call(repeat: int) -> None:
         "in process, request hook on a %d KB, 41-message request: no policies %.1f us, replace+redact %.1f us",
         size // 1024, bare * 1e6, policed * 1e6,
     )  # fmt: skip
-    for dialect in REWRITERS:
+    for dialect in DIALECTS:
         _, body = wire(dialect, SCENARIOS["tools2"])
         policed = statistics.median(asyncio.run(body_seconds(chain, dialect, body)) for _ in range(repeat))
         log.info("in process, non-streamed %s response rewrite: replace+redact %.1f us", dialect, policed * 1e6)

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-Dialect = Literal["openai-chat", "anthropic-messages"]
+from interlock.dialects import DIALECTS
 
 
 class StrictModel(BaseModel):
@@ -30,7 +30,14 @@ class Route(StrictModel):
     """
 
     path: str
-    dialect: Dialect
+    dialect: str
+
+    @field_validator("dialect")
+    @classmethod
+    def _known_dialect(cls, value: str) -> str:
+        if value not in DIALECTS:
+            raise ValueError(f"unknown dialect {value!r}; known: {', '.join(sorted(DIALECTS))}")
+        return value
 
 
 class Provider(StrictModel):
@@ -41,31 +48,20 @@ class Provider(StrictModel):
     routes: list[Route] = Field(min_length=1)
 
 
-def _openai_compatible(name: str, host: str, *paths: str) -> Provider:
-    return Provider(
-        name=name,
-        hosts=[host],
-        routes=[Route(path=p, dialect="openai-chat") for p in paths],
-    )
-
-
 def default_providers() -> list[Provider]:
-    return [
-        _openai_compatible("openai", "api.openai.com", "/v1/chat/completions"),
-        Provider(
-            name="anthropic",
-            hosts=["api.anthropic.com"],
-            routes=[Route(path="/v1/messages", dialect="anthropic-messages")],
-        ),
-        _openai_compatible("openrouter", "openrouter.ai", "/api/v1/chat/completions"),
-        _openai_compatible("groq", "api.groq.com", "/openai/v1/chat/completions"),
-        _openai_compatible("mistral", "api.mistral.ai", "/v1/chat/completions"),
-        _openai_compatible("deepseek", "api.deepseek.com", "/chat/completions", "/v1/chat/completions"),
-        _openai_compatible("xai", "api.x.ai", "/v1/chat/completions"),
-        _openai_compatible("together", "api.together.xyz", "/v1/chat/completions"),
-        _openai_compatible("fireworks", "api.fireworks.ai", "/inference/v1/chat/completions"),
-        _openai_compatible("azure-openai", "*.openai.azure.com", "/openai/deployments/*/chat/completions"),
-    ]
+    """Every dialect's default providers, merged by provider name in registry order
+    (one provider may speak several dialects, on different paths)."""
+    merged: dict[str, Provider] = {}
+    for dialect in DIALECTS.values():
+        for default in dialect.default_providers:
+            routes = [Route(path=path, dialect=dialect.name) for path in default.paths]
+            known = merged.get(default.name)
+            if known is None:
+                merged[default.name] = Provider(name=default.name, hosts=list(default.hosts), routes=routes)
+            else:
+                known.hosts += [host for host in default.hosts if host not in known.hosts]
+                known.routes += routes
+    return list(merged.values())
 
 
 class RecorderConfig(StrictModel):

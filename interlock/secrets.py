@@ -2,7 +2,7 @@
 
 Headers and URLs are redacted where they are captured (`redact_headers`, `redact_url`);
 the raw secret values found there (`secret_values`) are then scrubbed from everything
-else recorded about the call (`scrub`, `scrub_record`): a client may echo its key in a
+else recorded about the call (`scrub`): a client may echo its key in a
 body, or a provider in an error message.
 
 Markers keep what helps debugging (the auth scheme, cookie names, the length) and
@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
-from recorder.models import CallRecord
+from pydantic import BaseModel
 
 SECRET_HEADERS = frozenset(
     {
@@ -112,7 +112,7 @@ def secret_values(headers: Iterable[tuple[str, str]], url: str) -> list[str]:
 
 
 def scrub[T](value: T, secrets: Iterable[str]) -> T:
-    """`value` (str, bytes, or dicts/lists/tuples of them) with every secret of at least
+    """`value` (str, bytes, pydantic models, or dicts/lists/tuples of them) with every secret of at least
     MIN_SECRET_LENGTH characters replaced by "<redacted>"; other values unchanged."""
     usable = sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
     if not usable:
@@ -135,13 +135,7 @@ def _scrub(value: Any, secrets: list[str], byte_secrets: list[tuple[bytes, bytes
         return {_scrub(key, secrets, byte_secrets): _scrub(item, secrets, byte_secrets) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(_scrub(item, secrets, byte_secrets) for item in value)
+    if isinstance(value, BaseModel):
+        fields = type(value).model_fields
+        return value.model_copy(update={name: _scrub(getattr(value, name), secrets, byte_secrets) for name in fields})
     return value
-
-
-def scrub_record(record: CallRecord, secrets: Iterable[str]) -> CallRecord:
-    """A copy of `record` with the secrets scrubbed from every field: stage headers,
-    bodies and raw bytes, error, prompt and response text, events and judgements."""
-    usable = [s for s in secrets if len(s) >= MIN_SECRET_LENGTH]
-    if not usable:
-        return record
-    return CallRecord.model_validate(scrub(record.model_dump(), usable))

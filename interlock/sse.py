@@ -34,19 +34,24 @@ class SSEEvent:
     id: str | None = None
     comments: list[str] = field(default_factory=list)
     complete: bool = True  # False for trailing bytes that never got their blank line
+    _json: Any = field(default=None, repr=False, compare=False)
+    _decoded: bool = field(default=False, repr=False, compare=False)
 
     @property
     def is_comment_only(self) -> bool:
         return self.data is None and self.event is None and self.id is None
 
     def json(self) -> Any | None:
-        """The data field parsed as JSON, or None when it is absent or not JSON."""
-        if self.data is None:
-            return None
-        try:
-            return json.loads(self.data)
-        except ValueError:
-            return None
+        """The data field parsed as JSON, or None when it is absent or not JSON. Parsed
+        once: the rewriter and the reassembler both read it (treat it as read-only)."""
+        if not self._decoded:
+            self._decoded = True
+            if self.data is not None:
+                try:
+                    self._json = json.loads(self.data)
+                except ValueError:
+                    self._json = None
+        return self._json
 
 
 def parse_event_block(raw: bytes, complete: bool = True) -> SSEEvent:

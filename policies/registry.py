@@ -13,13 +13,13 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from interlock.config import ConfigError, PolicyEntry, describe_validation_error
-from policies.base import Policy
+from interlock.policy.base import Policy
+from interlock.policy.chain import ChainedPolicy, PolicyChain
 from policies.builtin.deny_tools import DenyToolsPolicy
 from policies.builtin.model_rewrite import ModelRewritePolicy
 from policies.builtin.redact import RedactPolicy
 from policies.builtin.replace import ReplacePolicy
 from policies.builtin.system_prompt import SystemPromptPolicy
-from policies.chain import ChainedPolicy, PolicyChain
 
 BUILTIN: dict[str, str] = {
     cls.name: f"{cls.__module__}:{cls.__name__}"

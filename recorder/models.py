@@ -10,22 +10,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from interlock.neutral import Usage
+from interlock.policy.records import JudgeRecord, PolicyEventRecord
+
 Stage = Literal["request_original", "request_final", "response_original", "response_final"]
 Verdict = Literal["pass", "modified", "blocked", "error"]
 STAGES: tuple[Stage, ...] = ("request_original", "request_final", "response_original", "response_final")
-
-
-class Usage(BaseModel):
-    """Token counts as the provider reported them.
-
-    `input_tokens` excludes cache reads and writes (Anthropic's meaning); codecs for
-    dialects that include them (OpenAI's prompt_tokens) subtract them.
-    """
-
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cache_read_tokens: int | None = None
-    cache_write_tokens: int | None = None
 
 
 class StageRecord(BaseModel):
@@ -37,36 +27,6 @@ class StageRecord(BaseModel):
     body: Any | None = None  # parsed JSON, or the reassembled message of a stream
     raw: bytes | None = None  # exact bytes when streamed or not parseable as JSON
     note: str | None = None  # why `body` is missing or partial
-
-
-class PolicyEventRecord(BaseModel):
-    """A decision a policy took on a call."""
-
-    policy: str
-    action: str  # e.g. "modified", "blocked", "redacted", "error", "allowed"
-    reason: str = ""
-    details: dict[str, Any] = Field(default_factory=dict)
-    at: float  # unix time
-
-
-class JudgeRecord(BaseModel):
-    """One judged tool call."""
-
-    tool_call_id: str | None
-    tool_name: str
-    arguments: Any
-    judge_model: str
-    prompt: Any  # the exact messages sent to the judge
-    raw_answer: str | None = None
-    probability: float | None = None
-    explanation: str | None = None
-    decision: Literal["allowed", "blocked"]
-    latency_ms: float | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cost_usd: float | None = None
-    error: str | None = None
-    at: float
 
 
 class CallRecord(BaseModel):

@@ -31,16 +31,13 @@ from protocol_check import (
 )
 from pydantic import Field
 
-from interlock.codecs import codec_for
-from interlock.codecs.base import ToolCall
 from interlock.config import PolicyEntry
-from interlock.engine import responses
-from interlock.engine.anthropic_stream import AnthropicStreamRewriter
-from interlock.engine.openai_stream import OpenAIChatStreamRewriter
-from interlock.engine.stream import PolicyStream, StreamRewriter
+from interlock.dialects import dialect_for
+from interlock.engine.stream import PolicyStream, StreamTap
+from interlock.neutral import ToolCall
+from interlock.policy.base import Keep, Policy, PolicyContext, PolicyOptions, StreamEnd, ToolDecision
+from interlock.policy.chain import PolicyChain
 from interlock.sse import parse_all
-from policies.base import Keep, Policy, PolicyContext, PolicyOptions, StreamEnd, ToolDecision
-from policies.chain import PolicyChain
 from policies.registry import build_chain
 
 Dialect = Literal["anthropic-messages", "openai-chat"]
@@ -184,23 +181,23 @@ def chain_of(*entries: dict[str, Any]) -> PolicyChain:
 
 # --- running the engine in process -------------------------------------------------------
 
-REWRITERS: dict[str, type[StreamRewriter]] = {
-    "anthropic-messages": AnthropicStreamRewriter,
-    "openai-chat": OpenAIChatStreamRewriter,
-}
-
 
 def context(dialect: str, request: dict[str, Any] | None = None, streaming: bool = True) -> PolicyContext:
-    codec = codec_for(dialect)
+    wire = dialect_for(dialect)
     request = request or {"model": "test-model", "messages": [{"role": "user", "content": "hi"}]}
     return PolicyContext(
         call_id="test-call",
-        dialect=dialect,
-        codec=codec,
-        model=codec.request_model(request),
+        dialect=wire,
+        model=wire.request_model(request),
         request=request,
         streaming=streaming,
     )
+
+
+def policed_stream(chain: PolicyChain, ctx: PolicyContext) -> PolicyStream:
+    """The `PolicyStream` the addon sets up for a policed stream of `ctx.dialect`."""
+    wire = ctx.dialect
+    return PolicyStream(wire.stream_rewriter(chain, ctx), StreamTap(wire.reassembler()), wire.reassembler())
 
 
 async def police_stream(
@@ -209,7 +206,7 @@ async def police_stream(
     """Feed upstream chunks through a `PolicyStream` as mitmproxy does (then the empty
     end-of-stream chunk), awaiting waits as the addon's stream-wait hook does."""
     ctx = ctx or context(dialect)
-    stream = PolicyStream(REWRITERS[dialect](chain, ctx))
+    stream = policed_stream(chain, ctx)
     out = bytearray()
     for chunk in [*chunks, b""]:
         out += b"".join(stream(chunk))
@@ -224,8 +221,7 @@ async def police_body(
     chain: PolicyChain, dialect: str, body: dict[str, Any], ctx: PolicyContext | None = None
 ) -> tuple[dict[str, Any], PolicyContext]:
     ctx = ctx or context(dialect, streaming=False)
-    rewrite = responses.rewrite_anthropic if dialect == "anthropic-messages" else responses.rewrite_openai_chat
-    return await rewrite(chain, ctx, body), ctx
+    return await ctx.dialect.rewrite_body(chain, ctx, body), ctx
 
 
 def stream_violations(dialect: str, body: bytes) -> list[str]:

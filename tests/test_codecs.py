@@ -34,18 +34,24 @@ from wire_scenarios import (
     openai_chat_sse,
 )
 
-from interlock.codecs import AnthropicMessagesCodec, OpenAIChatCodec
-from interlock.codecs.base import ToolCall
+from interlock.dialects import dialect_for
+from interlock.dialects.base import Dialect
+from interlock.neutral import ToolCall, Usage
 from interlock.sse import SSEEvent, SSEParser, parse_all
-from recorder.models import Usage
 
-OPENAI = OpenAIChatCodec()
-ANTHROPIC = AnthropicMessagesCodec()
+OPENAI = dialect_for("openai-chat")
+ANTHROPIC = dialect_for("anthropic-messages")
 MODEL = "test-model"
 
 
 def events_of(chunks: list[bytes]) -> list[SSEEvent]:
     return parse_all(b"".join(chunks))
+
+
+def content_flags(dialect: Dialect, events: list[SSEEvent]) -> list[bool]:
+    """Which events the dialect's reassembler, fed one by one, calls generated content."""
+    reassembler = dialect.reassembler()
+    return [reassembler.feed(event) for event in events]
 
 
 def payload_of(event: SSEEvent) -> dict[str, Any]:
@@ -360,7 +366,7 @@ def test_response_text_and_model() -> None:
 
 
 @pytest.mark.parametrize("codec", [OPENAI, ANTHROPIC])
-def test_request_fields(codec: OpenAIChatCodec | AnthropicMessagesCodec) -> None:
+def test_request_fields(codec: Dialect) -> None:
     request = {
         "model": "m-1",
         "stream": True,
@@ -380,21 +386,22 @@ def test_request_fields(codec: OpenAIChatCodec | AnthropicMessagesCodec) -> None
     }
     assert codec.request_model(request) == "m-1"
     assert codec.request_streams(request) is True
-    assert codec.prompt_text(request) == "last\nquestion é"
+    assert codec.last_user_text(request) == "last\nquestion é"
     assert codec.request_streams({"stream": "yes"}) is False
     assert codec.request_model({}) is None
-    assert codec.prompt_text({"messages": [{"role": "user", "content": "only"}]}) == "only"
-    assert codec.prompt_text({"messages": "garbage"}) == "" and codec.prompt_text({}) == ""
+    assert codec.last_user_text({"messages": [{"role": "user", "content": "only"}]}) == "only"
+    assert codec.last_user_text({"messages": "garbage"}) == "" and codec.last_user_text({}) == ""
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_first_content_event(name: str) -> None:
     s = SCENARIOS[name]
     openai_events = events_of(openai_chat_sse(s, MODEL, True))
-    first = next(i for i, e in enumerate(openai_events) if OPENAI.is_content_event(e))
+    first = content_flags(OPENAI, openai_events).index(True)
     assert first == 1  # chunk 0 only says role: assistant, content: ""
     anthropic_events = events_of(anthropic_sse(s, MODEL))
-    first_event = next(e for e in anthropic_events if ANTHROPIC.is_content_event(e))
+    anthropic_flags = content_flags(ANTHROPIC, anthropic_events)
+    first_event = anthropic_events[anthropic_flags.index(True)]
     payload = payload_of(first_event)
     if s.thinking:
         assert payload["delta"] == {"type": "thinking_delta", "thinking": s.thinking[0]}
@@ -403,8 +410,8 @@ def test_first_content_event(name: str) -> None:
     else:
         assert payload["delta"] == {"type": "text_delta", "text": s.text[0]}
     assert not any(
-        ANTHROPIC.is_content_event(e)
-        for e in anthropic_events
+        flag
+        for e, flag in zip(anthropic_events, anthropic_flags, strict=True)
         if e.event != "content_block_delta" and e.event != "content_block_start"
     )
 
@@ -417,7 +424,7 @@ def test_first_content_event(name: str) -> None:
 def test_every_truncation_gives_a_partial_message_and_errors(dialect: str, name: str) -> None:
     s = SCENARIOS[name]
     if dialect == "openai":
-        codec: OpenAIChatCodec | AnthropicMessagesCodec = OPENAI
+        codec: Dialect = OPENAI
         body = b"".join(openai_chat_sse(s, MODEL, True))
     else:
         codec = ANTHROPIC
@@ -495,7 +502,7 @@ def test_openai_error_chunk_mid_stream() -> None:
         b": only\n\n",
     ],
 )
-def test_nothing_to_rebuild(codec: OpenAIChatCodec | AnthropicMessagesCodec, body: bytes) -> None:
+def test_nothing_to_rebuild(codec: Dialect, body: bytes) -> None:
     result = codec.reassemble(parse_all(body))
     assert result.message is None
     assert result.errors

@@ -116,7 +116,7 @@ def test_the_commented_rule_policies_example_is_valid() -> None:
     chain = build_chain(parse_config(example).policies)
     names = [entry.name for entry in chain.entries]
     assert names == ["redact", "model_rewrite", "system_prompt", "replace", "deny_tools"]
-    from interlock.codecs.base import ToolCall
+    from interlock.neutral import ToolCall
 
     deny = chain.entries[-1].policy
     assert deny.verdict(ToolCall(id="1", name="Bash", arguments={"command": "rm -rf /"})) == "deletes the file system"  # type: ignore[attr-defined]

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from interlock.neutral import Usage
 from recorder import cost
 from recorder.cost import load_cost_map, price
-from recorder.models import Usage
 
 
 def rates(key: str) -> dict[str, Any]:
@@ -145,7 +145,7 @@ def test_pricing_does_not_import_litellm() -> None:
     code = (
         "import sys\n"
         "from recorder.cost import price\n"
-        "from recorder.models import Usage\n"
+        "from interlock.neutral import Usage\n"
         "cost, key = price('gpt-4o-mini', 'openai', Usage(input_tokens=10, output_tokens=10))\n"
         "assert key == 'gpt-4o-mini' and cost > 0, (cost, key)\n"
         "assert 'litellm' not in sys.modules\n"

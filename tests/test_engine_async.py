@@ -16,23 +16,22 @@ from typing import Any
 import pytest
 from policy_fixtures import (
     DIALECTS,
-    REWRITERS,
     FailingPolicy,
     SleepyPolicy,
     chain_of,
     context,
     fixture_path,
     police_stream,
+    policed_stream,
     sdk_summary,
     stream_violations,
 )
 from wire_scenarios import SCENARIOS, anthropic_sse, openai_chat_sse
 
-from interlock.codecs.base import ToolCall
 from interlock.engine.driver import Driver, Step, run
-from interlock.engine.stream import PolicyStream
+from interlock.neutral import ToolCall
+from interlock.policy.base import Keep, Policy, PolicyContext, ToolDecision
 from interlock.sse import parse_all
-from policies.base import Keep, Policy, PolicyContext, ToolDecision
 
 
 def events(dialect: str, scenario: str) -> list[bytes]:
@@ -68,7 +67,7 @@ def gate() -> type[Gate]:
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 async def test_text_flows_while_a_tool_call_waits_for_its_decision(dialect: str, gate: type[Gate]) -> None:
-    stream = PolicyStream(REWRITERS[dialect](chain_of({"policy": "test_engine_async:Gate"}), context(dialect)))
+    stream = policed_stream(chain_of({"policy": "test_engine_async:Gate"}), context(dialect))
     sent = bytearray()
     waited_at: list[int] = []
     for position, chunk in enumerate([*events(dialect, "tools2"), b""]):
@@ -89,7 +88,7 @@ async def test_text_flows_while_a_tool_call_waits_for_its_decision(dialect: str,
 @pytest.mark.parametrize("dialect", DIALECTS)
 async def test_a_sync_chain_never_pauses_the_stream(dialect: str) -> None:
     chain = chain_of({"policy": "replace", "rules": [{"find": "mock", "replace": "MOCK"}]}, {"policy": "deny_tools"})
-    stream = PolicyStream(REWRITERS[dialect](chain, context(dialect)))
+    stream = policed_stream(chain, context(dialect))
     for chunk in [*events(dialect, "tool"), b""]:
         stream(chunk)
         assert not stream.waiting
@@ -98,7 +97,7 @@ async def test_a_sync_chain_never_pauses_the_stream(dialect: str) -> None:
 @pytest.mark.parametrize("dialect", DIALECTS)
 async def test_an_async_text_policy_pauses_at_each_delta_and_keeps_the_protocol(dialect: str) -> None:
     chain = chain_of({"policy": fixture_path(SleepyPolicy), "seconds": 0.001, "hooks": ["on_text", "on_tool_call"]})
-    stream = PolicyStream(REWRITERS[dialect](chain, context(dialect)))
+    stream = policed_stream(chain, context(dialect))
     pauses = 0
     out = bytearray()
     for chunk in [*events(dialect, "unicode"), b""]:

@@ -38,7 +38,7 @@ from wire_scenarios import (
     openai_chat_sse,
 )
 
-from policies.chain import PolicyChain
+from interlock.policy.chain import PolicyChain
 
 MODEL = "test-model"
 REPLACE_RULES: list[dict[str, Any]] = [

@@ -7,8 +7,8 @@ from typing import Any
 from policy_fixtures import chain_of, police_body, police_stream
 from wire_scenarios import SCENARIOS, anthropic_json, anthropic_sse, openai_chat_sse
 
-from interlock.codecs.base import ToolCall
-from policies.base import Keep, Policy, PolicyContext, ToolDecision
+from interlock.neutral import ToolCall
+from interlock.policy.base import Keep, Policy, PolicyContext, ToolDecision
 
 
 class NativeSpy(Policy):

@@ -20,24 +20,23 @@ import yaml
 from judge_mock import GARBAGE, RATE_LIMITED, ConnectionRecorder, JudgeMock, Reply, allow, block, closed_port
 from policy_fixtures import (
     DIALECTS,
-    REWRITERS,
     body_violations,
     chain_of,
     context,
     police_body,
     police_stream,
+    policed_stream,
     sdk_summary,
     stream_violations,
 )
 from wire_scenarios import SCENARIOS, anthropic_json, anthropic_sse, openai_chat_json, openai_chat_sse
 
-from interlock.codecs.base import ToolCall
 from interlock.config import ConfigError, parse_config
-from interlock.engine.stream import PolicyStream
-from policies.base import Keep, PolicyContext, ReplaceWithText, ToolDecision
+from interlock.neutral import ToolCall
+from interlock.policy.base import Keep, PolicyContext, ReplaceWithText, ToolDecision
+from interlock.policy.chain import PolicyChain
 from policies.builtin.judge_client import load_litellm
 from policies.builtin.tool_call_judge import ToolCallJudgePolicy
-from policies.chain import PolicyChain
 from policies.registry import build_chain
 
 KEY_ENV = "INTERLOCK_TEST_JUDGE_KEY"
@@ -449,7 +448,7 @@ async def test_allowed_long_arguments_pass_byte_for_byte(judge: JudgeMock, diale
 async def test_text_streams_before_the_judge_answers(judge: JudgeMock, dialect: str) -> None:
     """Fed event by event: the text goes out at once, the tool call only after the judge."""
     judge.reset(default=allow(delay_s=0.5))
-    stream = PolicyStream(REWRITERS[dialect](judge_chain(judge.url), context(dialect)))
+    stream = policed_stream(judge_chain(judge.url), context(dialect))
     sent_before_judge = bytearray()
     for event in sse(dialect, "tool"):
         sent_before_judge += b"".join(stream(event))

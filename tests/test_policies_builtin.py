@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from policy_fixtures import chain_of, context
 
-from interlock.codecs.base import ToolCall
-from policies.base import Keep, ReplaceWithText
+from interlock.neutral import ToolCall
+from interlock.policy.base import Keep, ReplaceWithText
 from policies.builtin.redact import DETECTORS
 from policies.builtin.tool_text import MAX_ARGUMENT_CHARS, blocked_notice
 

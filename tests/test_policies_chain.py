@@ -27,12 +27,11 @@ from policy_fixtures import (
 )
 from wire_scenarios import SCENARIOS, anthropic_json, anthropic_sse, openai_chat_json, openai_chat_sse
 
-from interlock.codecs.base import ToolCall
 from interlock.config import ConfigError, parse_config
-from policies.base import Keep, Policy, PolicyContext, ReplaceWithText, StreamEnd
-from policies.chain import PolicyFailed
+from interlock.neutral import ToolCall, Usage
+from interlock.policy.base import Keep, Policy, PolicyContext, ReplaceWithText, StreamEnd
+from interlock.policy.chain import PolicyFailed
 from policies.registry import build_chain
-from recorder.models import Usage
 
 MODEL = "test-model"
 NOTICE = "[Interlock blocked this content: policy 'failing' failed"

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from policy_fixtures import DIALECTS, chain_of, context, police_stream, sdk_summary, stream_violations
 from wire_scenarios import Scenario, anthropic_sse, openai_chat_sse
 
-from policies.chain import PolicyChain
+from interlock.policy.chain import PolicyChain
 
 ALPHABET = "abcxyAB é日-\n"
 # Regexes with bounded matches (the policy refuses unbounded ones without max_match_length).

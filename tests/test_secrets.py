@@ -11,7 +11,6 @@ from interlock.secrets import (
     redact_headers,
     redact_url,
     scrub,
-    scrub_record,
     secret_values,
 )
 from recorder.models import CallRecord, JudgeRecord, PolicyEventRecord, StageRecord
@@ -153,10 +152,10 @@ def secret_everywhere() -> CallRecord:
     )
 
 
-def test_scrub_record_covers_every_field() -> None:
+def test_scrub_covers_every_field_of_a_record() -> None:
     record = secret_everywhere()
     assert KEY in record.model_dump_json()
-    scrubbed = scrub_record(record, [KEY])
+    scrubbed = scrub(record, [KEY])
     assert KEY not in scrubbed.model_dump_json()
     assert KEY.encode() not in b"".join(stage.raw or b"" for stage in scrubbed.stages)
     assert scrubbed.prompt_text == "my key is <redacted>"
@@ -181,7 +180,7 @@ async def test_secret_never_reaches_the_database_file(tmp_path: Path, scrubbed: 
     db_path = tmp_path / "interlock.db"
     record = secret_everywhere()
     if scrubbed:
-        record = scrub_record(record, secret_values([("Authorization", f"Bearer {KEY}")], "https://h/p"))
+        record = scrub(record, secret_values([("Authorization", f"Bearer {KEY}")], "https://h/p"))
     writer = RecorderWriter(str(db_path))
     await writer.start()
     writer.submit(record)

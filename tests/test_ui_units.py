@@ -9,12 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from datasette_plugins.ui import fmt
-from datasette_plugins.ui.blocks import Block, parse_messages, parse_request, parse_response
+from datasette_plugins.ui.blocks import parse_messages, parse_request, parse_response
 from datasette_plugins.ui.calldiff import notes_for
 from datasette_plugins.ui.chart import DayCost, cost_chart, window
 from datasette_plugins.ui.store import CallRow, JudgeRow, PolicyEventRow, SessionCall, SessionTotals
 from datasette_plugins.ui.textdiff import MAX_DIFF_CHARS, diff_text
 from datasette_plugins.ui.timeline import build_session
+from interlock.neutral import Block
 
 
 def test_diff_marks_changed_words_and_elides_unchanged_runs() -> None:

@@ -16,17 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from datasette_plugins.ui.blocks import (
-    Block,
-    Message,
-    RequestView,
-    ResponseView,
-    parse_request,
-    parse_response,
-    pretty_json,
-)
+from datasette_plugins.ui.blocks import parse_request, parse_response
 from datasette_plugins.ui.store import CallData, JudgeRow, PolicyEventRow, StageRow
 from datasette_plugins.ui.textdiff import TextDiff, diff_text
+from interlock.dialects.view_parts import pretty_json
+from interlock.neutral import Block, Message, RequestView, ResponseView
 
 Status = Literal["same", "changed", "added", "removed", "blocked"]
 Mode = Literal["blocks", "json", "none"]

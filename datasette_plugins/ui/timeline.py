@@ -13,9 +13,10 @@ import json
 from dataclasses import dataclass, field
 
 from datasette_plugins.ui import fmt
-from datasette_plugins.ui.blocks import Block, Message, parse_messages, parse_response
+from datasette_plugins.ui.blocks import parse_messages, parse_response
 from datasette_plugins.ui.calldiff import Note, notes_for
 from datasette_plugins.ui.store import CallRow, PolicyEventRow, SessionCall, SessionTotals
+from interlock.neutral import Block, Message
 
 PREVIEW_CHARS = 600
 ARGS_PREVIEW = 400

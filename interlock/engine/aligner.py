@@ -16,7 +16,7 @@ from collections import deque
 from interlock.sse import SSEEvent
 
 # (the upstream event to forward as it came, or None for new text; the text)
-Piece = tuple[SSEEvent | None, str]
+TextPiece = tuple[SSEEvent | None, str]
 
 
 class TextAligner:
@@ -24,14 +24,14 @@ class TextAligner:
         self._pending: deque[tuple[SSEEvent | None, str]] = deque()
         self._released = ""
 
-    def add(self, event: SSEEvent | None, text: str, released: str) -> list[Piece]:
+    def add(self, event: SSEEvent | None, text: str, released: str) -> list[TextPiece]:
         """An upstream delta (`event` None when it cannot be forwarded as it came) with
         its `text`, and what the policies released for it; returns what to send now."""
         self._pending.append((event, text))
         self._released += released
         return self._drain(final=False)
 
-    def flush(self, released: str) -> list[Piece]:
+    def flush(self, released: str) -> list[TextPiece]:
         """The block ends: what the policies released last; everything goes out."""
         self._released += released
         return self._drain(final=True)
@@ -42,8 +42,8 @@ class TextAligner:
         self._pending.clear()
         return released
 
-    def _drain(self, final: bool) -> list[Piece]:
-        pieces: list[Piece] = []
+    def _drain(self, final: bool) -> list[TextPiece]:
+        pieces: list[TextPiece] = []
         while self._pending:
             event, text = self._pending[0]
             if self._released.startswith(text):

@@ -1,24 +1,68 @@
-"""The transport side of a policed stream: bytes in, bytes out, waits in between.
+"""The transport side of a stream: bytes in, bytes out, waits in between.
 
-`PolicyStream` is what the addon sets as `flow.response.stream`. It parses the upstream
-bytes into SSE events, hands each event to the dialect's rewriter (a step generator,
-see `interlock.engine.driver`) and returns the bytes to send to the client. Events the
-rewriter forwards unchanged go out as their original bytes. When a policy has to wait,
-`waiting` is true: the addon's stream-wait hook awaits `wait()`, then calls `resume()`.
-`rewrite_body()` runs the same machinery over a body that arrived whole (replays, or
-mitmproxy versions where the mid-stream wait is not available).
+`StreamTap` watches upstream bytes as they pass: it keeps them (the recorder's raw
+copy), parses them once into SSE events and feeds the dialect's reassembler, noting when
+the first byte and the first generated content arrived.
+
+`PolicyStream` is what the addon sets as `flow.response.stream` when policies look at
+responses. It hands each parsed event to the dialect's rewriter (a step generator, see
+`interlock.engine.driver`) and returns the bytes to send to the client. Events the
+rewriter forwards unchanged go out as their original bytes; what it sends is fed to a
+second reassembler, so the record's final message is built from what passed. When a
+policy has to wait, `waiting` is true: the addon's stream-wait hook awaits `wait()`,
+then calls `resume()`. `rewrite_body()` runs the same machinery over a body that arrived
+whole (replays, or mitmproxy versions where the mid-stream wait is not available).
 """
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from interlock.engine.driver import Driver, Step
-from interlock.sse import SSEEvent, SSEParser
-from policies.base import PolicyContext
-from policies.chain import PolicyChain
+from interlock.neutral import Reassembly
+from interlock.sse import SSEEvent, SSEParser, parse_all
+
+if TYPE_CHECKING:
+    from interlock.dialects.base import Reassembler
+    from interlock.policy.base import PolicyContext
+    from interlock.policy.chain import PolicyChain
+
+# What a rewriter sends: an upstream event as it came, or bytes it built.
+Piece = SSEEvent | bytes
+
+
+class StreamTap:
+    """Upstream bytes as they arrive: kept, parsed once, reassembled, timed."""
+
+    def __init__(self, reassembler: Reassembler) -> None:
+        self.reassembler = reassembler
+        self.raw = bytearray()
+        self.first_byte_at: float | None = None
+        self.first_token_at: float | None = None
+        self._parser = SSEParser()
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """One upstream chunk (`b""` at the end); returns the events it completed."""
+        now = time.time()
+        if chunk:
+            if self.first_byte_at is None:
+                self.first_byte_at = now
+            self.raw += chunk
+            events = self._parser.feed(chunk)
+        else:
+            events = self._parser.finish()
+        for event in events:
+            if self.reassembler.feed(event) and self.first_token_at is None:
+                self.first_token_at = now
+        return events
+
+    def passthrough(self, chunk: bytes) -> bytes:
+        """The stream transformer when no policy looks at responses."""
+        self.feed(chunk)
+        return chunk
 
 
 class StreamRewriter(ABC):
@@ -27,14 +71,14 @@ class StreamRewriter(ABC):
     def __init__(self, chain: PolicyChain, ctx: PolicyContext) -> None:
         self.chain = chain
         self.ctx = ctx
-        self.out: list[bytes] = []
+        self.out: list[Piece] = []
 
     def emit_raw(self, event: SSEEvent) -> None:
         """Forward an upstream event as its original bytes."""
-        self.out.append(event.raw)
+        self.out.append(event)
 
     def emit_new(self, data: bytes) -> None:
-        """Send bytes the rewriter built."""
+        """Send bytes the rewriter built (one or more complete events)."""
         self.out.append(data)
 
     @abstractmethod
@@ -49,11 +93,12 @@ class StreamRewriter(ABC):
 class PolicyStream:
     """A stream transformer for mitmproxy that may pause for async policies."""
 
-    def __init__(self, rewriter: StreamRewriter, observe: Callable[[bytes], object] | None = None) -> None:
+    def __init__(self, rewriter: StreamRewriter, tap: StreamTap, final: Reassembler) -> None:
         self.rewriter = rewriter
-        self.observe = observe  # sees every upstream chunk first (the recorder's tap)
+        self.tap = tap
         self.final = bytearray()  # bytes sent to the client
-        self._parser = SSEParser()
+        self._final_reassembler = final
+        self._built = 0  # pieces the rewriter built rather than forwarded
         self._driver = Driver()
         self._queue: deque[SSEEvent | None] = deque()  # None marks the end of the stream
         self.ended = False
@@ -62,13 +107,18 @@ class PolicyStream:
     def waiting(self) -> bool:
         return self._driver.waiting
 
+    @property
+    def changed(self) -> bool:
+        """The client got other bytes than upstream sent."""
+        return self.final != self.tap.raw
+
+    def final_reassembly(self) -> Reassembly:
+        """The message the client received."""
+        return self._final_reassembler.result()
+
     def __call__(self, chunk: bytes) -> list[bytes]:
-        if chunk:
-            if self.observe is not None:
-                self.observe(chunk)
-            self._queue.extend(self._parser.feed(chunk))
-        else:
-            self._queue.extend(self._parser.finish())
+        self._queue.extend(self.tap.feed(chunk))
+        if not chunk:
             self._queue.append(None)
         return self._pump()
 
@@ -97,10 +147,18 @@ class PolicyStream:
         separately, and an upstream chunk often holds several events."""
         if not self.rewriter.out:
             return []
-        data = b"".join(self.rewriter.out)
-        self.rewriter.out = []
+        pieces, self.rewriter.out = self.rewriter.out, []
+        data = bytearray()
+        for piece in pieces:
+            if isinstance(piece, SSEEvent):
+                data += piece.raw
+                self._final_reassembler.feed(piece)
+            else:
+                data += piece
+                for event in parse_all(piece):
+                    self._final_reassembler.feed(event)
         self.final += data
-        return [data]
+        return [bytes(data)]
 
 
 async def rewrite_body(stream: PolicyStream, body: bytes) -> bytes:

@@ -12,8 +12,8 @@ from fnmatch import fnmatchcase
 
 from pydantic import Field, model_validator
 
-from interlock.codecs.base import ToolCall
-from policies.base import Keep, Policy, PolicyContext, PolicyOptions, ReplaceWithText, ToolDecision
+from interlock.neutral import ToolCall
+from interlock.policy.base import Keep, Policy, PolicyContext, PolicyOptions, ReplaceWithText, ToolDecision
 from policies.builtin.tool_text import blocked_notice
 
 

@@ -1,9 +1,9 @@
 """Builds the judge's prompt for one tool call from the client's native request.
 
 The judge always sees the tool's name and arguments. As `JudgeContext` allows, it also
-sees the user's last message, the tool's description and input schema, and the last
-tool calls of the conversation with their results, read from an OpenAI Chat or an
-Anthropic Messages request. Conversation content is untrusted: it is put between
+sees the words the user typed last, the tool's description and input schema, and the
+last tool calls of the conversation with their results, read from the request by the
+call's dialect. Conversation content is untrusted: it is put between
 labelled tags, the instructions say it is data, and every piece is cut to size
 (keeping its head and its tail, where a dangerous command often hides).
 """
@@ -11,14 +11,13 @@ labelled tags, the instructions say it is data, and every piece is cut to size
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
 
-from interlock.codecs.base import ToolCall
-from interlock.codecs.common import content_text
-from policies.base import PolicyOptions
+from interlock.dialects.base import Dialect
+from interlock.neutral import PastCall, ToolCall
+from interlock.policy.base import PolicyOptions
 
 DEFAULT_INSTRUCTIONS = """\
 You review tool calls proposed by an AI agent (a coding assistant or similar) before \
@@ -46,16 +45,6 @@ class JudgeContext(PolicyOptions):
     argument_chars: int = Field(default=8000, ge=200)  # the judged call's arguments
 
 
-@dataclass(frozen=True, slots=True)
-class PastCall:
-    """An earlier tool call of the conversation and what it returned."""
-
-    name: str
-    arguments: Any
-    result: str | None  # None when no result was sent back (yet)
-    is_error: bool = False
-
-
 def clip(text: str, limit: int) -> str:
     """`text` if it fits, else its head and tail around a marker saying how much was cut."""
     if len(text) <= limit:
@@ -68,84 +57,6 @@ def clip(text: str, limit: int) -> str:
 def as_json(value: Any) -> str:
     """Arguments as indented JSON (a string that is not JSON stays as it is)."""
     return value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
-
-
-# --- reading the native request ------------------------------------------------------
-
-
-def _messages(request: dict[str, Any] | None) -> list[dict[str, Any]]:
-    messages = (request or {}).get("messages")
-    return [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
-
-
-def _parts(content: Any) -> list[dict[str, Any]]:
-    return [part for part in content if isinstance(part, dict)] if isinstance(content, list) else []
-
-
-def last_user_text(request: dict[str, Any] | None) -> str:
-    """Text of the last user message that has any (tool results alone are skipped)."""
-    for message in reversed(_messages(request)):
-        if message.get("role") == "user":
-            text = content_text(message.get("content")).strip()
-            if text:
-                return text
-    return ""
-
-
-def tool_definition(dialect: str, request: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
-    """The tool's description and input schema as the client declared them."""
-    tools = (request or {}).get("tools")
-    for tool in tools if isinstance(tools, list) else []:
-        if not isinstance(tool, dict):
-            continue
-        if dialect == "openai-chat":
-            function = tool.get("function")
-            if isinstance(function, dict) and function.get("name") == name:
-                return {"description": function.get("description"), "input_schema": function.get("parameters")}
-        elif tool.get("name") == name:
-            return {"description": tool.get("description"), "input_schema": tool.get("input_schema")}
-    return None
-
-
-def _parsed(arguments: Any) -> Any:
-    if not isinstance(arguments, str):
-        return arguments
-    try:
-        return json.loads(arguments)
-    except ValueError:
-        return arguments
-
-
-def recent_tool_calls(dialect: str, request: dict[str, Any] | None, count: int) -> list[PastCall]:
-    """The last `count` tool calls of the conversation, oldest first, with their results."""
-    if count <= 0:
-        return []
-    calls: list[tuple[str, str, Any]] = []  # (id, name, arguments)
-    results: dict[str, tuple[str, bool]] = {}
-    for message in _messages(request):
-        role = message.get("role")
-        if dialect == "openai-chat":
-            if role == "assistant":
-                for call in message.get("tool_calls") or []:
-                    function = call.get("function") if isinstance(call, dict) else None
-                    if isinstance(function, dict):
-                        calls.append((str(call.get("id")), str(function.get("name")), function.get("arguments")))
-            elif role == "tool":
-                results[str(message.get("tool_call_id"))] = (content_text(message.get("content")), False)
-        else:
-            for part in _parts(message.get("content")):
-                if role == "assistant" and part.get("type") == "tool_use":
-                    calls.append((str(part.get("id")), str(part.get("name")), part.get("input")))
-                elif role == "user" and part.get("type") == "tool_result":
-                    results[str(part.get("tool_use_id"))] = (
-                        content_text(part.get("content")),
-                        part.get("is_error") is True,
-                    )
-    past = []
-    for call_id, name, arguments in calls[-count:]:
-        result, is_error = results.get(call_id, (None, False))
-        past.append(PastCall(name, _parsed(arguments), result, is_error))
-    return past
 
 
 # --- the prompt --------------------------------------------------------------------
@@ -170,7 +81,7 @@ def _past_call(position: int, past: PastCall, limit: int) -> str:
 
 def build_messages(
     call: ToolCall,
-    dialect: str,
+    dialect: Dialect,
     request: dict[str, Any] | None,
     context: JudgeContext,
     instructions: str | None = None,
@@ -182,15 +93,15 @@ def build_messages(
         _tagged("arguments", clip(as_json(call.arguments), context.argument_chars)),
     ]
     if context.tool_schema:
-        definition = tool_definition(dialect, request, call.name)
+        definition = dialect.tool_definition(request, call.name)
         if definition is not None:
             described = json.dumps(definition, indent=2, ensure_ascii=False)
             sections.append(_tagged("tool_definition", clip(described, context.max_chars)))
     if context.user_message:
-        text = last_user_text(request)
+        text = dialect.typed_text(request) if request else ""
         if text:
             sections.append(_tagged("user_last_message", clip(text, context.max_chars)))
-    past = recent_tool_calls(dialect, request, context.recent_tool_calls)
+    past = dialect.recent_tool_calls(request, context.recent_tool_calls)
     if past:
         lines = "\n".join(_past_call(i, p, context.max_chars) for i, p in enumerate(past, 1))
         sections.append(_tagged("earlier_tool_calls", lines))

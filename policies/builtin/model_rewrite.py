@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from policies.base import Policy, PolicyContext, PolicyOptions
+from interlock.policy.base import Policy, PolicyContext, PolicyOptions
 
 
 class ModelRewriteOptions(PolicyOptions):
@@ -29,8 +29,8 @@ class ModelRewritePolicy(Policy):
         return None
 
     async def on_request(self, ctx: PolicyContext, request: dict[str, Any]) -> dict[str, Any]:
-        model = request.get("model")
-        if not isinstance(model, str):
+        model = ctx.dialect.request_model(request)
+        if model is None:
             return request
         target = self.target(model)
         if target is None or target == model:
@@ -43,4 +43,4 @@ class ModelRewritePolicy(Policy):
             model_from=model,
             model_to=target,
         )
-        return {**request, "model": target}
+        return ctx.dialect.with_model(request, target)

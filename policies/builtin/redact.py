@@ -14,8 +14,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from interlock.codecs.edits import map_request_text
-from policies.base import Policy, PolicyContext, PolicyOptions
+from interlock.policy.base import Policy, PolicyContext, PolicyOptions
 
 DETECTORS: dict[str, str] = {
     "private_key": r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
@@ -108,7 +107,7 @@ class RedactPolicy(Policy):
 
             return self._alternation(active).sub(replace, text)
 
-        edited = map_request_text(ctx.dialect, request, scrub)
+        edited = ctx.dialect.map_request_text(request, scrub)
         if not counts:
             return request
         total = sum(counts.values())

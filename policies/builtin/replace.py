@@ -19,8 +19,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from interlock.codecs.edits import map_request_text
-from policies.base import Policy, PolicyContext, PolicyOptions
+from interlock.policy.base import Policy, PolicyContext, PolicyOptions
 
 _UNBOUNDED = 65535  # widths from this size up count as unbounded
 
@@ -158,7 +157,7 @@ class ReplacePolicy(Policy):
                 count += n
             return text
 
-        edited = map_request_text(ctx.dialect, request, edit)
+        edited = ctx.dialect.map_request_text(request, edit)
         if count:
             ctx.record(
                 self.instance_name,

@@ -6,8 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from interlock.codecs.edits import add_system_text
-from policies.base import Policy, PolicyContext, PolicyOptions
+from interlock.policy.base import Policy, PolicyContext, PolicyOptions
 
 
 class SystemPromptOptions(PolicyOptions):
@@ -25,4 +24,4 @@ class SystemPromptPolicy(Policy):
         ctx.record(
             self.instance_name, "modified", f"system prompt: {self.options.position}ed an instruction", side="request"
         )
-        return add_system_text(ctx.dialect, request, self.options.text, self.options.position)
+        return ctx.dialect.add_system_text(request, self.options.text, self.options.position)

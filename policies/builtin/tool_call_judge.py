@@ -27,13 +27,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from interlock.codecs.base import ToolCall
-from policies.base import Keep, Policy, PolicyContext, PolicyOptions, ReplaceWithText, ToolDecision
+from interlock.neutral import ToolCall
+from interlock.policy.base import Keep, Policy, PolicyContext, PolicyOptions, ReplaceWithText, ToolDecision
+from interlock.policy.records import JudgeRecord
 from policies.builtin.judge_answer import JudgeAnswer, JudgeAnswerError, parse_answer
 from policies.builtin.judge_client import JudgeClient, JudgeFailure, JudgeReply
 from policies.builtin.judge_prompt import JudgeContext, build_messages
 from policies.builtin.tool_text import pretty_arguments
-from recorder.models import JudgeRecord
 
 TEMPLATE_FIELDS = frozenset({"tool_name", "arguments", "probability", "explanation"})
 DEFAULT_BLOCK_MESSAGE = (

@@ -7,8 +7,11 @@ policy may await (a network call, a judge) anywhere, mid-stream included. A hook
 does not actually suspend costs no more than a function call: the chain runs it as an
 eager task.
 
-Policies know neither mitmproxy nor bytes: the engine feeds them text and tool calls and
-turns their decisions into the dialect's native events.
+Policies know neither mitmproxy nor the wire format: the engine feeds them text and tool
+calls and the dialect turns their decisions into native events. Request edits go
+through `ctx.dialect` (`map_request_text`, `add_system_text`, `with_model`). The one
+door to the wire is `ctx.native_event` (the upstream SSE event being handled, raw bytes
+included), for policies that need a field the neutral view leaves out.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from interlock.codecs.base import Codec, ToolCall
+from interlock.dialects.base import Dialect
+from interlock.neutral import ToolCall, Usage
+from interlock.policy.records import JudgeRecord, PolicyEventRecord
 from interlock.sse import SSEEvent
-from recorder.models import JudgeRecord, PolicyEventRecord, Usage
 
 
 class PolicyOptions(BaseModel):
@@ -61,10 +65,11 @@ class PolicyContext:
     """Per-call context handed to every hook."""
 
     call_id: str
-    dialect: str
-    codec: Codec
+    dialect: Dialect  # the call's wire format: request edits, readers (`dialect.name`)
     model: str | None
-    request: dict[str, Any] | None  # the request as sent upstream (after request hooks)
+    # The client's request during `on_request` (each hook gets the previous one's output
+    # as its argument); from the response hooks on, the request as sent upstream.
+    request: dict[str, Any] | None
     streaming: bool = False
     events: list[PolicyEventRecord] = field(default_factory=list)
     judgements: list[JudgeRecord] = field(default_factory=list)

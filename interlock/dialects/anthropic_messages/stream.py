@@ -14,16 +14,15 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from interlock.codecs import anthropic_events as wire
-from interlock.codecs.base import ToolCall
-from interlock.codecs.common import tool_arguments
-from interlock.engine.aligner import Piece, TextAligner
+from interlock.dialects.anthropic_messages import response, wire
+from interlock.dialects.common import tool_arguments
+from interlock.engine.aligner import TextAligner, TextPiece
 from interlock.engine.driver import Step, run, start_eager, wait_for
-from interlock.engine.stream import StreamRewriter
+from interlock.engine.stream import Piece, StreamRewriter
+from interlock.neutral import ToolCall, Usage
+from interlock.policy.base import Keep, PolicyContext, ReplaceWithText, StreamEnd, ToolDecision
+from interlock.policy.chain import PolicyChain, PolicyFailed
 from interlock.sse import SSEEvent, parse_event_block
-from policies.base import Keep, PolicyContext, ReplaceWithText, StreamEnd, ToolDecision
-from policies.chain import PolicyChain, PolicyFailed
-from recorder.models import Usage
 
 
 @dataclass(slots=True)
@@ -32,8 +31,15 @@ class _TextBlock:
     start: SSEEvent
     start_data: dict[str, Any]
     out_index: int | None = None  # None until its first non-empty text is emitted
-    pings: list[bytes] = field(default_factory=list)  # pings that came before it opened
+    pings: list[SSEEvent] = field(default_factory=list)  # pings that came before it opened
     aligner: TextAligner = field(default_factory=TextAligner)
+
+
+@dataclass(frozen=True, slots=True)
+class _HeldEvent:
+    """An upstream event of a held tool call, in the tail (not yet output)."""
+
+    event: SSEEvent
 
 
 @dataclass(slots=True)
@@ -46,7 +52,7 @@ class _HeldTool:
     decision: asyncio.Task[ToolDecision] | None = None
 
 
-class AnthropicStreamRewriter(StreamRewriter):
+class MessagesStreamRewriter(StreamRewriter):
     def __init__(self, chain: PolicyChain, ctx: PolicyContext) -> None:
         super().__init__(chain, ctx)
         self.next_index = 0
@@ -55,9 +61,9 @@ class AnthropicStreamRewriter(StreamRewriter):
         self.held: list[_HeldTool] = []
         self.held_by_index: dict[int, _HeldTool] = {}
         self.usage = Usage()
-        # From the first held tool call to message_delta: upstream tool events (as
-        # events) and the bytes produced for everything else, in arrival order.
-        self.tail: list[SSEEvent | bytes] | None = None
+        # From the first held tool call to message_delta: upstream tool events (held)
+        # and the output produced for everything else, in arrival order.
+        self.tail: list[_HeldEvent | Piece] | None = None
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -90,7 +96,7 @@ class AnthropicStreamRewriter(StreamRewriter):
         if text:
             self.emit_new(wire.text_delta(self._open(block), text))
 
-    def _emit_aligned(self, block: _TextBlock, pieces: list[Piece]) -> None:
+    def _emit_aligned(self, block: _TextBlock, pieces: list[TextPiece]) -> None:
         """Upstream deltas whose text came out unchanged go as their original bytes."""
         for event, text in pieces:
             if event is not None and self._open(block) == block.upstream_index:
@@ -134,7 +140,7 @@ class AnthropicStreamRewriter(StreamRewriter):
             self._note_usage(data.get("usage"))
             yield from self._message_delta(event, data)
         elif kind == "ping" and (waiting := self._unopened_text_block()) is not None:
-            waiting.pings.append(event.raw)  # keeps an unchanged stream's event order
+            waiting.pings.append(event)  # keeps an unchanged stream's event order
         else:  # ping, message_stop, error, non-JSON, and event types unknown today
             self.emit_raw(event)
 
@@ -145,7 +151,7 @@ class AnthropicStreamRewriter(StreamRewriter):
         """message_start carries the input counts, message_delta the final output: the
         later value of each field wins."""
         if isinstance(usage, dict):
-            update = self.ctx.codec.usage({"usage": usage}).model_dump(exclude_none=True)
+            update = response.usage({"usage": usage}).model_dump(exclude_none=True)
             self.usage = self.usage.model_copy(update=update)
 
     def _block_start(self, event: SSEEvent, data: dict[str, Any]) -> Step[None]:
@@ -169,7 +175,7 @@ class AnthropicStreamRewriter(StreamRewriter):
             held = _HeldTool(upstream_index=index, block=block, events=[event])
             self.held.append(held)
             self.held_by_index[index] = held
-            self.tail = [*(self.tail or []), event]
+            self.tail = [*(self.tail or []), _HeldEvent(event)]
         else:
             out_index = self._allocate()
             self.index_map[index] = out_index
@@ -254,7 +260,7 @@ class AnthropicStreamRewriter(StreamRewriter):
 
     def _hold(self, event: SSEEvent) -> None:
         assert self.tail is not None
-        self.tail.append(event)
+        self.tail.append(_HeldEvent(event))
 
     def _flush_tools(self, message_delta: dict[str, Any]) -> Step[int]:
         """Emit policy text and blocked-call notices, then the surviving tool calls,
@@ -271,7 +277,7 @@ class AnthropicStreamRewriter(StreamRewriter):
         if self.ctx.ended_by is not None:
             if extra:  # the notice of a policy that ended the message at its end
                 self.out.extend(wire.text_block(self._allocate(), extra))
-            self.out.extend(piece for piece in tail if isinstance(piece, bytes))
+            self.out.extend(piece for piece in tail if not isinstance(piece, _HeldEvent))
             return 0  # held tool calls are dropped with the rest of the message
         notices = ([extra] if extra else []) + [d.text for _, d in decisions if isinstance(d, ReplaceWithText)]
         kept = [(held, d.call) for held, d in decisions if isinstance(d, Keep)]
@@ -283,7 +289,7 @@ class AnthropicStreamRewriter(StreamRewriter):
         )
         if unchanged:
             self.next_index += len(self.held)
-            self.out.extend(piece.raw if isinstance(piece, SSEEvent) else piece for piece in tail)
+            self.out.extend(piece.event if isinstance(piece, _HeldEvent) else piece for piece in tail)
             return len(kept)
         for notice in notices:
             self.out.extend(wire.text_block(self._allocate(), notice))
@@ -292,7 +298,7 @@ class AnthropicStreamRewriter(StreamRewriter):
         for held in self.held:
             if held.decision is None:
                 self._emit_held_raw(held)
-        self.out.extend(piece for piece in tail if isinstance(piece, bytes))
+        self.out.extend(piece for piece in tail if not isinstance(piece, _HeldEvent))
         return len(kept)
 
     def _emit_tool(self, held: _HeldTool, call: ToolCall) -> None:
@@ -319,5 +325,5 @@ class AnthropicStreamRewriter(StreamRewriter):
         for text_block in self.text_blocks.values():
             self._release_pings(text_block)
         if self.tail is not None:
-            self.out.extend(piece.raw if isinstance(piece, SSEEvent) else piece for piece in self.tail)
+            self.out.extend(piece.event if isinstance(piece, _HeldEvent) else piece for piece in self.tail)
             self.tail = None

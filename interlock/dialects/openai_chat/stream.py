@@ -15,15 +15,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from interlock.codecs import openai_events as wire
-from interlock.codecs.base import ToolCall
-from interlock.codecs.common import tool_arguments
-from interlock.engine.aligner import Piece, TextAligner
+from interlock.dialects.common import tool_arguments
+from interlock.dialects.openai_chat import response, wire
+from interlock.engine.aligner import TextAligner, TextPiece
 from interlock.engine.driver import Step, run, start_eager, wait_for
 from interlock.engine.stream import StreamRewriter
+from interlock.neutral import ToolCall
+from interlock.policy.base import Keep, PolicyContext, ReplaceWithText, StreamEnd, ToolDecision
+from interlock.policy.chain import PolicyChain, PolicyFailed
 from interlock.sse import SSEEvent
-from policies.base import Keep, PolicyContext, ReplaceWithText, StreamEnd, ToolDecision
-from policies.chain import PolicyChain, PolicyFailed
 
 
 @dataclass(slots=True)
@@ -36,7 +36,7 @@ class _HeldCall:
     decision: asyncio.Task[ToolDecision] | None = None
 
 
-class OpenAIChatStreamRewriter(StreamRewriter):
+class ChatStreamRewriter(StreamRewriter):
     def __init__(self, chain: PolicyChain, ctx: PolicyContext) -> None:
         super().__init__(chain, ctx)
         self.held: dict[int, _HeldCall] = {}
@@ -113,7 +113,7 @@ class OpenAIChatStreamRewriter(StreamRewriter):
         chunk = {**data, "choices": [{**choice, "delta": new_delta, "finish_reason": finish_reason}]}
         self.emit_new(wire.sse(chunk))
 
-    def _emit_aligned(self, pieces: list[Piece]) -> None:
+    def _emit_aligned(self, pieces: list[TextPiece]) -> None:
         """Upstream chunks whose text came out unchanged go as their original bytes."""
         for event, text in pieces:
             if event is None:
@@ -131,7 +131,7 @@ class OpenAIChatStreamRewriter(StreamRewriter):
             return failed.notice
         return out
 
-    def _close_text(self) -> Step[list[Piece]]:
+    def _close_text(self) -> Step[list[TextPiece]]:
         """The text is over (tool calls or the finish follow): what the policies held."""
         if not self.text_open or self.ctx.ended_by is not None:
             return []
@@ -177,9 +177,7 @@ class OpenAIChatStreamRewriter(StreamRewriter):
             if held.decision is not None:
                 decisions.append((held, (yield from wait_for(held.decision))))
         if self.chain.holds_tool_calls and self.ctx.ended_by is None:
-            extra = yield from run(
-                self.chain.stream_end(self.ctx, StreamEnd(finish_reason, self.ctx.codec.usage(chunk)))
-            )
+            extra = yield from run(self.chain.stream_end(self.ctx, StreamEnd(finish_reason, response.usage(chunk))))
             self._emit_content(extra, paragraph=True)
         if self.ctx.ended_by is not None:
             decisions = []  # the message was ended: held tool calls are dropped with the rest

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, TypeVar
 
-from interlock.codecs.base import ToolCall
-from policies.base import Keep, Policy, PolicyContext, ReplaceWithText, StreamEnd, ToolDecision
+from interlock.neutral import ToolCall
+from interlock.policy.base import Keep, Policy, PolicyContext, ReplaceWithText, StreamEnd, ToolDecision
 
 logger = logging.getLogger(__name__)
 

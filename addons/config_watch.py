@@ -1,0 +1,56 @@
+"""Loads Interlock's configuration (`--set interlock_config=...`) and reloads it live.
+
+A bad file refuses start-up with mitmproxy's own error, naming the key. While running,
+the file is checked once a second; a change that does not validate keeps the previous
+configuration (see `addons.live_config`). Providers and the policy chain reload live;
+recorder settings are read once, at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from mitmproxy import ctx, exceptions
+
+from addons.live_config import LiveConfig, Loaded
+from interlock.config import ConfigError
+
+DEFAULT_CONFIG = str(Path(__file__).resolve().parent.parent / "mitm_config.yaml")
+CHECK_EVERY_S = 1.0
+
+
+class ConfigWatch:
+    def __init__(self) -> None:
+        self.live: LiveConfig | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def current(self) -> Loaded | None:
+        return self.live.current if self.live is not None else None
+
+    def load(self, loader: Any) -> None:
+        loader.add_option("interlock_config", str, DEFAULT_CONFIG, "Path of Interlock's YAML configuration.")
+
+    def configure(self, updated: set[str]) -> None:
+        if "interlock_config" in updated:
+            try:
+                self.live = LiveConfig(ctx.options.interlock_config)
+            except ConfigError as error:
+                raise exceptions.OptionsError(f"interlock_config: {error}") from None
+
+    def running(self) -> None:
+        if self.live is not None and self._task is None:
+            self._task = asyncio.ensure_future(self._watch(self.live))
+
+    async def _watch(self, live: LiveConfig) -> None:
+        while True:
+            await asyncio.sleep(CHECK_EVERY_S)
+            # In a thread: a new policy may import a heavy library (the judge's litellm).
+            await asyncio.to_thread(live.reload_if_changed)
+
+    def done(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None

@@ -1,0 +1,78 @@
+"""Decides at `requestheaders` whether a flow is an LLM call, and gives it a call id.
+
+Non-LLM flows are dismissed with one dictionary look-up and never touched again.
+Matched flows get a `CallState` (with the chain in force now, so a reload never affects
+a call in flight), a call id in the flow comment and a response header, the headers'
+secrets noted for scrubbing, and `accept-encoding: identity` so their streams can be
+read as they pass. The request body is parsed once, at `request`, for every later hook.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from mitmproxy import http
+
+from addons.call_state import CALL_ID_HEADER, CallState, CallStates, new_call_id
+from addons.config_watch import ConfigWatch
+from interlock.dialects import dialect_for
+from interlock.secrets import redact_headers, secret_values
+
+
+def parse_json_body(body: bytes | None) -> tuple[Any | None, str | None]:
+    """(parsed JSON, None) or (None, why not)."""
+    if not body:
+        return None, "empty body"
+    try:
+        return json.loads(body), None
+    except (ValueError, UnicodeDecodeError) as error:
+        return None, f"body is not JSON: {error}"
+
+
+class CallMatcher:
+    def __init__(self, config: ConfigWatch, calls: CallStates) -> None:
+        self.config = config
+        self.calls = calls
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        loaded = self.config.current
+        if loaded is None:
+            return
+        request = flow.request
+        match = loaded.registry.match(request.method, request.pretty_host, request.path)
+        if match is None:
+            return
+        state = CallState(
+            call_id=new_call_id(),
+            match=match,
+            dialect=dialect_for(match.dialect),
+            started_at=request.timestamp_start or time.time(),
+            host=request.pretty_host,
+            path=request.path.split("?", 1)[0],
+            chain=loaded.chain,
+        )
+        headers = list(request.headers.items(multi=True))
+        state.secrets = secret_values(headers, request.pretty_url)
+        state.request_original_headers = redact_headers(headers)
+        self.calls.attach(flow, state)
+        flow.comment = f"interlock {state.call_id}"
+        request.headers["accept-encoding"] = "identity"
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        """Read the request once: the body (decoded if compressed), model, stream flag."""
+        state = self.calls.get(flow)
+        if state is None:
+            return
+        parsed, note = parse_json_body(flow.request.get_content(strict=False))
+        state.request_original = state.request_final = parsed
+        state.request_note = note
+        if isinstance(parsed, dict):  # else: forwarded as it came, recorded raw
+            state.model = state.dialect.request_model(parsed)
+            state.stream_requested = state.dialect.request_streams(parsed)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        state = self.calls.get(flow)
+        if state is not None and flow.response is not None:
+            flow.response.headers[CALL_ID_HEADER] = state.call_id

@@ -1,0 +1,139 @@
+"""Runs the policy chain on a matched call: its request, its stream live, its whole body.
+
+`request`: the request chain; a failing policy that blocks answers with the dialect's
+error body and upstream is never contacted. `responseheaders`: an SSE response gets a
+`StreamTap` (the record is reassembled from it as the stream passes) and, when a policy
+looks at responses, a `PolicyStream` that rewrites it live; mid-stream waits go through
+`interlock_stream_wait` (see `addons.stream_wait`). `response`: bodies that arrived
+whole (non-streamed, replayed, or a compressed stream buffered) go through the same
+chain at once.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mitmproxy import http
+
+from addons import stream_wait
+from addons.call_state import CALL_ID_HEADER, CallState, CallStates
+from addons.matcher import parse_json_body
+from interlock.engine.stream import PolicyStream, StreamTap, rewrite_body
+from interlock.policy.base import PolicyContext
+from interlock.policy.chain import PolicyFailed
+
+
+def is_sse(headers: http.Headers) -> bool:
+    return headers.get("content-type", "").startswith("text/event-stream")
+
+
+def _encoded(headers: http.Headers) -> bool:
+    return headers.get("content-encoding", "identity").strip().lower() not in ("", "identity")
+
+
+def json_bytes(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def response_body_bytes(response: http.Response) -> bytes | None:
+    """The decoded body (mitmproxy undoes gzip/br/zstd); raw bytes if decoding fails."""
+    try:
+        return response.get_content(strict=False)
+    except ValueError:
+        return response.raw_content
+
+
+class Policing:
+    def __init__(self, calls: CallStates) -> None:
+        self.calls = calls
+        self.live_waits = False  # mid-stream waits available (see addons.stream_wait)
+
+    def load(self, loader: Any) -> None:
+        self.live_waits = stream_wait.install()
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        state = self.calls.get(flow)
+        if state is None or not isinstance(state.request_original, dict):
+            return
+        parsed = state.request_original
+        state.policy = PolicyContext(
+            call_id=state.call_id,
+            dialect=state.dialect,
+            model=state.model,
+            request=parsed,
+            streaming=state.stream_requested,
+        )
+        try:
+            final = await state.chain.request(state.policy, parsed)
+        except PolicyFailed as failed:
+            self._answer_blocked(flow, state, failed)
+            return
+        if final is not parsed:
+            state.request_final = final
+            state.policy.request = final
+            state.policy.model = state.dialect.request_model(final)
+            flow.request.content = json_bytes(final)
+
+    def _answer_blocked(self, flow: http.HTTPFlow, state: CallState, failed: PolicyFailed) -> None:
+        if state.policy is not None:
+            state.policy.end_message(failed.policy, failed.reason)
+        flow.response = http.Response.make(
+            state.dialect.blocked_status,
+            json_bytes(state.dialect.blocked_request(failed.notice)),
+            {"content-type": "application/json", CALL_ID_HEADER: state.call_id},
+        )
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        state = self.calls.get(flow)
+        if state is None or flow.response is None:
+            return
+        response = flow.response
+        if not is_sse(response.headers) or flow.is_replay == "response":
+            return  # replayed bodies arrive whole (server_replay): policed in `response`
+        policed = state.policy is not None and state.chain.touches_responses
+        if policed and not (self.live_waits and not _encoded(response.headers)):
+            # No mid-stream waits, or upstream compressed the stream despite `identity`:
+            # buffered, decoded and policed whole in `response`, never let through unpoliced.
+            return
+        state.tap = StreamTap(state.dialect.reassembler())
+        if state.policy is not None and policed:
+            rewriter = state.dialect.stream_rewriter(state.chain, state.policy)
+            state.policy_stream = PolicyStream(rewriter, state.tap, state.dialect.reassembler())
+            response.stream = state.policy_stream
+            response.headers.pop("content-length", None)  # the body length may change
+        else:
+            response.stream = state.tap.passthrough
+
+    async def interlock_stream_wait(self, flow: http.HTTPFlow) -> None:
+        """A policy is waiting mid-stream (see `addons.stream_wait`); only this flow pauses."""
+        state = self.calls.get(flow)
+        if state is not None and state.policy_stream is not None:
+            await state.policy_stream.wait()
+
+    async def response(self, flow: http.HTTPFlow) -> None:
+        state = self.calls.get(flow)
+        if state is None or flow.response is None or state.streamed:
+            return
+        if state.policy is None or not state.chain.touches_responses or flow.response.status_code >= 400:
+            return
+        response = flow.response
+        body = response_body_bytes(response)
+        if not body:
+            return
+        if is_sse(response.headers):
+            rewriter = state.dialect.stream_rewriter(state.chain, state.policy)
+            stream = PolicyStream(rewriter, StreamTap(state.dialect.reassembler()), state.dialect.reassembler())
+            final = await rewrite_body(stream, body)
+            state.policy_stream = stream  # the record's reassemblies come from it
+            changed = stream.changed
+        else:
+            parsed, _ = parse_json_body(body)
+            if not isinstance(parsed, dict):
+                return
+            rewritten = await state.dialect.rewrite_body(state.chain, state.policy, parsed)
+            changed = rewritten != parsed
+            final = json_bytes(rewritten) if changed else body
+        if changed:
+            state.response_original_body = body
+            response.content = final

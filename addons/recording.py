@@ -1,0 +1,96 @@
+"""Records every matched call when it ends, and announces it (`interlock_call_ended`).
+
+Options: `interlock_db` (default `$INTERLOCK_DB`, else the config's
+`recorder.database`). The writer runs in the background: `submit` never waits for the
+disk. The record is built at `response` or `error`; other addons (the terminal line,
+mitmweb's marks) react to the `interlock_call_ended` hook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+from mitmproxy import ctx, http
+
+from addons.call_state import CallEndedHook, CallStates
+from addons.config_watch import ConfigWatch
+from addons.record_builder import build_record
+from interlock.sessions import session_id_for
+from recorder import cost
+from recorder.writer import RecorderWriter
+
+logger = logging.getLogger(__name__)
+
+
+class Recording:
+    def __init__(self, config: ConfigWatch, calls: CallStates) -> None:
+        self.config = config
+        self.calls = calls
+        self.writer: RecorderWriter | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def load(self, loader: Any) -> None:
+        loader.add_option(
+            "interlock_db",
+            str,
+            os.environ.get("INTERLOCK_DB", ""),
+            "SQLite database to record calls in (default: $INTERLOCK_DB, else recorder.database of the config).",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        loaded = self.config.current
+        if self.writer is None and loaded is not None and ({"interlock_db", "interlock_config"} & updated):
+            recorder = loaded.config.recorder
+            self.writer = RecorderWriter(
+                ctx.options.interlock_db or recorder.database,
+                queue_size=recorder.queue_size,
+                batch_size=recorder.batch_size,
+            )
+
+    def running(self) -> None:
+        if self.writer is not None:
+            self._spawn(self.writer.start())
+        self._spawn(asyncio.to_thread(cost.load_cost_map))
+        logger.info("Interlock ready: recording to %s", self.writer.db_path if self.writer else "-")
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def done(self) -> asyncio.Task[None] | None:
+        # Returning a task lets mitmproxy await the drain at shutdown, while a script
+        # reload (which calls `done` synchronously) still works.
+        for task in self._tasks:
+            task.cancel()
+        if self.writer is None:
+            return None
+        return asyncio.ensure_future(self.writer.stop())
+
+    async def response(self, flow: http.HTTPFlow) -> None:
+        await self._finish(flow, None)
+
+    async def error(self, flow: http.HTTPFlow) -> None:
+        await self._finish(flow, flow.error.msg if flow.error else "flow error")
+
+    async def _finish(self, flow: http.HTTPFlow, error: str | None) -> None:
+        state = self.calls.get(flow)
+        loaded = self.config.current
+        if state is None or loaded is None:
+            return
+        try:
+            session_id = session_id_for(
+                state.dialect, state.request_original, flow.request.headers, loaded.config.sessions
+            )
+            record = build_record(state, flow, session_id, error)
+        except Exception:  # a record we cannot build must not break the flow
+            logger.exception("Interlock could not build the record of call %s", state.call_id)
+            return
+        finally:
+            self.calls.detach(flow)
+        if self.writer is not None:
+            self.writer.submit(record)
+        await ctx.master.addons.trigger_event(CallEndedHook(flow, record))

@@ -1,0 +1,159 @@
+"""The dialect contract: everything one wire format knows, behind one object.
+
+A dialect package (`interlock/dialects/<name>/`) subclasses `Dialect` and is listed in
+the registry (`interlock.dialects`). Nothing outside the dialect packages branches on a
+dialect: the addon looks the object up once per call and asks it. A dialect knows its
+provider's JSON and SSE shapes and nothing about mitmproxy or SQLite; it turns policy
+decisions back into valid native events through its stream and body rewriters.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from interlock.dialects.common import TextEdit, string_field
+from interlock.neutral import Message, PastCall, Reassembly, RequestView, ResponseView, ToolCall, Usage
+from interlock.sse import SSEEvent
+
+if TYPE_CHECKING:
+    from interlock.engine.stream import StreamRewriter
+    from interlock.policy.base import PolicyContext
+    from interlock.policy.chain import PolicyChain
+
+SystemPosition = Literal["prepend", "append"]
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultProvider:
+    """A provider this dialect is spoken on out of the box: hosts (globs allowed) and
+    the request paths (without query string) of its LLM routes."""
+
+    name: str
+    hosts: tuple[str, ...]
+    paths: tuple[str, ...]
+
+
+class Reassembler(ABC):
+    """Rebuilds a stream, fed event by event as it passes, into the body the
+    non-streaming endpoint would have returned."""
+
+    @abstractmethod
+    def feed(self, event: SSEEvent) -> bool:
+        """Take one upstream event; True when it carries generated content (text,
+        thinking or a tool call): the first such event marks the time to first token."""
+
+    @abstractmethod
+    def result(self) -> Reassembly:
+        """The message so far, with notes on what was malformed or missing."""
+
+
+class Dialect(ABC):
+    """One wire format."""
+
+    name: ClassVar[str]
+    default_providers: ClassVar[tuple[DefaultProvider, ...]]
+    # The (status, JSON body) a blocked request is answered with.
+    blocked_status: ClassVar[int] = 403
+
+    # -- requests ----------------------------------------------------------------------
+
+    def request_model(self, request: dict[str, Any]) -> str | None:
+        return string_field(request, "model")
+
+    def with_model(self, request: dict[str, Any], model: str) -> dict[str, Any]:
+        """The request asking for another model."""
+        return {**request, "model": model}
+
+    def request_streams(self, request: dict[str, Any]) -> bool:
+        return request.get("stream") is True
+
+    @abstractmethod
+    def last_user_text(self, request: dict[str, Any]) -> str:
+        """All text of the last user message, as sent (for full-text search)."""
+
+    @abstractmethod
+    def typed_text(self, request: dict[str, Any]) -> str:
+        """The words the person typed last: the latest user message with text of its
+        own, without what an agent wraps around it (system reminders, tool results)."""
+
+    @abstractmethod
+    def map_request_text(self, request: dict[str, Any], edit: TextEdit) -> dict[str, Any]:
+        """The request with `edit` applied to every text it carries."""
+
+    @abstractmethod
+    def add_system_text(self, request: dict[str, Any], text: str, position: SystemPosition) -> dict[str, Any]:
+        """The request with `text` added at the start or end of its system prompt."""
+
+    @abstractmethod
+    def blocked_request(self, notice: str) -> dict[str, Any]:
+        """The dialect's error body for a request a policy blocked."""
+
+    # -- responses ---------------------------------------------------------------------
+
+    @abstractmethod
+    def response_text(self, response: dict[str, Any]) -> str:
+        """All assistant text of a (reassembled) response."""
+
+    def response_model(self, response: dict[str, Any]) -> str | None:
+        return string_field(response, "model")
+
+    @abstractmethod
+    def usage(self, response: dict[str, Any]) -> Usage:
+        """Usage with `input_tokens` excluding cache reads and writes."""
+
+    @abstractmethod
+    def stop_reason(self, response: dict[str, Any]) -> str | None: ...
+
+    @abstractmethod
+    def tool_calls(self, response: dict[str, Any]) -> list[ToolCall]: ...
+
+    # -- streams and policy decisions ----------------------------------------------------
+
+    @abstractmethod
+    def reassembler(self) -> Reassembler: ...
+
+    def reassemble(self, events: Iterable[SSEEvent]) -> Reassembly:
+        """A whole stream at once."""
+        reassembler = self.reassembler()
+        for event in events:
+            reassembler.feed(event)
+        return reassembler.result()
+
+    @abstractmethod
+    def stream_rewriter(self, chain: PolicyChain, ctx: PolicyContext) -> StreamRewriter:
+        """Applies the chain to a live stream of this dialect, keeping it valid."""
+
+    @abstractmethod
+    async def rewrite_body(self, chain: PolicyChain, ctx: PolicyContext, body: dict[str, Any]) -> dict[str, Any]:
+        """Applies the chain to a whole (non-streamed) response body."""
+
+    # -- what a judge sees ---------------------------------------------------------------
+
+    @abstractmethod
+    def tool_definition(self, request: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
+        """The tool's description and input schema as the client declared them."""
+
+    @abstractmethod
+    def recent_tool_calls(self, request: dict[str, Any] | None, count: int) -> list[PastCall]:
+        """The last `count` tool calls of the conversation, oldest first, with results."""
+
+    # -- sessions and views ----------------------------------------------------------------
+
+    @abstractmethod
+    def session_key(self, request: dict[str, Any]) -> str | None:
+        """A key shared by the calls of one agent session, read from the request body."""
+
+    @abstractmethod
+    def request_view(self, body: dict[str, Any]) -> RequestView | None:
+        """The request as blocks for people, or None when the body is not understood."""
+
+    @abstractmethod
+    def response_view(self, body: dict[str, Any]) -> ResponseView | None:
+        """The response as blocks for people, or None when the body is not understood."""
+
+    @abstractmethod
+    def messages_view(self, messages: list[Any]) -> list[Message]:
+        """Request messages (e.g. the tail of a conversation) as blocks."""

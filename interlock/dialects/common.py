@@ -1,0 +1,145 @@
+"""Helpers shared by the dialects: decoding stream events, text of message contents, edits."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from interlock.sse import SSEEvent
+
+
+class Undecodable:
+    """Marks an event whose data could not be decoded (see `event_payload`)."""
+
+
+UNDECODABLE = Undecodable()
+
+
+def event_payload(event: SSEEvent, position: int, errors: list[str], sentinels: frozenset[str] = frozenset()) -> Any:
+    """The JSON payload of one event; None for comment-only and data-less events.
+
+    A data field listed in `sentinels` (OpenAI's `[DONE]`) is returned as the string
+    itself. Data that is not JSON gives `UNDECODABLE` with a note in `errors`, so one bad
+    event never stops a reassembly.
+    """
+    if event.data is None:
+        return None
+    if event.data in sentinels:
+        return event.data
+    payload = event.json()
+    if payload is None and event.data.strip() != "null":
+        where = "the stream ended inside it" if not event.complete else "its data is not JSON"
+        errors.append(f"event {position} skipped: {where}: {event.data[:80]!r}")
+        return UNDECODABLE
+    return payload
+
+
+def parse_arguments(raw: str) -> Any:
+    """Tool arguments as parsed JSON, or the raw string when they do not parse."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def tool_arguments(raw: Any) -> Any:
+    """A tool call's arguments as policies see them: parsed JSON, `{}` for none, the raw
+    string when it does not parse; anything already parsed as it is."""
+    if not isinstance(raw, str):
+        return raw
+    return parse_arguments(raw) if raw else {}
+
+
+def content_text(content: Any) -> str:
+    """Text of a message `content`: a string, or a list of parts whose text parts count."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return ""
+    return "\n".join(
+        part["text"]
+        for part in content
+        if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
+    )
+
+
+def _user_messages(request: dict[str, Any]) -> list[dict[str, Any]]:
+    messages = request.get("messages")
+    if not isinstance(messages, list):
+        return []
+    return [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+
+
+def last_user_text(request: dict[str, Any]) -> str:
+    """Text of the last `role: user` entry of a request's `messages`."""
+    users = _user_messages(request)
+    return content_text(users[-1].get("content")) if users else ""
+
+
+# What agents wrap around the user's words: Claude Code's `<system-reminder>` sections,
+# its command and hook output tags.
+_AGENT_WRAPPERS = re.compile(
+    r"<(system-reminder|local-command-stdout|local-command-stderr|command-message|user-prompt-submit-hook)>"
+    r".*?</\1>",
+    re.DOTALL,
+)
+
+
+def typed_text(request: dict[str, Any]) -> str:
+    """The words of the latest user message that has any once agent wrappers (system
+    reminders, hook output) are taken out; tool-result-only messages are skipped."""
+    for message in reversed(_user_messages(request)):
+        text = _AGENT_WRAPPERS.sub("", content_text(message.get("content"))).strip()
+        if text:
+            return text
+    return ""
+
+
+def conversation_fingerprint(dialect: str, system: Any, first_user: Any) -> str | None:
+    """A key for the conversation that starts with this system prompt and first user
+    message: it stays the same while an agent re-sends its growing history."""
+    if first_user is None:
+        return None
+    prefix = json.dumps([dialect, system, first_user], sort_keys=True, ensure_ascii=False, default=str)
+    return "fp-" + hashlib.blake2b(prefix.encode(), digest_size=8).hexdigest()
+
+
+def first_user_content(request: dict[str, Any]) -> Any:
+    users = _user_messages(request)
+    return users[0].get("content") if users else None
+
+
+def string_field(obj: dict[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    return value if isinstance(value, str) else None
+
+
+def int_field(obj: Any, key: str) -> int | None:
+    value = obj.get(key) if isinstance(obj, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def error_message(error: Any) -> str:
+    """A provider's error object (`{"type", "message", ...}`) as one line."""
+    if isinstance(error, dict):
+        return f"{error.get('type') or 'error'}: {error.get('message') or error}"
+    return str(error)
+
+
+TextEdit = Callable[[str], str]
+
+
+def edit_message_content(message: Any, edit: TextEdit, edit_part: Callable[[Any, TextEdit], Any]) -> Any:
+    """A message with `edit` applied to its string content, or `edit_part` to each of its
+    content parts (both dialects' messages carry one or the other)."""
+    if not isinstance(message, dict):
+        return message
+    content = message.get("content")
+    if isinstance(content, str):
+        return {**message, "content": edit(content)}
+    if isinstance(content, list):
+        return {**message, "content": [edit_part(part, edit) for part in content]}
+    return message

@@ -1,0 +1,1 @@
+"""The policy contract: the Policy base, its per-call context, decisions and the chain."""

@@ -1,0 +1,41 @@
+"""What policies decide, as records: every decision and every judged tool call.
+
+Policies append these to their `PolicyContext`; the recorder writes them as the
+`policy_events` and `judge_decisions` rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class PolicyEventRecord(BaseModel):
+    """A decision a policy took on a call."""
+
+    policy: str
+    action: str  # e.g. "modified", "blocked", "redacted", "error", "allowed"
+    reason: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)
+    at: float  # unix time
+
+
+class JudgeRecord(BaseModel):
+    """One judged tool call."""
+
+    tool_call_id: str | None
+    tool_name: str
+    arguments: Any
+    judge_model: str
+    prompt: Any  # the exact messages sent to the judge
+    raw_answer: str | None = None
+    probability: float | None = None
+    explanation: str | None = None
+    decision: Literal["allowed", "blocked"]
+    latency_ms: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    error: str | None = None
+    at: float
