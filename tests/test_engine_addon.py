@@ -12,16 +12,17 @@ from typing import Any
 
 import pytest
 import yaml
+from mitmproxy import http
+from mitmproxy.test import taddons, tflow
+from policy_fixtures import sdk_summary, stream_violations
+from wire_scenarios import SCENARIOS, openai_chat_sse
+
 from addons.call_state import CallStates
 from addons.config_watch import ConfigWatch
 from addons.matcher import CallMatcher
 from addons.policing import Policing
 from addons.recording import Recording
 from addons.terminal import FlowMarks
-from mitmproxy import http
-from mitmproxy.test import taddons, tflow
-from policy_fixtures import sdk_summary, stream_violations
-from wire_scenarios import SCENARIOS, openai_chat_sse
 
 CHAT_URL = "https://api.openai.com/v1/chat/completions"
 
