@@ -10,7 +10,11 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +26,7 @@ from ui_fixtures import UIExpectations, write_ui_database
 from datasette_plugins.ui import meta, serve
 
 DB = "interlock"
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -279,3 +284,55 @@ def test_serve_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
     args = serve.serve_args("x.db", ["--port", "9000"])
     assert args[:4] == ["serve", "x.db", "--host", "127.0.0.1"] and args[-2:] == ["--port", "9000"]
     assert json.dumps(args).count("--setting") == len(serve.SETTINGS)
+
+
+def run_ui(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m datasette_plugins.ui.serve ARGS` as `just ui` runs it, without INTERLOCK_DB."""
+    base = {k: v for k, v in os.environ.items() if k != serve.DB_ENV}
+    return subprocess.run(
+        [sys.executable, "-m", "datasette_plugins.ui.serve", *args],
+        check=False,
+        cwd=REPO,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def created_files(directory: Path) -> list[str]:
+    return sorted(path.name for path in directory.iterdir())
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_ui_refuses_a_missing_database_and_creates_nothing(tmp_path: Path, how: str) -> None:
+    missing = tmp_path / "never-recorded.db"
+    if how == "argument":
+        result = run_ui([str(missing), "--port", "0"])
+    else:
+        result = run_ui(["--port", "0"], env={serve.DB_ENV: str(missing)})
+    assert result.returncode == 1, result
+    assert str(missing) in result.stderr
+    assert "`just proxy`" in result.stderr and "`just up`" in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert created_files(tmp_path) == []  # no database, no -wal or -shm file
+
+
+def test_ui_refuses_a_directory(tmp_path: Path) -> None:
+    result = run_ui([str(tmp_path)])
+    assert result.returncode == 1 and f"{tmp_path} is not a database file" in result.stderr
+    assert created_files(tmp_path) == []
+
+
+def test_just_ui_on_a_missing_database_fails(tmp_path: Path) -> None:
+    just = shutil.which("just")
+    if just is None:
+        pytest.skip("rust-just is not installed")
+    missing = tmp_path / "missing.db"
+    base = {k: v for k, v in os.environ.items() if k != serve.DB_ENV}
+    result = subprocess.run(
+        [just, "ui", str(missing)], check=False, cwd=REPO, env=base, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0
+    assert f"no database at {missing}" in result.stderr and "`just proxy`" in result.stderr
+    assert created_files(tmp_path) == []
