@@ -3,18 +3,51 @@ session timeline's links, formatting and the cost chart."""
 
 from __future__ import annotations
 
+import ast
 import json
+import typing
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from datasette_plugins.ui import fmt
+import datasette_plugins
+from datasette_plugins.ui import fmt, schema
 from datasette_plugins.ui.blocks import Block, parse_messages, parse_request, parse_response
 from datasette_plugins.ui.calldiff import notes_for
 from datasette_plugins.ui.chart import DayCost, cost_chart, window
 from datasette_plugins.ui.store import CallRow, JudgeRow, PolicyEventRow, SessionCall, SessionTotals
 from datasette_plugins.ui.textdiff import MAX_DIFF_CHARS, diff_text
 from datasette_plugins.ui.timeline import build_session
+from recorder import models
+
+PLUGINS = Path(datasette_plugins.__file__).resolve().parent
+
+
+def imported_modules(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_the_ui_reads_the_schema_not_the_recorder() -> None:
+    """Nothing under datasette_plugins/ imports the recorder (or the proxy's packages)."""
+    offending = {
+        f"{path.relative_to(PLUGINS)}: {module}"
+        for path in PLUGINS.rglob("*.py")
+        for module in imported_modules(path)
+        if module.split(".")[0] in ("recorder", "interlock", "policies", "addons")
+    }
+    assert offending == set()
+
+
+def test_the_ui_knows_the_values_the_recorder_writes() -> None:
+    assert schema.STAGES == models.STAGES == typing.get_args(models.Stage)
+    assert set(schema.VERDICTS) == set(typing.get_args(models.Verdict))
 
 
 def test_diff_marks_changed_words_and_elides_unchanged_runs() -> None:
