@@ -13,10 +13,12 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from datasette.app import Datasette
@@ -81,21 +83,31 @@ async def test_canned_queries_answer(ds: Datasette, expect: UIExpectations) -> N
         found: list[dict[str, object]] = response.json()
         return found
 
-    assert {r["call_id"] for r in await rows("blocked_and_modified_calls")} == {
-        expect.modified_call,
-        expect.blocked_call,
-    }
     tools = {r["tool"]: r for r in await rows("most_used_tools")}
     assert tools[expect.blocked_tool]["judged_blocked"] == 1
     assert {"list_files", "read_file", "grep", "get_weather"} <= set(tools)
     judged = {(r["tool_name"], r["decision"]) for r in await rows("judge_decisions_by_tool")}
     assert judged == {(expect.blocked_tool, "blocked"), ("grep", "allowed")}
-    assert (await rows("slowest_100_calls"))[0]["duration_ms"] is not None
-    assert sum(r["calls"] for r in await rows("cost_by_day_and_model")) == len(expect.all_calls)  # type: ignore[misc]
     sessions = await rows("sessions", client="")
     assert [(s["session_id"], s["calls"]) for s in sessions] == [(expect.session_id, expect.session_turns)]
     assert await rows("sessions", client="ui-fixture") == sessions
     assert await rows("sessions", client="curl") == []
+
+
+async def test_views_answer(ds: Datasette, expect: UIExpectations) -> None:
+    async def rows(view: str) -> list[dict[str, object]]:
+        response = await ds.client.get(f"/{DB}/{view}.json", params={"_shape": "array", "_size": "max"})
+        assert response.status_code == 200, response.text
+        found: list[dict[str, object]] = response.json()
+        return found
+
+    modified = await rows("modified_calls")
+    assert [r["call_id"] for r in modified] == [expect.blocked_call, expect.modified_call]  # newest first
+    assert [r["call_id"] for r in await rows("blocked_calls")] == [expect.blocked_call]
+    slowest = await rows("slowest_calls")
+    durations = [r["duration_ms"] for r in slowest]
+    assert durations and durations == sorted(durations, reverse=True)  # type: ignore[type-var]
+    assert sum(r["calls"] for r in await rows("cost_by_day_model")) == len(expect.all_calls)  # type: ignore[misc]
 
 
 async def test_diff_page_shows_the_changed_lines(ds: Datasette, expect: UIExpectations) -> None:
@@ -257,7 +269,7 @@ async def test_metadata_applies_to_any_database_name(tmp_path: Path) -> None:
     response = await ds.client.get("/other-name/calls.json?_facet=verdict&_shape=objects")
     assert response.status_code == 200
     markup = await page(ds, "/other-name")
-    assert "Blocked and modified calls" in markup  # the canned queries
+    assert "Most-used tools" in markup  # the canned queries
 
 
 async def test_the_ui_is_read_only(ds: Datasette) -> None:
@@ -336,3 +348,91 @@ def test_just_ui_on_a_missing_database_fails(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert f"no database at {missing}" in result.stderr and "`just proxy`" in result.stderr
     assert created_files(tmp_path) == []
+
+
+def _normal_sql(sql: str) -> str:
+    """SQL compared as text: lower case, one space, no trailing `;` or LIMIT."""
+    text = re.sub(r"\s+", " ", sql).strip().rstrip(";").strip().lower()
+    return re.sub(r" limit \d+$", "", text)
+
+
+def twins(db_path: Path, queries: Mapping[str, Mapping[str, Any]], described: Mapping[str, Any]) -> list[str]:
+    """Canned queries that duplicate a view of the schema (or a table): the same name, the
+    same title, the same SQL, a view re-exposed without parameters, or the same calls."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        objects = dict(conn.execute("select name, type from sqlite_master where type in ('table', 'view')"))
+        views = {
+            name: _normal_sql(re.sub(r"(?is)^create view .*? as ", "", sql))
+            for name, sql in conn.execute("select name, sql from sqlite_master where type = 'view'")
+        }
+
+        def call_ids(sql: str) -> set[str] | None:
+            cursor = conn.execute(sql)
+            columns = [d[0] for d in cursor.description]
+            return {row[columns.index("call_id")] for row in cursor} if "call_id" in columns else None
+
+        view_calls = {name: call_ids(f"select * from [{name}]") for name in views}
+        found = []
+        for name, query in queries.items():
+            sql = query["sql"]
+            if name in objects:
+                found.append(f"{name}: also a {objects[name]}")
+            title = str(query.get("title", "")).lower()
+            for table, info in described.items():
+                if title and str(info.get("title", "")).lower() == title:
+                    found.append(f"{name}: the title of {table}")
+            for view, view_sql in views.items():
+                if _normal_sql(sql) == view_sql:
+                    found.append(f"{name}: the SQL of view {view}")
+            if re.search(r"(?<!:):\w+", sql):
+                continue  # takes parameters: not something a view can be
+            read = set(re.findall(r"(?i)\b(?:from|join)\s+\[?(\w+)", sql))
+            found += [f"{name}: view {view} again" for view in sorted(read & set(views))]
+            calls = call_ids(sql)
+            found += [
+                f"{name}: the calls of view {view}" for view, listed in view_calls.items() if calls and calls == listed
+            ]
+        return found
+    finally:
+        conn.close()
+
+
+def test_no_canned_query_duplicates_a_view(ui_database: tuple[Path, UIExpectations]) -> None:
+    """Each question has one answer: a view when it is a plain relation (sqlite3 users
+    have it too), a canned query only when it takes parameters or is not in the schema."""
+    described = meta.metadata_for([DB])["databases"][DB]
+    assert twins(ui_database[0], described["queries"], described["tables"]) == []
+
+
+def test_the_twin_check_finds_twins(ui_database: tuple[Path, UIExpectations]) -> None:
+    """The canned queries that used to shadow the schema's views are each found."""
+    described = meta.metadata_for([DB])["databases"][DB]
+    old: dict[str, dict[str, str]] = {
+        "slowest_calls": {"sql": "select count(*) as calls from calls"},
+        "cost_by_day_and_model": {
+            "title": "Cost by day and model",
+            "sql": "select day, model, calls, cost_usd from cost_by_day_model limit 1000",
+        },
+        "blocked_and_modified_calls": {
+            "sql": "select c.call_id, c.verdict from calls c where c.verdict in ('modified', 'blocked')"
+            " order by c.started_at desc limit 1000"
+        },
+        "slowest_100_calls": {
+            "sql": "select call_id, duration_ms from calls where duration_ms is not null"
+            " order by duration_ms desc limit 100"
+        },
+    }
+    with sqlite3.connect(f"file:{ui_database[0]}?mode=ro", uri=True) as conn:
+        (view_sql,) = conn.execute("select sql from sqlite_master where name = 'cost_by_day_model'").fetchone()
+    copied = re.split(r"(?i) as ", view_sql, maxsplit=1)[1].upper().replace("\n", "\n   ") + "\nLIMIT 10;"
+    old["copy"] = {"sql": copied}
+    found = twins(ui_database[0], old, described["tables"])
+    assert found == [
+        "slowest_calls: also a view",
+        "cost_by_day_and_model: the title of cost_by_day_model",
+        "cost_by_day_and_model: view cost_by_day_model again",
+        "blocked_and_modified_calls: the calls of view modified_calls",
+        "slowest_100_calls: the calls of view slowest_calls",
+        "copy: the SQL of view cost_by_day_model",
+    ]
