@@ -25,7 +25,7 @@ from datasette.app import Datasette
 from datasette.utils import tilde_encode
 from ui_fixtures import UIExpectations, write_ui_database
 
-from datasette_plugins.ui import meta, serve
+from datasette_plugins.ui import meta, schema, serve
 
 DB = "interlock"
 REPO = Path(__file__).resolve().parent.parent
@@ -184,6 +184,30 @@ async def test_blocked_call_is_an_intervention_in_its_session(tmp_path: Path) ->
     assert re.search(r'data-total="blocked">1<', markup)
     blocked = re.findall(r'<div class="il-tooluse il-tooluse-blocked"(.*?)</pre>', markup, re.DOTALL)
     assert len(blocked) == 1 and "Deletes the whole filesystem" in text_of(blocked[0])
+
+
+async def test_every_policy_action_is_shown_as_itself(tmp_path: Path) -> None:
+    """A call with one event of each action the policies record: each has its badge and
+    its card on the call page, and the turn is an intervention on the session page."""
+    from ui_fixtures import ui_records, write_records
+
+    from recorder.models import PolicyEventRecord
+
+    events = [PolicyEventRecord(policy=f"p-{action}", action=action, reason=f"why {action}", at=0)
+              for action in schema.ACTIONS]  # fmt: skip
+    record = ui_records()[0].model_copy(update={"events": events, "session_id": "s-actions"})
+    await write_records(tmp_path / "a.db", [record])
+    ds = Datasette([str(tmp_path / "a.db")], **serve.datasette_kwargs())
+    markup = await page(ds, f"/-/interlock/a/calls/{record.call_id}")
+    cards = re.findall(r'<div class="il-event il-event-(\w+)">', markup)
+    assert cards == list(schema.ACTIONS)
+    for action in schema.ACTIONS:
+        assert f'<span class="il-badge il-{action}">{action}</span> <strong>p-{action}</strong>' in markup
+    session = await page(ds, "/-/interlock/a/sessions/s-actions")
+    assert session.count("il-intervention") == 1
+    assert re.findall(r'<li><span class="il-badge il-(\w+)">', session) == list(schema.ACTIONS)
+    table = await page(ds, "/a/policy_events")
+    assert all(f'<span class="il-badge il-{action}">{action}</span>' in table for action in schema.ACTIONS)
 
 
 async def test_call_page_places_the_call_in_its_session(ds: Datasette, expect: UIExpectations) -> None:

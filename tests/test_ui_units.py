@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import typing
 from pathlib import Path
 
@@ -14,14 +15,16 @@ from hypothesis import strategies as st
 import datasette_plugins
 from datasette_plugins.ui import fmt, schema
 from datasette_plugins.ui.blocks import Block, parse_messages, parse_request, parse_response
-from datasette_plugins.ui.calldiff import notes_for
+from datasette_plugins.ui.calldiff import Status, notes_for
 from datasette_plugins.ui.chart import DayCost, cost_chart, window
 from datasette_plugins.ui.store import CallRow, JudgeRow, PolicyEventRow, SessionCall, SessionTotals
 from datasette_plugins.ui.textdiff import MAX_DIFF_CHARS, diff_text
-from datasette_plugins.ui.timeline import build_session
+from datasette_plugins.ui.timeline import Turn, build_session
 from recorder import models
 
 PLUGINS = Path(datasette_plugins.__file__).resolve().parent
+REPO = PLUGINS.parent
+NOT_RECORDING = ("tests", "datasette_plugins", "benchmarks")  # code that records no policy events
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -48,6 +51,86 @@ def test_the_ui_reads_the_schema_not_the_recorder() -> None:
 def test_the_ui_knows_the_values_the_recorder_writes() -> None:
     assert schema.STAGES == models.STAGES == typing.get_args(models.Stage)
     assert set(schema.VERDICTS) == set(typing.get_args(models.Verdict))
+    assert set(schema.JUDGE_DECISIONS) == set(typing.get_args(models.JudgeRecord.model_fields["decision"].annotation))
+
+
+def recorded_actions() -> dict[str, list[str]]:
+    """Every action the proxy's code records, with where: the string constants given as
+    the action of a `record(policy, action, ...)` call or an `action=` keyword."""
+    found: dict[str, list[str]] = {}
+    tops = [top for top in REPO.iterdir() if top.is_dir() and top.name not in NOT_RECORDING]
+    paths = [path for top in tops if not top.name.startswith(".") for path in sorted(top.rglob("*.py"))]
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            given = [k.value for k in node.keywords if k.arg == "action"]
+            if isinstance(node.func, ast.Attribute) and node.func.attr == "record" and len(node.args) >= 2:
+                given.append(node.args[1])
+            for expression in given:
+                for constant in ast.walk(expression):
+                    if isinstance(constant, ast.Constant) and isinstance(constant.value, str):
+                        found.setdefault(constant.value, []).append(f"{path.relative_to(REPO)}:{node.lineno}")
+    return found
+
+
+def test_the_ui_handles_exactly_the_actions_policies_record() -> None:
+    """`policy_events.action` values the code writes are the ones the UI styles and
+    classifies; an action no code writes has no place in the UI."""
+    recorded = recorded_actions()
+    assert set(recorded) == set(schema.ACTIONS), recorded
+    assert schema.BLOCKING_ACTIONS | schema.MODIFYING_ACTIONS <= set(schema.ACTIONS)
+    assert schema.INTERVENING_ACTIONS == set(schema.ACTIONS) - {"allowed"}
+    assert schema.TOOL_CALL_BLOCKS <= set(schema.ACTIONS) & set(schema.JUDGE_DECISIONS)
+
+
+CSS = (PLUGINS / "static" / "interlock.css").read_text(encoding="utf-8")
+
+
+def css_rule(selector: str) -> str:
+    """The selector list of the rule that styles `selector`."""
+    for rule in re.findall(r"([^{}]+)\{[^}]*\}", re.sub(r"/\*.*?\*/", "", CSS, flags=re.DOTALL)):
+        if selector in [part.strip() for part in rule.split(",")]:
+            return rule
+    raise AssertionError(f"no CSS rule for {selector}")
+
+
+def test_every_value_and_only_known_values_are_styled() -> None:
+    diff_statuses = set(typing.get_args(Status)) - {"same"}
+    badges = set(re.findall(r"\.il-badge\.il-(\w+)", CSS))
+    assert badges == set(schema.VERDICTS) | set(schema.ACTIONS) | set(schema.JUDGE_DECISIONS) | diff_statuses
+    assert set(re.findall(r"\.il-event-(\w+)", CSS)) == set(schema.ACTIONS)
+    assert set(re.findall(r"\.il-judge-(\w+)", CSS)) - {"facts"} == set(schema.JUDGE_DECISIONS)
+    # Actions look like the verdict they lead to; an error like an error.
+    for actions, like in ((schema.BLOCKING_ACTIONS, "blocked"), (schema.MODIFYING_ACTIONS, "modified")):
+        for action in actions:
+            assert css_rule(f".il-badge.il-{action}") == css_rule(f".il-badge.il-{like}")
+            assert css_rule(f".il-event-{action}") == css_rule(f".il-event-{like}")
+    assert css_rule(".il-badge.il-allowed") == css_rule(".il-badge.il-pass")
+
+
+def _turn(verdict: str, *actions: str) -> Turn:
+    events = [PolicyEventRow(id=n, policy="p", action=action) for n, action in enumerate(actions)]
+    return Turn(1, _call("c", verdict=verdict), 0, False, None, "", [], "", False, [], events, None)
+
+
+def test_interventions_are_the_turns_a_policy_acted_on() -> None:
+    assert not _turn("pass").intervention
+    assert not _turn("pass", "allowed", "allowed").intervention  # a judge let tool calls through
+    assert not _turn("error").intervention  # upstream failed: no policy involved
+    for action in set(schema.ACTIONS) - {"allowed"}:
+        assert _turn("pass", "allowed", action).intervention, action
+    assert _turn("modified").intervention and _turn("blocked").intervention
+
+
+def test_only_a_block_stops_a_tool_call() -> None:
+    call = Block("tool_call", "{}", tool_id="toolu_1", tool_name="bash")
+    events = [PolicyEventRow(id=n, policy=action, action=action, details={"tool_call_id": "toolu_1"})
+              for n, action in enumerate(schema.ACTIONS)]  # fmt: skip
+    judges = [JudgeRow(id=n, tool_call_id="toolu_1", tool_name="bash", decision=decision, judge_model=decision)
+              for n, decision in enumerate(schema.JUDGE_DECISIONS)]  # fmt: skip
+    blocking = [note.source for note in notes_for(call, events, judges) if note.blocks]
+    assert blocking == ["blocked", "judge blocked"]
 
 
 def test_diff_marks_changed_words_and_elides_unchanged_runs() -> None:

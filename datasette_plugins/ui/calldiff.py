@@ -25,13 +25,13 @@ from datasette_plugins.ui.blocks import (
     parse_response,
     pretty_json,
 )
+from datasette_plugins.ui.schema import TOOL_CALL_BLOCKS
 from datasette_plugins.ui.store import CallData, JudgeRow, PolicyEventRow, StageRow
 from datasette_plugins.ui.textdiff import TextDiff, diff_text
 
 Status = Literal["same", "changed", "added", "removed", "blocked"]
 Mode = Literal["blocks", "json", "none"]
 
-BLOCKING_ACTIONS = frozenset({"blocked", "denied", "replaced", "removed"})
 _TOOL_ID_KEYS = ("tool_call_id", "tool_use_id", "tool_id")
 _TOOL_NAME_KEYS = ("tool_name", "tool")
 
@@ -47,7 +47,7 @@ class Note:
 
     @property
     def blocks(self) -> bool:
-        return self.action in BLOCKING_ACTIONS
+        return self.action in TOOL_CALL_BLOCKS
 
 
 @dataclass(frozen=True)
