@@ -8,8 +8,9 @@ db := env_var_or_default("INTERLOCK_DB", "interlock.db")
 up *args:
     #!/usr/bin/env bash
     set -euo pipefail
+    # The UI never creates a database: make it (the proxy's schema) before starting both.
     uv run sqlite-utils migrate "{{db}}" recorder/schema.py
-    just ui &
+    just ui "{{db}}" &
     ui=$!
     trap 'kill $ui 2>/dev/null || true' EXIT
     INTERLOCK_DB="{{db}}" uv run mitmdump --listen-host 127.0.0.1 -s addons/bundle.py "$@"
@@ -22,7 +23,7 @@ proxy *args:
 web *args:
     uv run mitmweb --listen-host 127.0.0.1 -s addons/bundle.py "$@"
 
-# Browse the recorded calls with Datasette on 127.0.0.1, read-only: `just ui [DB] [datasette options]` (DB: $INTERLOCK_DB, else interlock.db).
+# Browse the recorded calls with Datasette on 127.0.0.1, read-only: `just ui [DB] [datasette options]` (DB: $INTERLOCK_DB, else interlock.db; it must exist: `just proxy` or `just up` creates it).
 ui *args:
     INTERLOCK_DB="{{db}}" uv run python -m datasette_plugins.ui.serve "$@"
 

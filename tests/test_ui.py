@@ -10,18 +10,25 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import os
 import re
-from collections.abc import Iterator
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from datasette.app import Datasette
 from datasette.utils import tilde_encode
 from ui_fixtures import UIExpectations, write_ui_database
 
-from datasette_plugins.ui import meta, serve
+from datasette_plugins.ui import meta, schema, serve
 
 DB = "interlock"
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -76,21 +83,31 @@ async def test_canned_queries_answer(ds: Datasette, expect: UIExpectations) -> N
         found: list[dict[str, object]] = response.json()
         return found
 
-    assert {r["call_id"] for r in await rows("blocked_and_modified_calls")} == {
-        expect.modified_call,
-        expect.blocked_call,
-    }
     tools = {r["tool"]: r for r in await rows("most_used_tools")}
     assert tools[expect.blocked_tool]["judged_blocked"] == 1
     assert {"list_files", "read_file", "grep", "get_weather"} <= set(tools)
     judged = {(r["tool_name"], r["decision"]) for r in await rows("judge_decisions_by_tool")}
     assert judged == {(expect.blocked_tool, "blocked"), ("grep", "allowed")}
-    assert (await rows("slowest_100_calls"))[0]["duration_ms"] is not None
-    assert sum(r["calls"] for r in await rows("cost_by_day_and_model")) == len(expect.all_calls)  # type: ignore[misc]
     sessions = await rows("sessions", client="")
     assert [(s["session_id"], s["calls"]) for s in sessions] == [(expect.session_id, expect.session_turns)]
     assert await rows("sessions", client="ui-fixture") == sessions
     assert await rows("sessions", client="curl") == []
+
+
+async def test_views_answer(ds: Datasette, expect: UIExpectations) -> None:
+    async def rows(view: str) -> list[dict[str, object]]:
+        response = await ds.client.get(f"/{DB}/{view}.json", params={"_shape": "array", "_size": "max"})
+        assert response.status_code == 200, response.text
+        found: list[dict[str, object]] = response.json()
+        return found
+
+    modified = await rows("modified_calls")
+    assert [r["call_id"] for r in modified] == [expect.blocked_call, expect.modified_call]  # newest first
+    assert [r["call_id"] for r in await rows("blocked_calls")] == [expect.blocked_call]
+    slowest = await rows("slowest_calls")
+    durations = [r["duration_ms"] for r in slowest]
+    assert durations and durations == sorted(durations, reverse=True)  # type: ignore[type-var]
+    assert sum(r["calls"] for r in await rows("cost_by_day_model")) == len(expect.all_calls)  # type: ignore[misc]
 
 
 async def test_diff_page_shows_the_changed_lines(ds: Datasette, expect: UIExpectations) -> None:
@@ -167,6 +184,30 @@ async def test_blocked_call_is_an_intervention_in_its_session(tmp_path: Path) ->
     assert re.search(r'data-total="blocked">1<', markup)
     blocked = re.findall(r'<div class="il-tooluse il-tooluse-blocked"(.*?)</pre>', markup, re.DOTALL)
     assert len(blocked) == 1 and "Deletes the whole filesystem" in text_of(blocked[0])
+
+
+async def test_every_policy_action_is_shown_as_itself(tmp_path: Path) -> None:
+    """A call with one event of each action the policies record: each has its badge and
+    its card on the call page, and the turn is an intervention on the session page."""
+    from ui_fixtures import ui_records, write_records
+
+    from recorder.models import PolicyEventRecord
+
+    events = [PolicyEventRecord(policy=f"p-{action}", action=action, reason=f"why {action}", at=0)
+              for action in schema.ACTIONS]  # fmt: skip
+    record = ui_records()[0].model_copy(update={"events": events, "session_id": "s-actions"})
+    await write_records(tmp_path / "a.db", [record])
+    ds = Datasette([str(tmp_path / "a.db")], **serve.datasette_kwargs())
+    markup = await page(ds, f"/-/interlock/a/calls/{record.call_id}")
+    cards = re.findall(r'<div class="il-event il-event-(\w+)">', markup)
+    assert cards == list(schema.ACTIONS)
+    for action in schema.ACTIONS:
+        assert f'<span class="il-badge il-{action}">{action}</span> <strong>p-{action}</strong>' in markup
+    session = await page(ds, "/-/interlock/a/sessions/s-actions")
+    assert session.count("il-intervention") == 1
+    assert re.findall(r'<li><span class="il-badge il-(\w+)">', session) == list(schema.ACTIONS)
+    table = await page(ds, "/a/policy_events")
+    assert all(f'<span class="il-badge il-{action}">{action}</span>' in table for action in schema.ACTIONS)
 
 
 async def test_call_page_places_the_call_in_its_session(ds: Datasette, expect: UIExpectations) -> None:
@@ -252,7 +293,7 @@ async def test_metadata_applies_to_any_database_name(tmp_path: Path) -> None:
     response = await ds.client.get("/other-name/calls.json?_facet=verdict&_shape=objects")
     assert response.status_code == 200
     markup = await page(ds, "/other-name")
-    assert "Blocked and modified calls" in markup  # the canned queries
+    assert "Most-used tools" in markup  # the canned queries
 
 
 async def test_the_ui_is_read_only(ds: Datasette) -> None:
@@ -279,3 +320,143 @@ def test_serve_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
     args = serve.serve_args("x.db", ["--port", "9000"])
     assert args[:4] == ["serve", "x.db", "--host", "127.0.0.1"] and args[-2:] == ["--port", "9000"]
     assert json.dumps(args).count("--setting") == len(serve.SETTINGS)
+
+
+def run_ui(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m datasette_plugins.ui.serve ARGS` as `just ui` runs it, without INTERLOCK_DB."""
+    base = {k: v for k, v in os.environ.items() if k != serve.DB_ENV}
+    return subprocess.run(
+        [sys.executable, "-m", "datasette_plugins.ui.serve", *args],
+        check=False,
+        cwd=REPO,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def created_files(directory: Path) -> list[str]:
+    return sorted(path.name for path in directory.iterdir())
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_ui_refuses_a_missing_database_and_creates_nothing(tmp_path: Path, how: str) -> None:
+    missing = tmp_path / "never-recorded.db"
+    if how == "argument":
+        result = run_ui([str(missing), "--port", "0"])
+    else:
+        result = run_ui(["--port", "0"], env={serve.DB_ENV: str(missing)})
+    assert result.returncode == 1, result
+    assert str(missing) in result.stderr
+    assert "`just proxy`" in result.stderr and "`just up`" in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert created_files(tmp_path) == []  # no database, no -wal or -shm file
+
+
+def test_ui_refuses_a_directory(tmp_path: Path) -> None:
+    result = run_ui([str(tmp_path)])
+    assert result.returncode == 1 and f"{tmp_path} is not a database file" in result.stderr
+    assert created_files(tmp_path) == []
+
+
+def test_just_ui_on_a_missing_database_fails(tmp_path: Path) -> None:
+    just = shutil.which("just")
+    if just is None:
+        pytest.skip("rust-just is not installed")
+    missing = tmp_path / "missing.db"
+    base = {k: v for k, v in os.environ.items() if k != serve.DB_ENV}
+    result = subprocess.run(
+        [just, "ui", str(missing)], check=False, cwd=REPO, env=base, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0
+    assert f"no database at {missing}" in result.stderr and "`just proxy`" in result.stderr
+    assert created_files(tmp_path) == []
+
+
+def _normal_sql(sql: str) -> str:
+    """SQL compared as text: lower case, one space, no trailing `;` or LIMIT."""
+    text = re.sub(r"\s+", " ", sql).strip().rstrip(";").strip().lower()
+    return re.sub(r" limit \d+$", "", text)
+
+
+def twins(db_path: Path, queries: Mapping[str, Mapping[str, Any]], described: Mapping[str, Any]) -> list[str]:
+    """Canned queries that duplicate a view of the schema (or a table): the same name, the
+    same title, the same SQL, a view re-exposed without parameters, or the same calls."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        objects = dict(conn.execute("select name, type from sqlite_master where type in ('table', 'view')"))
+        views = {
+            name: _normal_sql(re.sub(r"(?is)^create view .*? as ", "", sql))
+            for name, sql in conn.execute("select name, sql from sqlite_master where type = 'view'")
+        }
+
+        def call_ids(sql: str) -> set[str] | None:
+            cursor = conn.execute(sql)
+            columns = [d[0] for d in cursor.description]
+            return {row[columns.index("call_id")] for row in cursor} if "call_id" in columns else None
+
+        view_calls = {name: call_ids(f"select * from [{name}]") for name in views}
+        found = []
+        for name, query in queries.items():
+            sql = query["sql"]
+            if name in objects:
+                found.append(f"{name}: also a {objects[name]}")
+            title = str(query.get("title", "")).lower()
+            for table, info in described.items():
+                if title and str(info.get("title", "")).lower() == title:
+                    found.append(f"{name}: the title of {table}")
+            for view, view_sql in views.items():
+                if _normal_sql(sql) == view_sql:
+                    found.append(f"{name}: the SQL of view {view}")
+            if re.search(r"(?<!:):\w+", sql):
+                continue  # takes parameters: not something a view can be
+            read = set(re.findall(r"(?i)\b(?:from|join)\s+\[?(\w+)", sql))
+            found += [f"{name}: view {view} again" for view in sorted(read & set(views))]
+            calls = call_ids(sql)
+            found += [
+                f"{name}: the calls of view {view}" for view, listed in view_calls.items() if calls and calls == listed
+            ]
+        return found
+    finally:
+        conn.close()
+
+
+def test_no_canned_query_duplicates_a_view(ui_database: tuple[Path, UIExpectations]) -> None:
+    """Each question has one answer: a view when it is a plain relation (sqlite3 users
+    have it too), a canned query only when it takes parameters or is not in the schema."""
+    described = meta.metadata_for([DB])["databases"][DB]
+    assert twins(ui_database[0], described["queries"], described["tables"]) == []
+
+
+def test_the_twin_check_finds_twins(ui_database: tuple[Path, UIExpectations]) -> None:
+    """The canned queries that used to shadow the schema's views are each found."""
+    described = meta.metadata_for([DB])["databases"][DB]
+    old: dict[str, dict[str, str]] = {
+        "slowest_calls": {"sql": "select count(*) as calls from calls"},
+        "cost_by_day_and_model": {
+            "title": "Cost by day and model",
+            "sql": "select day, model, calls, cost_usd from cost_by_day_model limit 1000",
+        },
+        "blocked_and_modified_calls": {
+            "sql": "select c.call_id, c.verdict from calls c where c.verdict in ('modified', 'blocked')"
+            " order by c.started_at desc limit 1000"
+        },
+        "slowest_100_calls": {
+            "sql": "select call_id, duration_ms from calls where duration_ms is not null"
+            " order by duration_ms desc limit 100"
+        },
+    }
+    with sqlite3.connect(f"file:{ui_database[0]}?mode=ro", uri=True) as conn:
+        (view_sql,) = conn.execute("select sql from sqlite_master where name = 'cost_by_day_model'").fetchone()
+    copied = re.split(r"(?i) as ", view_sql, maxsplit=1)[1].upper().replace("\n", "\n   ") + "\nLIMIT 10;"
+    old["copy"] = {"sql": copied}
+    found = twins(ui_database[0], old, described["tables"])
+    assert found == [
+        "slowest_calls: also a view",
+        "cost_by_day_and_model: the title of cost_by_day_model",
+        "cost_by_day_and_model: view cost_by_day_model again",
+        "blocked_and_modified_calls: the calls of view modified_calls",
+        "slowest_100_calls: the calls of view slowest_calls",
+        "copy: the SQL of view cost_by_day_model",
+    ]

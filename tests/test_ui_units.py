@@ -4,10 +4,12 @@ session timeline's links, formatting and the cost chart."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+import datasette_plugins
 from datasette_plugins.ui import fmt
 from datasette_plugins.ui.blocks import parse_messages, parse_request, parse_response
 from datasette_plugins.ui.calldiff import notes_for
@@ -16,6 +18,11 @@ from datasette_plugins.ui.store import CallRow, JudgeRow, PolicyEventRow, Sessio
 from datasette_plugins.ui.textdiff import MAX_DIFF_CHARS, diff_text
 from datasette_plugins.ui.timeline import build_session
 from interlock.neutral import Block
+
+PLUGINS = Path(datasette_plugins.__file__).resolve().parent
+REPO = PLUGINS.parent
+NOT_RECORDING = ("tests", "datasette_plugins", "benchmarks")  # code that records no policy events
+
 
 
 def test_diff_marks_changed_words_and_elides_unchanged_runs() -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from datasette_plugins.ui.blocks import parse_request, parse_response
+from datasette_plugins.ui.schema import TOOL_CALL_BLOCKS
 from datasette_plugins.ui.store import CallData, JudgeRow, PolicyEventRow, StageRow
 from datasette_plugins.ui.textdiff import TextDiff, diff_text
 from interlock.dialects.view_parts import pretty_json
@@ -25,7 +26,6 @@ from interlock.neutral import Block, Message, RequestView, ResponseView
 Status = Literal["same", "changed", "added", "removed", "blocked"]
 Mode = Literal["blocks", "json", "none"]
 
-BLOCKING_ACTIONS = frozenset({"blocked", "denied", "replaced", "removed"})
 _TOOL_ID_KEYS = ("tool_call_id", "tool_use_id", "tool_id")
 _TOOL_NAME_KEYS = ("tool_name", "tool")
 
@@ -41,7 +41,7 @@ class Note:
 
     @property
     def blocks(self) -> bool:
-        return self.action in BLOCKING_ACTIONS
+        return self.action in TOOL_CALL_BLOCKS
 
 
 @dataclass(frozen=True)

@@ -41,9 +41,9 @@ def _links(datasette: Datasette, database: str) -> list[tuple[str, str]]:
     return [
         ("Calls", datasette.urls.table(database, "calls")),
         ("Sessions", datasette.urls.query(database, "sessions")),
-        ("Blocked and modified", datasette.urls.query(database, "blocked_and_modified_calls")),
-        ("Cost by day and model", datasette.urls.query(database, "cost_by_day_and_model")),
-        ("Slowest calls", datasette.urls.query(database, "slowest_100_calls")),
+        ("Modified and blocked", datasette.urls.table(database, "modified_calls")),
+        ("Cost by day and model", datasette.urls.table(database, "cost_by_day_model")),
+        ("Slowest calls", datasette.urls.table(database, "slowest_calls")),
         ("Most-used tools", datasette.urls.query(database, "most_used_tools")),
         ("Judge decisions by tool", datasette.urls.query(database, "judge_decisions_by_tool")),
     ]

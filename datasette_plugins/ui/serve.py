@@ -1,9 +1,10 @@
 """Serves a recorder database with Interlock's UI: `just ui [DB] [datasette options]`.
 
-DB defaults to $INTERLOCK_DB, else `interlock.db`; a database that does not exist yet is
-created with the recorder's schema, so the UI opens on a fresh checkout. Datasette
-listens on 127.0.0.1 only and reads the file through read-only connections (`mode=ro`);
-no canned query writes. The file is not opened immutable (`-i`): the proxy may be
+DB defaults to $INTERLOCK_DB, else `interlock.db`. The UI only reads: it never creates or
+migrates a database, so a path with no database is refused (exit status 1) with a
+pointer to `just proxy` and `just up`, which create it. Datasette listens on 127.0.0.1
+only and reads the file through read-only connections (`mode=ro`); no canned query
+writes. The file is not opened immutable (`-i`): the proxy may be
 writing to it, and an immutable reader would not see new calls.
 
 The same options serve the in-process tests and benchmarks: `datasette_kwargs()`.
@@ -11,17 +12,12 @@ The same options serve the in-process tests and benchmarks: `datasette_kwargs()`
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from datasette.cli import cli
-
-from recorder.schema import migrate
-
-log = logging.getLogger(__name__)
 
 PLUGINS_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = PLUGINS_DIR / "templates"
@@ -60,12 +56,25 @@ def split_argv(argv: list[str]) -> tuple[str, list[str]]:
     return os.environ.get(DB_ENV) or DEFAULT_DB, argv
 
 
+def missing_database(db_path: str) -> str | None:
+    """Why `db_path` cannot be served (None when it is a file): what to do instead."""
+    path = Path(db_path)
+    if path.is_file():
+        return None
+    if path.exists():
+        return f"just ui: {db_path} is not a database file"
+    return (
+        f"just ui: no database at {db_path}. The UI only reads what the proxy recorded and never creates a "
+        f"database: record calls first with `just up` (proxy and UI together) or `just proxy` "
+        f"({DB_ENV}={db_path} to record to this path), or name an existing database (`just ui other.db`)."
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     db_path, extra = split_argv(sys.argv[1:] if argv is None else argv)
-    if not Path(db_path).exists():
-        log.info("%s does not exist yet: creating it with the recorder's schema", db_path)
-        migrate(db_path)
+    problem = missing_database(db_path)
+    if problem is not None:
+        raise SystemExit(problem)
     cli.main(args=serve_args(db_path, extra), prog_name="datasette")
 
 

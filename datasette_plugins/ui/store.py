@@ -14,7 +14,7 @@ from datasette.database import Database
 from pydantic import BaseModel
 
 from datasette_plugins.ui.chart import DAYS, DayCost, window
-from recorder.models import STAGES
+from datasette_plugins.ui.schema import STAGES
 
 RAW_PREVIEW_BYTES = 4096
 SESSION_CALLS_LIMIT = 500  # a session page shows at most this many calls

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datasette_plugins.ui import fmt
 from datasette_plugins.ui.blocks import parse_messages, parse_response
 from datasette_plugins.ui.calldiff import Note, notes_for
+from datasette_plugins.ui.schema import INTERVENING_ACTIONS, POLICY_VERDICTS
 from datasette_plugins.ui.store import CallRow, PolicyEventRow, SessionCall, SessionTotals
 from interlock.neutral import Block, Message
 
@@ -96,7 +97,8 @@ class Turn:
 
     @property
     def intervention(self) -> bool:
-        return self.call.verdict in ("modified", "blocked") or any(e.action != "allowed" for e in self.events)
+        """A policy changed or stopped the call, or did something other than allow."""
+        return self.call.verdict in POLICY_VERDICTS or any(e.action in INTERVENING_ACTIONS for e in self.events)
 
 
 @dataclass

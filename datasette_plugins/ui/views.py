@@ -18,8 +18,8 @@ from datasette.utils.asgi import NotFound, Request, Response
 
 from datasette_plugins.ui import paths, registry, store
 from datasette_plugins.ui.calldiff import call_diff
+from datasette_plugins.ui.schema import STAGES
 from datasette_plugins.ui.timeline import build_session
-from recorder.models import STAGES
 
 STYLESHEET = Path(__file__).resolve().parent.parent / "static" / "interlock.css"
 
