@@ -37,6 +37,7 @@ import json
 import re
 import secrets
 import threading
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +76,7 @@ class Script:
     """`turns[turn][step]`: see the module docstring."""
 
     turns: tuple[tuple[Reply, ...], ...]
+    gzip: bool = False  # stream gzip-encoded whatever the request accepts, as some servers do
 
 
 @dataclass
@@ -91,7 +93,9 @@ class Exchange:
     turn: int | None = None
     step: int | None = None
     violations: list[str] = field(default_factory=list)
-    response_body: bytearray = field(default_factory=bytearray)
+    gzip: bool = False
+    response_body: bytearray = field(default_factory=bytearray)  # as sent, before any content-encoding
+    wire_body: bytearray = field(default_factory=bytearray)  # the bytes on the wire
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -121,11 +125,11 @@ class AgentMock(LoopbackServer):
         app.router.add_route("*", "/{tail:.*}", self._handle)
         return app
 
-    def script(self, *turns: tuple[Reply, ...] | list[Reply]) -> str:
+    def script(self, *turns: tuple[Reply, ...] | list[Reply], gzip: bool = False) -> str:
         """Register a script; returns the marker to put into the prompt."""
         key = secrets.token_hex(6)
         with self._lock:
-            self._scripts[key] = Script(tuple(tuple(turn) for turn in turns))
+            self._scripts[key] = Script(tuple(tuple(turn) for turn in turns), gzip)
         return f"[[agent:{key}]]"
 
     def exchanges(self, marker: str | None = None) -> list[Exchange]:
@@ -219,6 +223,7 @@ class AgentMock(LoopbackServer):
         if script is None:
             return Reply(text=SIDE_TEXT)
         exchange.script = key
+        exchange.gzip = script.gzip
         turn, step = conversation_position(messages)
         exchange.turn, exchange.step = turn, step
         if turn >= len(script.turns) or step >= len(script.turns[turn]):
@@ -238,6 +243,7 @@ class AgentMock(LoopbackServer):
         response.content_length = len(raw)
         await response.prepare(request)
         exchange.response_body += raw
+        exchange.wire_body += raw
         await response.write(raw)
         await response.write_eof()
         return response
@@ -245,12 +251,21 @@ class AgentMock(LoopbackServer):
     async def _stream(
         self, request: web.Request, exchange: Exchange, message: dict[str, Any], reply: Reply, context: bool
     ) -> web.StreamResponse:
-        response = self._response(exchange, 200, _SSE_HEADERS)
+        headers = {**_SSE_HEADERS, "content-encoding": "gzip"} if exchange.gzip else _SSE_HEADERS
+        response = self._response(exchange, 200, headers)
         response.enable_chunked_encoding()
         await response.prepare(request)
+        encoder = zlib.compressobj(wbits=31) if exchange.gzip else None
         for event in sse_events(message, reply, context_management=context):
             exchange.response_body += event
-            await response.write(event)
+            # A gzip stream flushed after each event, so each one can be decoded as it arrives.
+            wire = event if encoder is None else encoder.compress(event) + encoder.flush(zlib.Z_SYNC_FLUSH)
+            exchange.wire_body += wire
+            await response.write(wire)
+        if encoder is not None:
+            tail = encoder.flush()
+            exchange.wire_body += tail
+            await response.write(tail)
         await response.write_eof()
         return response
 

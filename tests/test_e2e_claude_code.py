@@ -230,9 +230,12 @@ def test_allowed_bash_runs_and_session_ends(
     check_records(calls, agent_mock, ["pass", "pass"])
     assert all(blocked_events(db, call) == [] for call in calls)
     # Claude Code's other requests to api.anthropic.com reached the mock and were not taken for LLM calls.
-    others = {(e.method, e.route) for e in agent_mock.exchanges() if e.route != "/v1/messages"}
-    assert ("GET", "/api/claude_code/settings") in others
-    assert all(route.startswith("/api/") for _, route in others), others
+    others = [e for e in agent_mock.exchanges() if e.route != "/v1/messages"]
+    assert ("GET", "/api/claude_code/settings") in {(e.method, e.route) for e in others}
+    assert all(e.route.startswith("/api/") for e in others), [e.path for e in others]
+    # Interlock asks for identity on the LLM calls only; the others keep Claude Code's own headers.
+    assert {e.headers.get("accept-encoding") for e in (first, second)} == {"identity"}
+    assert all("gzip" in e.headers.get("accept-encoding", "") for e in others)
     recorded_paths = {row["path"] for row in db.rows("select distinct path from calls")}
     assert recorded_paths == {"/v1/messages"}
     # No host but the mapped ones was asked for through the proxy.
@@ -286,15 +289,23 @@ def test_blocked_bash_never_runs_and_session_ends(
 # --- (d) one allowed and one blocked call in the same answer ------------------------------
 
 
-@pytest.mark.parametrize("blocked_first", [False, True], ids=["allowed-first", "blocked-first"])
+@pytest.mark.parametrize(
+    ("blocked_first", "gzip"),
+    [(False, False), (True, False), (True, True)],
+    ids=["allowed-first", "blocked-first", "blocked-first-gzip"],
+)
 def test_mixed_answer_runs_only_the_allowed_call(
-    claude: ClaudeCode, agent_mock: AgentMock, workdir: Path, db: CallsDB, blocked_first: bool
+    claude: ClaudeCode, agent_mock: AgentMock, workdir: Path, db: CallsDB, blocked_first: bool, gzip: bool
 ) -> None:
+    """One answer, two Bash calls, one blocked; `gzip`: the server encodes its stream
+    although Interlock asked for identity, as some servers and middleboxes do."""
     (workdir / "victim").mkdir()
     mark = token()
     allowed, denied = bash(f"echo {mark} | tee made.txt"), bash("rm -rf victim")
     calls_in_answer = (denied, allowed) if blocked_first else (allowed, denied)
-    marker = agent_mock.script([Reply("Two commands.", calls_in_answer, thinking=THINKING), Reply("Done: {results}")])
+    marker = agent_mock.script(
+        [Reply("Two commands.", calls_in_answer, thinking=THINKING), Reply("Done: {results}")], gzip=gzip
+    )
     run = claude.run(f"{marker} do both", *ALLOW_BASH, cwd=workdir)
 
     assert_success(run, f"Done: {mark}")
@@ -305,7 +316,7 @@ def test_mixed_answer_runs_only_the_allowed_call(
     assert any(NOTICE in text for text in texts(run))
 
     first, second = model_calls(agent_mock, marker)
-    assert [(e.status, e.violations) for e in (first, second)] == [(200, []), (200, [])]
+    assert [(e.status, e.violations, e.gzip) for e in (first, second)] == [(200, [], gzip), (200, [], gzip)]
     check_history(second.json())
     thought, *said, called = assistant_blocks_in(second.json())[-1]
     assert thought == {"type": "thinking", "thinking": THINKING, "signature": signature(THINKING)}
