@@ -35,6 +35,7 @@ CONFIG = {
 }
 NOTICE = "Interlock blocked the tool call `Bash`"
 ALLOW_BASH = ("--allowedTools", "Bash")  # so a command Interlock let through would really run
+PARTIAL = "--include-partial-messages"  # stream-json then also shows every API event Claude Code got
 WAIT_S = 10.0
 THINKING = "The user wants the directory gone; a recursive delete does it."
 
@@ -191,6 +192,29 @@ def check_history(body: dict[str, Any]) -> None:
         assert sorted(ids) == sorted(answered), f"assistant turn {position}: tool_use {ids}, tool_result {answered}"
 
 
+def received(run: ClaudeRun) -> list[list[dict[str, Any]]]:
+    """The API events Claude Code got (`--include-partial-messages`), one list per response."""
+    responses: list[list[dict[str, Any]]] = []
+    for event in run.of_type("stream_event"):
+        if event["event"]["type"] == "message_start":
+            responses.append([])
+        responses[-1].append(event["event"])
+    return responses
+
+
+def started_blocks(events: list[dict[str, Any]]) -> list[tuple[int, str, str | None]]:
+    """(index, type, tool id) of each content block a response opened."""
+    return [
+        (e["index"], e["content_block"]["type"], e["content_block"].get("id"))
+        for e in events
+        if e["type"] == "content_block_start"
+    ]
+
+
+def stop_reason(events: list[dict[str, Any]]) -> str | None:
+    return next((e["delta"]["stop_reason"] for e in events if e["type"] == "message_delta"), None)
+
+
 def assistant_blocks_in(body: dict[str, Any]) -> list[list[dict[str, Any]]]:
     return [content(m) for m in body["messages"] if m["role"] == "assistant"]
 
@@ -253,7 +277,7 @@ def blocked_first_turn(
     (workdir / "victim" / "keep.txt").write_text("still here\n")
     first = Reply("Cleaning up.", (bash("rm -rf victim"),), thinking=THINKING)
     marker = mock.script([first, Reply("(unexpected) {results}")], *later)
-    return claude.run(f"{marker} clean up the victim directory", *ALLOW_BASH, cwd=workdir), marker
+    return claude.run(f"{marker} clean up the victim directory", *ALLOW_BASH, PARTIAL, cwd=workdir), marker
 
 
 def test_blocked_bash_never_runs_and_session_ends(
@@ -268,6 +292,11 @@ def test_blocked_bash_never_runs_and_session_ends(
     assert "Cleaning up." in shown
     assert NOTICE in shown and RM_REASON in shown and '"command": "rm -rf victim"' in shown, run.describe()
     assert run.result["stop_reason"] == "end_turn"
+    # On the wire to Claude Code: thinking, then text only, indices from 0, and end_turn.
+    [events] = received(run)
+    indices, kinds, _ = zip(*started_blocks(events), strict=True)
+    assert indices == tuple(range(len(indices))) and kinds[0] == "thinking" and set(kinds[1:]) == {"text"}
+    assert stop_reason(events) == "end_turn"
     # The turn ended with the notice: Claude Code had nothing to run and asked nothing more.
     [request] = model_calls(agent_mock, marker)
     assert (request.status, request.violations) == (200, [])
@@ -306,7 +335,7 @@ def test_mixed_answer_runs_only_the_allowed_call(
     marker = agent_mock.script(
         [Reply("Two commands.", calls_in_answer, thinking=THINKING), Reply("Done: {results}")], gzip=gzip
     )
-    run = claude.run(f"{marker} do both", *ALLOW_BASH, cwd=workdir)
+    run = claude.run(f"{marker} do both", *ALLOW_BASH, PARTIAL, cwd=workdir)
 
     assert_success(run, f"Done: {mark}")
     assert (workdir / "made.txt").read_text() == f"{mark}\n" and (workdir / "victim").is_dir()
@@ -314,6 +343,12 @@ def test_mixed_answer_runs_only_the_allowed_call(
     assert use["input"]["command"] == allowed.input["command"]
     assert [r["tool_use_id"] for r in tool_results(run)] == [use["id"]]
     assert any(NOTICE in text for text in texts(run))
+    # The blocked call never reached Claude Code, not even its first event.
+    answer_events = received(run)[0]
+    indices, kinds, ids = zip(*started_blocks(answer_events), strict=True)
+    assert indices == tuple(range(len(indices))), indices
+    assert (kinds[-1], ids[-1]) == ("tool_use", use["id"]) and kinds.count("tool_use") == 1
+    assert stop_reason(answer_events) == "tool_use"
 
     first, second = model_calls(agent_mock, marker)
     assert [(e.status, e.violations, e.gzip) for e in (first, second)] == [(200, [], gzip), (200, [], gzip)]
