@@ -262,6 +262,8 @@ def test_allowed_bash_runs_and_session_ends(
     assert all("gzip" in e.headers.get("accept-encoding", "") for e in others)
     recorded_paths = {row["path"] for row in db.rows("select distinct path from calls")}
     assert recorded_paths == {"/v1/messages"}
+    # Claude Code's x-api-key was redacted before anything was written.
+    assert API_KEY.encode() not in db.file_bytes()
     # No host but the mapped ones was asked for through the proxy.
     assert re.findall(r"\b(?:GET|POST|PUT|DELETE) https?://(?!127\.0\.0\.1:)\S+", proxy.output()) == []
 
