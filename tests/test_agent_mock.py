@@ -1,0 +1,178 @@
+"""The scripted Anthropic mock that drives Claude Code (`agent_mock`): its streams are
+valid Anthropic SSE the SDK accumulates, its request checks catch the histories the real
+API rejects, and it picks the scripted reply from the conversation's state."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2
+import pytest
+from agent_mock import (
+    AgentMock,
+    Reply,
+    _message,
+    bash,
+    conversation_position,
+    request_violations,
+    signature,
+    sse_events,
+)
+from policy_fixtures import anthropic_sdk_message, stream_violations
+
+KEY = "sk-ant-mock-unit"
+HEADERS = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
+THINKING = "Let me think."
+USE = {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {"command": "ls"}}
+RESULT = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "a.txt"}
+
+
+def user(*blocks: Any) -> dict[str, Any]:
+    return {"role": "user", "content": list(blocks)}
+
+
+def assistant(*blocks: Any) -> dict[str, Any]:
+    return {"role": "assistant", "content": list(blocks)}
+
+
+def text(value: str) -> dict[str, Any]:
+    return {"type": "text", "text": value}
+
+
+def thinking(value: str, sig: str | None = None) -> dict[str, Any]:
+    return {"type": "thinking", "thinking": value, "signature": signature(value) if sig is None else sig}
+
+
+@pytest.fixture(scope="module")
+def mock() -> Iterator[AgentMock]:
+    with AgentMock(KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def http() -> Iterator[httpx2.Client]:
+    with httpx2.Client(trust_env=False, timeout=10) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply("plain text"),
+        Reply("text, then a call", (bash("echo hi > out.txt"),), thinking=THINKING),
+        Reply("", (bash("ls"), bash("pwd"))),
+    ],
+    ids=["text", "thinking-text-tool", "two-tools"],
+)
+def test_stream_is_valid_anthropic_sse(reply: Reply) -> None:
+    message = _message(reply, "claude-opus-4-5", 1234)
+    raw = b"".join(sse_events(message, reply, context_management=True))
+    assert stream_violations("anthropic-messages", raw) == []
+    assert all(chunk.startswith(b"event: ") for chunk in sse_events(message, reply))
+    accumulated = anthropic_sdk_message(raw)
+    assert [block.model_dump(exclude_none=True) for block in accumulated.content] == message["content"]
+    assert accumulated.stop_reason == ("tool_use" if reply.tools else "end_turn")
+    assert accumulated.usage.input_tokens == 1234
+
+
+@pytest.mark.parametrize(
+    ("messages", "expected"),
+    [
+        ([user(text("hi"))], []),
+        ([user(text("hi")), {"role": "system", "content": "env"}, assistant(USE), user(RESULT)], []),
+        ([user(text("hi")), assistant(thinking(THINKING), text("ok"), USE), user(RESULT)], []),
+        ([user(text("hi")), assistant(USE, text("after")), user(RESULT)], ["a `text` block follows a `tool_use`"]),
+        ([user(text("hi")), assistant(USE), user(text("next"))], ["`tool_use` ids were found without `tool_result`"]),
+        ([user(text("hi")), assistant(text("ok")), user(RESULT)], ["unexpected `tool_use_id`"]),
+        ([user(text("hi")), assistant(USE), user(text("first"), RESULT)], ["`tool_result` blocks must come first"]),
+        ([user(text("hi")), assistant(text(""))], ["must be non-empty", "final message must use the `user` role"]),
+        ([user(text("a")), user(text("b"))], ["roles must alternate"]),
+        ([user(text("a")), assistant(thinking(THINKING, "forged"), USE), user(RESULT)], ["Invalid `signature`"]),
+    ],
+    ids=[
+        "one-prompt",
+        "system-message-ignored",
+        "thinking-text-tool",
+        "text-after-tool-use",
+        "missing-tool-result",
+        "orphan-tool-result",
+        "result-not-first",
+        "empty-text-last-assistant",
+        "two-users",
+        "forged-signature",
+    ],
+)
+def test_request_violations(messages: list[dict[str, Any]], expected: list[str]) -> None:
+    found = request_violations({"messages": messages})
+    assert len(found) == len(expected), found
+    for fragment in expected:
+        assert any(fragment in message for message in found), (fragment, found)
+
+
+def test_conversation_position() -> None:
+    history = [user(text("one")), assistant(USE), user(RESULT)]
+    assert conversation_position(history[:1]) == (0, 0)
+    assert conversation_position(history) == (0, 1)
+    assert conversation_position([*history, assistant(text("done")), user(text("two"))]) == (1, 0)
+
+
+def messages_request(http: httpx2.Client, mock: AgentMock, messages: list[Any], **extra: Any) -> httpx2.Response:
+    body = {"model": "claude-opus-4-5", "max_tokens": 100, "messages": messages, **extra}
+    return http.post(f"{mock.url}/v1/messages?beta=true", json=body, headers=HEADERS)
+
+
+def test_scripted_conversation_over_http(mock: AgentMock, http: httpx2.Client) -> None:
+    marker = mock.script([Reply("Running.", (bash("echo 7"),)), Reply("It said {results}.")], [Reply("Turn two.")])
+    prompt = user(text(f"{marker} go"))
+    first = messages_request(http, mock, [prompt], stream=True)
+    assert first.headers["content-type"].startswith("text/event-stream")
+    called = anthropic_sdk_message(first.content)
+    [use] = [block for block in called.content if block.type == "tool_use"]
+    assert (use.name, use.input) == ("Bash", {"command": "echo 7", "description": "Run a shell command"})
+
+    history = [
+        prompt,
+        assistant(text("Running."), use.model_dump()),
+        user({**RESULT, "tool_use_id": use.id, "content": "7"}),
+    ]
+    second = messages_request(http, mock, history)
+    assert second.json()["content"] == [{"type": "text", "text": "It said 7."}]
+    third = messages_request(http, mock, [*history, assistant(text("It said 7.")), user(text("again"))])
+    assert third.json()["content"] == [{"type": "text", "text": "Turn two."}]
+    off_script = messages_request(
+        http, mock, [*history, assistant(text("x")), user(text("y")), assistant(text("z")), user(text("w"))]
+    )
+    assert off_script.status_code == 200
+    assert [(e.turn, e.step) for e in mock.exchanges(marker)] == [(0, 0), (0, 1), (1, 0), (2, 0)]
+    assert mock.exchanges(marker)[-1].violations == ["off script: turn 2, step 0"]
+
+
+def test_thinking_must_come_back_with_its_tool_call(mock: AgentMock, http: httpx2.Client) -> None:
+    marker = mock.script([Reply("", (bash("ls"),), thinking=THINKING), Reply("done")])
+    prompt = user(text(f"{marker} go"))
+    message = messages_request(http, mock, [prompt]).json()
+    thought, use = message["content"]
+    result = {**RESULT, "tool_use_id": use["id"]}
+    dropped = messages_request(http, mock, [prompt, assistant(use), user(result)])
+    assert dropped.status_code == 400
+    assert "must start with a thinking block" in dropped.json()["error"]["message"]
+    kept = messages_request(http, mock, [prompt, assistant(thought, use), user(result)])
+    assert (kept.status_code, kept.json()["content"]) == (200, [{"type": "text", "text": "done"}])
+
+
+def test_api_answers(mock: AgentMock, http: httpx2.Client) -> None:
+    bad = messages_request(http, mock, [user(text("hi")), assistant(USE, text("after")), user(RESULT)])
+    assert bad.status_code == 400
+    assert bad.json()["type"] == "error" and bad.json()["error"]["type"] == "invalid_request_error"
+    no_key = http.post(f"{mock.url}/v1/messages", json={"messages": []})
+    assert (no_key.status_code, no_key.json()["error"]["type"]) == (401, "authentication_error")
+    other = http.get(f"{mock.url}/api/claude_code/settings", headers=HEADERS)
+    assert (other.status_code, other.json()["error"]["type"]) == (404, "not_found_error")
+    counted = http.post(f"{mock.url}/v1/messages/count_tokens", json={"messages": [user(text("hi"))]}, headers=HEADERS)
+    assert counted.status_code == 200 and counted.json()["input_tokens"] > 0
+    models = http.get(f"{mock.url}/v1/models", headers=HEADERS).json()
+    assert models["data"] and not models["has_more"]
+    side = messages_request(http, mock, [user(text("a title please"))])
+    assert json.loads(side.content)["content"][0]["text"] == "Mock side answer."
