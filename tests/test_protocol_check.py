@@ -305,7 +305,7 @@ def test_anthropic_stream_checker_catches(label: str, name: str, mutate: Mutatio
 def test_anthropic_stream_checker_catches_wire_level_faults() -> None:
     body = b"".join(anthropic_sse(SCENARIOS["text"], MODEL))
     assert any("not ended by a blank line" in v for v in check_anthropic_stream(parse_all(body[:-1])))
-    bad_json = body.replace(b'data: {"type":"ping"}', b"data: {ping")
+    bad_json = body.replace(b'data: {"type": "ping"}', b"data: {ping")
     assert any("not JSON" in v for v in check_anthropic_stream(parse_all(bad_json)))
     renamed = body.replace(b"event: ping", b"event: pong")
     assert any("`event: pong`" in v for v in check_anthropic_stream(parse_all(renamed)))
