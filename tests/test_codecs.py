@@ -475,6 +475,26 @@ def test_anthropic_error_event_mid_stream() -> None:
     assert any("content block 0" in e for e in result.errors)
 
 
+@pytest.mark.parametrize("name", ["tools2", "interleaved"])
+def test_streams_ending_after_complete_tool_calls(name: str) -> None:
+    """An Anthropic error event after the last block, or an OpenAI stream cut before its
+    finish_reason chunk: the tool calls are whole, the errors say the message never ended."""
+    s = SCENARIOS[name]
+    expected = [(c.name, json.loads(c.arguments)) for c in s.tool_calls]
+    error = b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
+    anthropic_result = ANTHROPIC.reassemble(events_of([*anthropic_sse(s, MODEL)[:-2], error]))
+    assert anthropic_result.message is not None
+    assert [(c.name, c.arguments) for c in ANTHROPIC.tool_calls(anthropic_result.message)] == expected
+    assert ANTHROPIC.stop_reason(anthropic_result.message) is None
+    assert any("overloaded_error: Overloaded" in e for e in anthropic_result.errors)
+    assert any("message_stop" in e for e in anthropic_result.errors)
+    openai_result = OPENAI.reassemble(events_of(openai_chat_sse(s, MODEL, True)[:-3]))
+    assert openai_result.message is not None
+    assert [(c.name, c.arguments) for c in OPENAI.tool_calls(openai_result.message)] == expected
+    assert OPENAI.stop_reason(openai_result.message) is None
+    assert any("finish_reason" in e for e in openai_result.errors) and any("[DONE]" in e for e in openai_result.errors)
+
+
 def test_openai_error_chunk_mid_stream() -> None:
     chunks = openai_chat_sse(SCENARIOS["text"], MODEL, False)
     error = b'data: {"error": {"message": "The server had an error", "type": "server_error"}}\n\n'
