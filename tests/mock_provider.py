@@ -6,26 +6,42 @@ event loop. It serves the exact wire bytes built by `wire_scenarios`: POST
 Messages, any query string). Every other path gets a JSON 404; model routes answer 401
 without `Authorization` or `x-api-key`.
 
-The scenario comes from the `x-mock-scenario` header, else a `[[mock:NAME]]` marker in
-the last user message, else "text". Besides the named `SCENARIOS` there are failure
-scenarios (see `FAILURES`). Streams (`"stream": true`) are chunked `text/event-stream`
-with one write per event and an optional delay before each event after the first
-(`x-mock-delay-ms` header, or the scenario's own pace).
+What to send comes from the `x-mock-scenario` header, else a `[[mock:SPEC]]` marker in
+the last user message, else "text". A spec is one or more `+`-joined names, in any
+order: at most one content scenario (`wire_scenarios.SCENARIOS`), at most one failure
+(`FAILURES`; a failure alone is built on its own base scenario), and transport options:
 
-Every exchange is recorded: the request as received and the exact body bytes sent back
-(for streams, the concatenated events). Each response carries `x-mock-request-id`, the
-exchange's index, so a test can find the exchange behind a response it got.
+- chunking (`CHUNKINGS`, or the `x-mock-chunking` header; the spec wins):
+  `per-event` (the default: one write per event), `coalesce` (three events per write),
+  `split` (every event over several writes, cut inside its first multi-byte UTF-8
+  character when it has one), `mixed` (the whole stream re-cut at irregular sizes, so
+  writes end mid-event and hold the end of one event and the start of the next);
+- keep-alive comments (`KEEPALIVES`) before every third event: `keepalive`
+  (`: keep-alive`) or `openrouter` (`: OPENROUTER PROCESSING`);
+- `slow`: 50 ms between writes.
+
+For example `[[mock:tools2+split+keepalive]]`, `[[mock:interleaved+coalesce]]` or
+`[[mock:tools3+cut_before_finish]]`. Streams (`"stream": true`) are chunked
+`text/event-stream`, with an optional delay before each write after the first
+(`x-mock-delay-ms` header, else `slow`); `split` and `mixed` pause 1 ms between writes
+otherwise, so the pieces reach the reader apart. Transport options apply to streams only.
+
+Every exchange is recorded: the request as received, the spec it asked for, and the
+exact body bytes sent back, whole (`Exchange.sent`) and write by write
+(`Exchange.writes`). Each response carries `x-mock-request-id`, the exchange's index,
+so a test can find the exchange behind a response it got.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from aiohttp import web
 from loopback_server import LoopbackServer
@@ -38,26 +54,82 @@ from wire_scenarios import (
     openai_chat_sse,
 )
 
+from interlock.sse import parse_event_block
+
 logger = logging.getLogger(__name__)
 
 Dialect = Literal["openai", "anthropic"]
 
-# Failure scenarios on top of `wire_scenarios.SCENARIOS`; each is built on "text".
-FAILURES = (
-    "error_429",  # provider-format JSON error, `retry-after: 0`, `x-should-retry: false`
-    "error_500_html",  # a 500 with an HTML page
-    "malformed_sse",  # one event with broken JSON in the middle (non-stream: broken JSON body)
-    "truncated",  # the stream stops mid-event and the connection closes (non-stream: half a body)
-    "anthropic_stream_error",  # an `error` event mid-stream (Anthropic format; OpenAI: `data: {"error":...}`)
-    "slow",  # "text" with 50 ms between events
-)
+# Failures, each with the scenario it is built on when the spec names no other.
+FAILURES = {
+    "error_429": "text",  # provider-format JSON error, `retry-after: 0`, `x-should-retry: false`
+    "error_500_html": "text",  # a 500 with an HTML page
+    "malformed_sse": "text",  # one event with broken JSON in the middle (non-stream: broken JSON body)
+    "truncated": "text",  # the stream stops mid-event and the connection closes (non-stream: half a body)
+    # An `error` event in the middle of the stream (OpenAI: a `data: {"error":...}` chunk).
+    "anthropic_stream_error": "text",
+    # Anthropic: `event: error` (overloaded_error) after the last content_block_stop, before
+    # message_delta, then the body ends. OpenAI: a `data: {"error":...}` chunk after the last
+    # content delta, before the finish_reason chunk, then the body ends without [DONE].
+    "error_after_blocks": "tool",
+    # The connection closes after the complete content, before the message's end: Anthropic
+    # after the last content_block_stop (no message_delta), OpenAI after the last tool-call
+    # or text delta (no finish_reason chunk, no [DONE]).
+    "cut_before_finish": "tool",
+}
+STREAM_ONLY_FAILURES = frozenset({"anthropic_stream_error", "error_after_blocks", "cut_before_finish"})
+Chunking = Literal["per-event", "coalesce", "split", "mixed"]
+CHUNKINGS: tuple[Chunking, ...] = ("per-event", "coalesce", "split", "mixed")
+KEEPALIVES = {
+    "keepalive": b": keep-alive\n\n",
+    "openrouter": b": OPENROUTER PROCESSING\n\n",
+}
 SLOW_DELAY_MS = 50
-_MARKER = re.compile(r"\[\[mock:([\w-]+)\]\]")
+_PIECE_PAUSE_S = 0.001
+_COALESCE = 3  # events per write
+_KEEPALIVE_EVERY = 3  # events
+_MIXED_SIZES = (1, 17, 96, 5, 300, 41, 2, 160)  # write sizes `mixed` cycles through
+_MARKER = re.compile(r"\[\[mock:([\w+-]+)\]\]")
 _SSE_HEADERS = {
     "content-type": "text/event-stream; charset=utf-8",
     "cache-control": "no-cache",
 }
 _JSON_TYPE = "application/json"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one request asked for: content, failure and transport."""
+
+    scenario: str
+    failure: str | None = None
+    chunking: Chunking = "per-event"
+    keepalive: bytes | None = None
+    slow: bool = False
+
+
+def plan_of(spec: str, chunking_header: str | None = None) -> Plan:
+    """The plan a `+`-joined spec names; ValueError for an unknown or clashing part."""
+    scenario = failure = keepalive = None
+    chunking = chunking_header or "per-event"
+    slow = False
+    for part in spec.split("+"):
+        if part in SCENARIOS and scenario is None:
+            scenario = part
+        elif part in FAILURES and failure is None:
+            failure = part
+        elif part in CHUNKINGS:
+            chunking = part
+        elif part in KEEPALIVES:
+            keepalive = KEEPALIVES[part]
+        elif part == "slow":
+            slow = True
+        else:
+            raise ValueError(f"unknown or repeated mock scenario part {part!r} in {spec!r}")
+    if chunking not in CHUNKINGS:
+        raise ValueError(f"unknown x-mock-chunking {chunking!r}, expected one of {', '.join(CHUNKINGS)}")
+    base = FAILURES[failure] if failure else "text"
+    return Plan(scenario or base, failure, cast(Chunking, chunking), keepalive, slow)
 
 
 @dataclass
@@ -73,6 +145,7 @@ class Exchange:
     status: int | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
     response_body: bytearray = field(default_factory=bytearray)
+    writes: list[bytes] = field(default_factory=list)  # the body as written, write by write
     complete: bool = False  # the whole response was sent
     error: str | None = None  # why it was not (e.g. the client went away)
 
@@ -165,27 +238,29 @@ class MockProvider(LoopbackServer):
             return await self._bad_request(request, exchange, dialect, str(error))
         if not isinstance(payload, dict):
             return await self._bad_request(request, exchange, dialect, "not a JSON object")
-        name = exchange.headers.get("x-mock-scenario") or _marker(payload) or "text"
-        exchange.scenario = name
-        if name not in SCENARIOS and name not in FAILURES:
-            message = f"unknown mock scenario {name!r}"
-            return await self._bad_request(request, exchange, dialect, message)
-        return await self._answer(request, exchange, dialect, name, payload)
+        spec = exchange.headers.get("x-mock-scenario") or _marker(payload) or "text"
+        exchange.scenario = spec
+        try:
+            plan = plan_of(spec, exchange.headers.get("x-mock-chunking"))
+        except ValueError as error:
+            return await self._bad_request(request, exchange, dialect, str(error))
+        return await self._answer(request, exchange, dialect, plan, payload)
 
     async def _answer(
         self,
         request: web.Request,
         exchange: Exchange,
         dialect: Dialect,
-        name: str,
+        plan: Plan,
         payload: dict[str, Any],
     ) -> web.StreamResponse:
         model = str(payload.get("model", ""))
-        if name == "error_429":
+        failure = plan.failure
+        if failure == "error_429":
             headers = {"retry-after": "0", "x-should-retry": "false"}
             body = _error_body(dialect, "rate_limit_error", "mock rate limit")
             return await self._send_json(request, exchange, 429, body, headers)
-        if name == "error_500_html":
+        if failure == "error_500_html":
             page = b"<html><head><title>500 Internal Server Error</title></head>\n<body><h1>Internal Server Error</h1></body></html>\n"
             return await self._send(
                 request,
@@ -194,18 +269,17 @@ class MockProvider(LoopbackServer):
                 page,
                 {"content-type": "text/html; charset=utf-8"},
             )
-        scenario = SCENARIOS.get(name, SCENARIOS["text"])
-        delay_ms = int(exchange.headers.get("x-mock-delay-ms", SLOW_DELAY_MS if name == "slow" else self.delay_ms))
+        scenario = SCENARIOS[plan.scenario]
+        delay_ms = int(exchange.headers.get("x-mock-delay-ms", SLOW_DELAY_MS if plan.slow else self.delay_ms))
         if payload.get("stream") is True:
             events = _stream_events(dialect, scenario, model, payload)
-            return await self._stream(request, exchange, name, dialect, events, delay_ms)
+            return await self._stream(request, exchange, plan, dialect, events, delay_ms)
+        if failure in STREAM_ONLY_FAILURES:
+            return await self._bad_request(request, exchange, dialect, f"{failure} needs stream: true")
         body = _json_body(dialect, scenario, model)
-        if name == "anthropic_stream_error":
-            message = "anthropic_stream_error needs stream: true"
-            return await self._bad_request(request, exchange, dialect, message)
         await asyncio.sleep(delay_ms / 1000)
         raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        if name == "malformed_sse":
+        if failure == "malformed_sse":
             return await self._send(
                 request,
                 exchange,
@@ -213,7 +287,7 @@ class MockProvider(LoopbackServer):
                 raw[: len(raw) // 2],
                 {"content-type": _JSON_TYPE},
             )
-        if name == "truncated":
+        if failure == "truncated":
             return await self._send(
                 request,
                 exchange,
@@ -262,6 +336,7 @@ class MockProvider(LoopbackServer):
         await response.prepare(request)
         sent = body if cut is None else body[:cut]
         exchange.response_body += sent
+        exchange.writes.append(sent)
         await response.write(sent)
         if cut is not None:
             return _close(request, exchange, response, "truncated on purpose")
@@ -273,29 +348,30 @@ class MockProvider(LoopbackServer):
         self,
         request: web.Request,
         exchange: Exchange,
-        name: str,
+        plan: Plan,
         dialect: Dialect,
         events: list[bytes],
         delay_ms: int,
     ) -> web.StreamResponse:
-        events = _spoil(name, dialect, events)
-        cut_at = len(events) // 2 if name == "truncated" else None
+        events, closes = _spoil(plan.failure, dialect, events)
+        if plan.keepalive is not None:
+            events = _with_keepalives(events, plan.keepalive)
+        pause = delay_ms / 1000 or (_PIECE_PAUSE_S if plan.chunking in ("split", "mixed") else 0)
         response = self._response(exchange, 200, _SSE_HEADERS)
         response.enable_chunked_encoding()
         await response.prepare(request)
-        for position, event in enumerate(events):
-            if position and delay_ms:
-                await asyncio.sleep(delay_ms / 1000)
-            if position == cut_at:
-                event = event[: len(event) // 2]
-            exchange.response_body += event
+        for position, data in enumerate(_writes(events, plan.chunking)):
+            if position and pause:
+                await asyncio.sleep(pause)
+            exchange.response_body += data
+            exchange.writes.append(data)
             try:
-                await response.write(event)
+                await response.write(data)
             except ConnectionError as error:
                 exchange.error = f"client went away: {error}"
                 return response
-            if position == cut_at:
-                return _close(request, exchange, response, "truncated on purpose")
+        if closes:
+            return _close(request, exchange, response, "truncated on purpose")
         try:
             await response.write_eof()
         except ConnectionError as error:
@@ -355,21 +431,82 @@ def _json_body(dialect: Dialect, scenario: Scenario, model: str) -> dict[str, An
     return openai_chat_json(scenario, model)
 
 
-def _spoil(name: str, dialect: Dialect, events: list[bytes]) -> list[bytes]:
-    """The events of a failure scenario: `truncated` is cut while sending."""
+def _spoil(failure: str | None, dialect: Dialect, events: list[bytes]) -> tuple[list[bytes], bool]:
+    """The events a failure sends, and whether the connection then closes mid-body."""
     middle = len(events) // 2
-    if name == "malformed_sse":
+    if failure == "malformed_sse":
         if dialect == "anthropic":
             broken = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_del\n\n'
         else:
             broken = b'data: {"id":"chatcmpl-broken","choices":[{"index":0,"delta":{"content":"x"\n\n'
-        return [*events[:middle], broken, *events[middle:]]
-    if name == "anthropic_stream_error":
-        error = _error_body(dialect, "overloaded_error", "Overloaded")
-        data = json.dumps(error, separators=(",", ":"))
-        event = f"event: error\ndata: {data}\n\n" if dialect == "anthropic" else f"data: {data}\n\n"
-        return [*events[:middle], event.encode()]
+        return [*events[:middle], broken, *events[middle:]], False
+    if failure == "truncated":
+        return [*events[:middle], events[middle][: len(events[middle]) // 2]], True
+    if failure == "anthropic_stream_error":
+        return [*events[:middle], _error_event(dialect)], False
+    if failure == "error_after_blocks":
+        return [*events[: _content_end(dialect, events)], _error_event(dialect)], False
+    if failure == "cut_before_finish":
+        return events[: _content_end(dialect, events)], True
+    return events, False
+
+
+def _error_event(dialect: Dialect) -> bytes:
+    data = json.dumps(_error_body(dialect, "overloaded_error", "Overloaded"), separators=(",", ":"))
+    return (f"event: error\ndata: {data}\n\n" if dialect == "anthropic" else f"data: {data}\n\n").encode()
+
+
+def _content_end(dialect: Dialect, events: list[bytes]) -> int:
+    """Where the content ends: Anthropic's message_delta, OpenAI's finish_reason chunk."""
+    for position, raw in enumerate(events):
+        payload = parse_event_block(raw).json()
+        if not isinstance(payload, dict):
+            continue
+        if dialect == "anthropic" and payload.get("type") == "message_delta":
+            return position
+        if dialect == "openai" and any(choice.get("finish_reason") for choice in payload.get("choices") or ()):
+            return position
+    raise ValueError("the stream has no message end")
+
+
+def _with_keepalives(events: list[bytes], comment: bytes) -> list[bytes]:
+    """A keep-alive comment before every third event, starting with the first."""
+    items: list[bytes] = []
+    for position, event in enumerate(events):
+        if position % _KEEPALIVE_EVERY == 0:
+            items.append(comment)
+        items.append(event)
+    return items
+
+
+def _writes(events: list[bytes], chunking: Chunking) -> list[bytes]:
+    """The stream cut into the writes the chunking mode asks for."""
+    if chunking == "coalesce":
+        return [b"".join(events[i : i + _COALESCE]) for i in range(0, len(events), _COALESCE)]
+    if chunking == "split":
+        return [piece for event in events for piece in _split_event(event)]
+    if chunking == "mixed":
+        body = b"".join(events)
+        sizes = itertools.cycle(_MIXED_SIZES)
+        writes: list[bytes] = []
+        start = 0
+        while start < len(body):
+            end = start + next(sizes)
+            writes.append(body[start:end])
+            start = end
+        return writes
     return events
+
+
+def _split_event(event: bytes) -> list[bytes]:
+    """One event in three or four pieces: cut after the first byte of its first
+    multi-byte UTF-8 character (if any), and at a third and two thirds of its length."""
+    cuts = {len(event) // 3, 2 * len(event) // 3}
+    first_non_ascii = next((i for i, byte in enumerate(event) if byte >= 0x80), None)
+    if first_non_ascii is not None:
+        cuts.add(first_non_ascii + 1)
+    bounds = [0, *sorted(c for c in cuts if 0 < c < len(event)), len(event)]
+    return [event[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def _error_body(dialect: Dialect, kind: str, message: str) -> dict[str, Any]:

@@ -4,11 +4,19 @@ Written independently of the codecs (they are what is being checked), from the
 documented wire formats and the invariants in DESIGN.md ("Protocol invariants the
 codecs own"). Each function returns human-readable violations; an empty list means the
 stream or body is valid. Tests run them on everything a policy may rewrite.
+
+Beyond the documented structure they catch what real clients trip on: an Anthropic
+event without its `event:` line or with one that differs from its data's `type` (the
+SDKs dispatch on the line); an OpenAI delta that repeats `role`, or a tool call's `id`,
+`type` or `function.name`, after the first delta (the openai SDK concatenates strings,
+so a repeated role becomes "assistantassistant"); and, given the request, a stream
+without the usage chunk that `stream_options.include_usage` asked for.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,7 +134,9 @@ class _AnthropicStreamCheck:
             if not isinstance(kind, str):
                 self.violations.append(f"event {position}: no type")
                 continue
-            if event.event is not None and event.event != kind:
+            if event.event is None:
+                self.violations.append(f"event {position}: no `event:` line for data type {kind!r}")
+            elif event.event != kind:
                 self.violations.append(f"event {position}: `event: {event.event}` but data type {kind!r}")
             self.event(position, kind, payload)
         self.finish()
@@ -273,12 +283,14 @@ class _OpenAIChoice:
     calls: dict[int, dict[str, Any]] = field(default_factory=dict)  # index -> id, name, arguments
     finish_reason: Any = None
     finishes: int = 0
+    has_role: bool = False
 
 
 class _OpenAIStreamCheck:
     """One pass over a Chat Completions stream, collecting violations."""
 
-    def __init__(self) -> None:
+    def __init__(self, wants_usage: bool) -> None:
+        self.wants_usage = wants_usage
         self.violations: list[str] = []
         self.choices: dict[int, _OpenAIChoice] = {}
         self.chunk_id: Any = None
@@ -338,6 +350,10 @@ class _OpenAIStreamCheck:
             return
         state = self.choices.setdefault(index, _OpenAIChoice())
         delta = choice.get("delta")
+        role = delta.get("role") if isinstance(delta, dict) else None
+        if role is not None and state.has_role:
+            self.violations.append(f"{where}: choice {index} repeats role {role!r} in a later delta")
+        state.has_role = state.has_role or role is not None
         if state.finishes and isinstance(delta, dict) and any(delta.get(k) for k in ("content", "tool_calls")):
             self.violations.append(f"{where}: content after finish_reason")
         for call in (delta.get("tool_calls") if isinstance(delta, dict) else None) or ():
@@ -360,10 +376,21 @@ class _OpenAIStreamCheck:
             if not isinstance(call.get("id"), str) or not function.get("name") or call.get("type") != "function":
                 self.violations.append(f"{where}: first delta of tool call {index} lacks id, type or name")
             state.calls[index] = {"id": call.get("id"), "arguments": ""}
-        elif call.get("id") is not None and call.get("id") != state.calls[index]["id"]:
-            self.violations.append(
-                f"{where}: tool call index {index} reused for another id {call.get('id')!r} (index not kept)"
-            )
+        else:
+            if call.get("id") is not None and call.get("id") != state.calls[index]["id"]:
+                self.violations.append(
+                    f"{where}: tool call index {index} reused for another id {call.get('id')!r} (index not kept)"
+                )
+            repeated = [
+                key
+                for key, value in (("id", call.get("id")), ("type", call.get("type")), ("name", function.get("name")))
+                if value is not None
+            ]
+            if repeated:
+                self.violations.append(
+                    f"{where}: a later delta of tool call {index} repeats {', '.join(repeated)}"
+                    " (only its first delta may carry them)"
+                )
         state.calls[index]["arguments"] += str(function.get("arguments") or "")
 
     def finish(self) -> None:
@@ -371,6 +398,8 @@ class _OpenAIStreamCheck:
             self.violations.append("the stream holds no chunks")
         if self.done != 1:
             self.violations.append(f"[DONE] must end the stream exactly once, found {self.done}")
+        if self.wants_usage and not self.usage_chunks:
+            self.violations.append("the request asked for stream_options.include_usage but no usage chunk came")
         for index, state in self.choices.items():
             where = f"choice {index}"
             if state.finishes == 0:
@@ -382,9 +411,12 @@ class _OpenAIStreamCheck:
                     self.violations.append(violation)
 
 
-def check_openai_chat_stream(events: list[SSEEvent]) -> list[str]:
-    """Violations of the Chat Completions streaming protocol."""
-    return _OpenAIStreamCheck().run(events)
+def check_openai_chat_stream(events: list[SSEEvent], request: Mapping[str, Any] | None = None) -> list[str]:
+    """Violations of the Chat Completions streaming protocol; with the `request` body, also
+    a missing usage chunk that its `stream_options.include_usage` asked for."""
+    options = (request or {}).get("stream_options")
+    wants_usage = isinstance(options, dict) and options.get("include_usage") is True
+    return _OpenAIStreamCheck(wants_usage).run(events)
 
 
 def check_openai_chat_completion(body: Any) -> list[str]:

@@ -398,7 +398,9 @@ def test_first_content_event(name: str) -> None:
     s = SCENARIOS[name]
     openai_events = events_of(openai_chat_sse(s, MODEL, True))
     first = content_flags(OPENAI, openai_events).index(True)
-    assert first == 1  # chunk 0 only says role: assistant, content: ""
+    # A text turn opens with role and content "" only; a tool-only turn's first chunk
+    # carries the role and the first tool call together.
+    assert first == (1 if s.text or not s.tool_calls else 0)
     anthropic_events = events_of(anthropic_sse(s, MODEL))
     anthropic_flags = content_flags(ANTHROPIC, anthropic_events)
     first_event = anthropic_events[anthropic_flags.index(True)]
@@ -478,6 +480,26 @@ def test_anthropic_error_event_mid_stream() -> None:
     assert any("overloaded_error: Overloaded" in e for e in result.errors)
     assert any("message_stop" in e for e in result.errors)
     assert any("content block 0" in e for e in result.errors)
+
+
+@pytest.mark.parametrize("name", ["tools2", "interleaved"])
+def test_streams_ending_after_complete_tool_calls(name: str) -> None:
+    """An Anthropic error event after the last block, or an OpenAI stream cut before its
+    finish_reason chunk: the tool calls are whole, the errors say the message never ended."""
+    s = SCENARIOS[name]
+    expected = [(c.name, json.loads(c.arguments)) for c in s.tool_calls]
+    error = b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
+    anthropic_result = ANTHROPIC.reassemble(events_of([*anthropic_sse(s, MODEL)[:-2], error]))
+    assert anthropic_result.message is not None
+    assert [(c.name, c.arguments) for c in ANTHROPIC.tool_calls(anthropic_result.message)] == expected
+    assert ANTHROPIC.stop_reason(anthropic_result.message) is None
+    assert any("overloaded_error: Overloaded" in e for e in anthropic_result.errors)
+    assert any("message_stop" in e for e in anthropic_result.errors)
+    openai_result = OPENAI.reassemble(events_of(openai_chat_sse(s, MODEL, True)[:-3]))
+    assert openai_result.message is not None
+    assert [(c.name, c.arguments) for c in OPENAI.tool_calls(openai_result.message)] == expected
+    assert OPENAI.stop_reason(openai_result.message) is None
+    assert any("finish_reason" in e for e in openai_result.errors) and any("[DONE]" in e for e in openai_result.errors)
 
 
 def test_openai_error_chunk_mid_stream() -> None:

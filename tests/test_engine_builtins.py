@@ -51,7 +51,7 @@ CONFIGS: dict[str, list[dict[str, Any]]] = {
     "replace": [{"policy": "replace", "rules": REPLACE_RULES}],
     "deny_tools": [{"policy": "deny_tools", "deny": ["get_weather"]}],
     "deny_tools_allow_only": [{"policy": "deny_tools", "allow_only": ["get_weather"]}],
-    "deny_tools_rule": [{"policy": "deny_tools", "rules": [{"pattern": "Tokyo|find \\."}]}],
+    "deny_tools_rule": [{"policy": "deny_tools", "rules": [{"pattern": "Tokyo|find \\.|rm -rf"}]}],
     "redact": [{"policy": "redact"}],
     "model_rewrite": [{"policy": "model_rewrite", "map": {"*": "cheap-model"}}],
     "system_prompt": [{"policy": "system_prompt", "text": "Be brief."}],
@@ -154,7 +154,7 @@ def test_request_only_policies_do_not_touch_responses(dialect: str, config: str)
 NOOP_CHAINS: dict[str, list[dict[str, Any]]] = {
     "noop": [{"policy": fixture_path(NoopPolicy)}],
     "replace_nothing_found": [{"policy": "replace", "rules": [{"find": "no such text anywhere"}]}],
-    "deny_nothing_matched": [{"policy": "deny_tools", "deny": ["rm"], "rules": [{"pattern": "rm -rf"}]}],
+    "deny_nothing_matched": [{"policy": "deny_tools", "deny": ["rm"], "rules": [{"pattern": "git push --force"}]}],
     "async_waits": [{"policy": fixture_path(SleepyPolicy), "seconds": 0.001, "hooks": ["on_text", "on_tool_call"]}],
     "everything_at_once": [
         {"policy": fixture_path(NoopPolicy)},

@@ -52,7 +52,8 @@ def test_every_scenario_passes_every_checker(name: str) -> None:
     assert check_anthropic_message(anthropic_json(s, MODEL)) == []
     for include_usage in (True, False):
         body = b"".join(openai_chat_sse(s, MODEL, include_usage))
-        assert check_openai_chat_stream(parse_all(body)) == []
+        request = {"stream_options": {"include_usage": include_usage}}
+        assert check_openai_chat_stream(parse_all(body), request) == []
     assert check_openai_chat_completion(openai_chat_json(s, MODEL)) == []
 
 
@@ -305,11 +306,27 @@ def test_anthropic_stream_checker_catches(label: str, name: str, mutate: Mutatio
 def test_anthropic_stream_checker_catches_wire_level_faults() -> None:
     body = b"".join(anthropic_sse(SCENARIOS["text"], MODEL))
     assert any("not ended by a blank line" in v for v in check_anthropic_stream(parse_all(body[:-1])))
-    bad_json = body.replace(b'data: {"type":"ping"}', b"data: {ping")
+    bad_json = body.replace(b'data: {"type": "ping"}', b"data: {ping")
     assert any("not JSON" in v for v in check_anthropic_stream(parse_all(bad_json)))
     renamed = body.replace(b"event: ping", b"event: pong")
     assert any("`event: pong`" in v for v in check_anthropic_stream(parse_all(renamed)))
     assert check_anthropic_stream([]) == ["the stream holds no events"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (b"event: content_block_stop\n", b"", "no `event:` line for data type 'content_block_stop'"),
+        (b"event: ping\n", b"", "no `event:` line for data type 'ping'"),
+        (b"event: message_stop\n", b"event: message_delta\n", "`event: message_delta` but data type 'message_stop'"),
+        (b"event: content_block_delta\n", b"event: content_block_start\n", "`event: content_block_start`"),
+    ],
+)
+def test_anthropic_event_lines_must_name_the_data_type(old: bytes, new: bytes, expected: str) -> None:
+    body = b"".join(anthropic_sse(SCENARIOS["tools2"], MODEL))
+    assert check_anthropic_stream(parse_all(body)) == []
+    violations = check_anthropic_stream(parse_all(body.replace(old, new, 1)))
+    assert any(expected in v for v in violations), violations
 
 
 # --- OpenAI stream mutations --------------------------------------------------------------
@@ -365,6 +382,29 @@ def swap_usage_and_finish(items: Payloads) -> Payloads:
 def content_chunk_at_end(items: Payloads) -> Payloads:
     extra = copy.deepcopy(items[1])
     return [*items[:-1], extra, items[-1]]
+
+
+def in_delta(position: int, change: Callable[[dict[str, Any]], None]) -> Mutation:
+    """Change the delta of the chunk at `position`."""
+
+    def mutate(items: Payloads) -> Payloads:
+        items = copy.deepcopy(items)
+        change(items[position]["choices"][0]["delta"])
+        return items
+
+    return mutate
+
+
+def in_later_tool_delta(nth_call: int, change: Callable[[dict[str, Any]], None]) -> Mutation:
+    """Change the second delta (the first arguments-only one) of tool call `nth_call`."""
+    return edit(tool_delta(nth_call), lambda p: change(p["choices"][0]["delta"]["tool_calls"][0]), nth=1)
+
+
+def role_sent_twice(items: Payloads) -> Payloads:
+    """A role-only chunk before the role + first tool call chunk, which keeps its role."""
+    opening = copy.deepcopy(items[0])
+    opening["choices"][0]["delta"] = {"role": "assistant", "content": "", "refusal": None}
+    return [opening, *items]
 
 
 OPENAI_BREAKS: list[tuple[str, str, Mutation, str]] = [
@@ -452,6 +492,28 @@ OPENAI_BREAKS: list[tuple[str, str, Mutation, str]] = [
         edit(is_usage_chunk, lambda p: p["usage"].pop("total_tokens")),
         "usage.total_tokens",
     ),
+    ("role in a later text delta", "text", in_delta(2, lambda d: d.update(role="assistant")), "repeats role"),
+    ("role before the role + tool chunk", "tools3", role_sent_twice, "chunk 1: choice 0 repeats role 'assistant'"),
+    ("role with the second tool call", "tools3", in_delta(5, lambda d: d.update(role="assistant")), "repeats role"),
+    (
+        "tool call id repeated",
+        "tools2",
+        in_later_tool_delta(0, lambda c: c.update(id="call_01A09q90qw90lq917835lq9")),
+        "tool call 0 repeats id",
+    ),
+    ("tool call type repeated", "tools2", in_later_tool_delta(1, lambda c: c.update(type="function")), "repeats type"),
+    (
+        "tool call name repeated",
+        "tools2",
+        in_later_tool_delta(1, lambda c: c["function"].update(name="get_weather")),
+        "tool call 1 repeats name",
+    ),
+    (
+        "interleaved: call 0 name repeated after call 1 started",
+        "interleaved",
+        in_later_tool_delta(0, lambda c: c["function"].update(name="Bash")),
+        "tool call 0 repeats name",
+    ),
 ]
 
 
@@ -465,6 +527,20 @@ def test_openai_stream_checker_catches(label: str, name: str, mutate: Mutation, 
     assert check_openai_chat_stream(openai_events(items)) == []
     violations = check_openai_chat_stream(openai_events(mutate(items)))
     assert any(expected in v for v in violations), violations
+
+
+def test_openai_usage_chunk_the_request_asked_for() -> None:
+    asked = {"model": MODEL, "stream": True, "stream_options": {"include_usage": True}}
+    missing = "the request asked for stream_options.include_usage but no usage chunk came"
+    with_usage = openai_chat_sse(SCENARIOS["tool"], MODEL, include_usage=True)
+    without_usage = parse_all(b"".join(openai_chat_sse(SCENARIOS["tool"], MODEL, include_usage=False)))
+    assert check_openai_chat_stream(parse_all(b"".join(with_usage)), asked) == []
+    assert check_openai_chat_stream(without_usage) == []
+    assert check_openai_chat_stream(without_usage, {"stream_options": {"include_usage": False}}) == []
+    assert check_openai_chat_stream(without_usage, {"stream": True}) == []
+    assert check_openai_chat_stream(without_usage, asked) == [missing]
+    dropped = openai_events([p for p in payloads(with_usage) if not is_usage_chunk(p)])
+    assert missing in check_openai_chat_stream(dropped, asked)
 
 
 def test_openai_stream_checker_catches_wire_level_faults() -> None:

@@ -24,7 +24,6 @@ REPO = PLUGINS.parent
 NOT_RECORDING = ("tests", "datasette_plugins", "benchmarks")  # code that records no policy events
 
 
-
 def test_diff_marks_changed_words_and_elides_unchanged_runs() -> None:
     old = "\n".join(f"line {n}" for n in range(20)) + "\nthe cat sat"
     new = "\n".join(f"line {n}" for n in range(20)) + "\nthe dog sat"

@@ -6,13 +6,36 @@ APIs send: OpenAI Chat Completions (SSE chunks and the non-streaming body) and
 Anthropic Messages (SSE events and the non-streaming body). The mock provider serves
 them, and the codec tests check that a stream reassembles into its non-streaming twin.
 
-Everything is deterministic: ids and timestamps derive from the scenario, so a stream
-and the non-streaming body of the same scenario and model describe the same message.
-JSON is compact and keeps non-ASCII characters as UTF-8, as both providers do.
+The shapes are the ones the APIs send today, quirks included:
+- OpenAI: every chunk has `id`, `object`, `created`, `model`, `service_tier`,
+  `system_fingerprint` and a per-chunk `obfuscation` string; with
+  `stream_options.include_usage` every chunk also has `usage: null` and a `choices: []`
+  usage chunk comes last. A turn with text opens with
+  `{"role":"assistant","content":"","refusal":null}`; a tool-only turn opens with the
+  role and the first tool call in one delta (`content: null`). Each tool call's first
+  delta has its index, id, type and name; later ones only index and arguments. The last
+  chunk has `delta: {}` and the finish reason. `interleave_tool_calls` sends parallel
+  calls' deltas round-robin by index, as several OpenAI-compatible hosts do.
+- Anthropic: every event has its `event:` line; `message_start` usage has the cache
+  fields, `cache_creation` per TTL, `service_tier` and `inference_geo`;
+  `message_delta` usage is cumulative (input and cache counts too); a `ping` (spaced
+  JSON, as the API writes it) follows the first `content_block_start`, and with
+  `ping_between_blocks` one sits between blocks as well.
+
+Named scenarios (`SCENARIOS`): text, tool (text then one call), tools2 (text then two
+calls, pings between blocks), tools3 (three calls, tool-only), long_args (one call in
+25 pieces), interleaved (tool-only; call 0's `{"command":"rm -rf /"}` is completed only
+after call 1 started), thinking, cache, unicode.
+
+Everything is deterministic: ids, timestamps and obfuscation strings derive from the
+scenario, so a stream and the non-streaming body of the same scenario and model describe
+the same message. JSON is compact and keeps non-ASCII characters as UTF-8, as both
+providers do.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import json
@@ -68,6 +91,8 @@ class Scenario:
     output_tokens: int = 34
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0  # Anthropic only: OpenAI reports no cache writes
+    interleave_tool_calls: bool = False  # OpenAI: parallel calls' deltas round-robin
+    ping_between_blocks: bool = False  # Anthropic: a ping between content blocks too
 
 
 def openai_tool_id(call: ScenarioToolCall) -> str:
@@ -131,11 +156,36 @@ def _openai_content(s: Scenario) -> str | None:
     return text if text or not s.tool_calls else None
 
 
+def _obfuscation(seed: str, position: int) -> str:
+    """The random-looking padding OpenAI puts in each chunk (2 to 15 characters)."""
+    raw = hashlib.sha256(f"{seed}:{position}".encode()).digest()
+    text = base64.b64encode(raw).decode().translate(str.maketrans("", "", "+/="))
+    return text[: 2 + raw[0] % 14]
+
+
+def _openai_call_deltas(index: int, call: ScenarioToolCall) -> list[dict[str, Any]]:
+    """The deltas of one tool call: index, id, type and name first, then arguments only."""
+    opening = {
+        "index": index,
+        "id": openai_tool_id(call),
+        "type": "function",
+        "function": {"name": call.name, "arguments": ""},
+    }
+    pieces = [{"index": index, "function": {"arguments": piece}} for piece in call.argument_pieces]
+    return [{"tool_calls": [part]} for part in (opening, *pieces)]
+
+
+def _round_robin(groups: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [item for row in itertools.zip_longest(*groups) for item in row if item is not None]
+
+
 def openai_chat_sse(s: Scenario, model: str, include_usage: bool) -> list[bytes]:
     """The chunks of a streamed Chat Completion, one `data:` event each, then `[DONE]`."""
     chunk_id, fingerprint = _openai_ids(s)
+    seed = _digest(s)
+    events: list[bytes] = []
 
-    def chunk(choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> bytes:
+    def chunk(choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> None:
         body: dict[str, Any] = {
             "id": chunk_id,
             "object": "chat.completion.chunk",
@@ -147,28 +197,25 @@ def openai_chat_sse(s: Scenario, model: str, include_usage: bool) -> list[bytes]
         }
         if include_usage:
             body["usage"] = usage
-        return f"data: {_dumps(body)}\n\n".encode()
+        body["obfuscation"] = _obfuscation(seed, len(events))
+        events.append(f"data: {_dumps(body)}\n\n".encode())
 
-    def delta(d: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        return chunk([{"index": 0, "delta": d, "logprobs": None, "finish_reason": finish_reason}])
+    def delta(d: dict[str, Any], finish_reason: str | None = None) -> None:
+        chunk([{"index": 0, "delta": d, "logprobs": None, "finish_reason": finish_reason}])
 
-    events = [delta({"role": "assistant", "content": "", "refusal": None})]
-    events += [delta({"content": piece}) for piece in s.text]
-    for index, call in enumerate(s.tool_calls):
-        opening = {
-            "index": index,
-            "id": openai_tool_id(call),
-            "type": "function",
-            "function": {"name": call.name, "arguments": ""},
-        }
-        events.append(delta({"tool_calls": [opening]}))
-        events += [
-            delta({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
-            for piece in call.argument_pieces
-        ]
-    events.append(delta({}, openai_finish_reason(s)))
+    per_call = [_openai_call_deltas(index, call) for index, call in enumerate(s.tool_calls)]
+    calls = _round_robin(per_call) if s.interleave_tool_calls else list(itertools.chain(*per_call))
+    if s.text or not calls:
+        delta({"role": "assistant", "content": "", "refusal": None})
+    else:  # a tool-only turn: the role comes with the first tool call
+        delta({"role": "assistant", "content": None, **calls.pop(0), "refusal": None})
+    for piece in s.text:
+        delta({"content": piece})
+    for call_delta in calls:
+        delta(call_delta)
+    delta({}, openai_finish_reason(s))
     if include_usage:
-        events.append(chunk([], _openai_usage(s)))
+        chunk([], _openai_usage(s))
     events.append(b"data: [DONE]\n\n")
     return events
 
@@ -219,11 +266,28 @@ def _anthropic_ids(s: Scenario) -> tuple[str, str, str]:
 
 
 def _anthropic_usage(s: Scenario, output_tokens: int) -> dict[str, Any]:
+    """Usage as `message_start` and the non-streaming body carry it."""
     return {
         "input_tokens": s.input_tokens,
         "cache_creation_input_tokens": s.cache_write_tokens,
         "cache_read_input_tokens": s.cache_read_tokens,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": s.cache_write_tokens,
+            "ephemeral_1h_input_tokens": 0,
+        },
         "output_tokens": output_tokens,
+        "service_tier": "standard",
+        "inference_geo": "not_available",
+    }
+
+
+def _anthropic_delta_usage(s: Scenario) -> dict[str, Any]:
+    """The cumulative usage of `message_delta`: the final counts, cache fields included."""
+    return {
+        "input_tokens": s.input_tokens,
+        "cache_creation_input_tokens": s.cache_write_tokens,
+        "cache_read_input_tokens": s.cache_read_tokens,
+        "output_tokens": s.output_tokens,
     }
 
 
@@ -273,8 +337,12 @@ def _anthropic_blocks(
     return blocks
 
 
+# The API writes its pings with a space, unlike its other events.
+_PING = b'event: ping\ndata: {"type": "ping"}\n\n'
+
+
 def anthropic_sse(s: Scenario, model: str) -> list[bytes]:
-    """The events of a streamed Message, in the documented order."""
+    """The events of a streamed Message, in the order the API sends them."""
     message_id, _, _ = _anthropic_ids(s)
 
     def event(name: str, body: dict[str, Any]) -> bytes:
@@ -290,14 +358,17 @@ def anthropic_sse(s: Scenario, model: str) -> list[bytes]:
         "stop_sequence": None,
         "usage": _anthropic_usage(s, 1),
     }
-    blocks = _anthropic_blocks(s)
     events = [event("message_start", {"message": message})]
-    for index, (start, deltas, _) in enumerate(blocks):
+    for index, (start, deltas, _) in enumerate(_anthropic_blocks(s)):
+        if index and s.ping_between_blocks:
+            events.append(_PING)
         events.append(event("content_block_start", {"index": index, "content_block": start}))
+        if index == 0:
+            events.append(_PING)  # the first ping follows the first block's start
         events += [event("content_block_delta", {"index": index, "delta": d}) for d in deltas]
         events.append(event("content_block_stop", {"index": index}))
-    # As documented, the first ping follows the first content_block_start.
-    events.insert(2 if blocks else 1, event("ping", {}))
+    if len(events) == 1:
+        events.append(_PING)
     events.append(
         event(
             "message_delta",
@@ -306,7 +377,7 @@ def anthropic_sse(s: Scenario, model: str) -> list[bytes]:
                     "stop_reason": anthropic_stop_reason(s),
                     "stop_sequence": None,
                 },
-                "usage": {"output_tokens": s.output_tokens},
+                "usage": _anthropic_delta_usage(s),
             },
         )
     )
@@ -369,7 +440,11 @@ def _split(text: str, count: int) -> list[str]:
 SCENARIOS: dict[str, Scenario] = {
     "text": Scenario(text=["Hello", " from the", " mock provider."]),
     "tool": Scenario(text=["Let me check", " the weather."], tool_calls=[_WEATHER_PARIS]),
-    "tools2": Scenario(text=["Checking both cities."], tool_calls=[_WEATHER_PARIS, _WEATHER_TOKYO]),
+    "tools2": Scenario(
+        text=["Checking both cities."],
+        tool_calls=[_WEATHER_PARIS, _WEATHER_TOKYO],
+        ping_between_blocks=True,
+    ),
     "tools3": Scenario(tool_calls=[_WEATHER_PARIS, _WEATHER_TOKYO, _READ_FILE]),
     "long_args": Scenario(
         tool_calls=[
@@ -379,6 +454,19 @@ SCENARIOS: dict[str, Scenario] = {
                 argument_pieces=_long_args_pieces(),
             )
         ]
+    ),
+    # Call 0 turns into `rm -rf /` only after call 1 has started (OpenAI: deltas
+    # round-robin by index); a proxy that decides call 0 when call 1 starts sees "".
+    "interleaved": Scenario(
+        tool_calls=[
+            ScenarioToolCall(
+                id="01F8kW2rTz5Nc7dYq3mB6xA",
+                name="Bash",
+                argument_pieces=['{"comm', 'and":', '"rm -rf /"}'],
+            ),
+            _READ_FILE,
+        ],
+        interleave_tool_calls=True,
     ),
     "thinking": Scenario(
         model="claude-sonnet-4-5",
