@@ -34,7 +34,7 @@ MITMDUMP = Path(sys.executable).with_name("mitmdump")
 ENTRY_SCRIPT = REPO / "addons" / "bundle.py"
 DEFAULT_CONFIG = REPO / "mitm_config.yaml"
 MAPPED_HOSTS = ("api.openai.com", "api.anthropic.com")
-START_TIMEOUT_S = 20.0
+START_TIMEOUT_S = 60.0  # a hang guard: start-up takes 1.5 s alone, 7 s with a judge, more on a loaded machine
 STOP_TIMEOUT_S = 10.0
 _LISTENING = re.compile(rb"proxy listening at 127\.0\.0\.1:(\d+)")
 # Inherited settings that would send the proxy's own traffic elsewhere or change its trust store.
