@@ -224,9 +224,12 @@ async def police_body(
     return await ctx.dialect.rewrite_body(chain, ctx, body), ctx
 
 
-def stream_violations(dialect: str, body: bytes) -> list[str]:
-    check = check_anthropic_stream if dialect == "anthropic-messages" else check_openai_chat_stream
-    return check(parse_all(body))
+def stream_violations(dialect: str, body: bytes, request: dict[str, Any] | None = None) -> list[str]:
+    """The protocol checker's findings on a stream; given the request body, an OpenAI
+    stream must also carry the usage chunk its `stream_options.include_usage` asked for."""
+    if dialect == "anthropic-messages":
+        return check_anthropic_stream(parse_all(body))
+    return check_openai_chat_stream(parse_all(body), request=request)
 
 
 def body_violations(dialect: str, body: dict[str, Any]) -> list[str]:

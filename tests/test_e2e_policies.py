@@ -194,7 +194,8 @@ def check_recorded_stream(call: RecordedCall, dialect: Dialect, mock: MockProvid
     """A streamed call: the original raw bytes are the mock's; the final raw bytes (what the
     client got) pass the protocol checker."""
     assert call.stages["response_original"]["raw"] == mock.exchange(mock_id).sent
-    assert stream_violations(dialect, call.stages["response_final"]["raw"]) == []
+    request = call.stage_body("request_original")  # the usage chunk it asked for must be there
+    assert stream_violations(dialect, call.stages["response_final"]["raw"], request) == []
 
 
 @pytest.mark.parametrize("stream", [True, False], ids=["stream", "json"])
@@ -354,7 +355,7 @@ def test_the_client_gets_exactly_the_recorded_final_bytes(
     assert call.stages["response_final"]["raw"] == received.body
     assert call.stages["response_original"]["raw"] == mock_provider.exchange(received.mock_id).sent
     assert received.body != mock_provider.exchange(received.mock_id).sent
-    assert stream_violations(dialect, received.body) == []
+    assert stream_violations(dialect, received.body, request_body(dialect, "tools2")) == []
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)

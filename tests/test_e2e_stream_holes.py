@@ -45,8 +45,7 @@ from judge_mock import JudgeMock, allow, block
 from mock_provider import MockProvider
 from openai import OpenAI
 from openai.lib.streaming.chat import ChatCompletionStreamState
-from policy_fixtures import sdk_summary
-from protocol_check import check_anthropic_stream, check_openai_chat_stream
+from policy_fixtures import sdk_summary, stream_violations
 from wire_scenarios import SCENARIOS, ScenarioToolCall, anthropic_tool_id, openai_tool_id
 
 from interlock.sse import SSEEvent, parse_all
@@ -331,15 +330,6 @@ def comment_count(body: bytes) -> int:
     return sum(len(event.comments) for event in parse_all(body))
 
 
-def violations(dialect: Dialect, body: bytes, request: dict[str, Any]) -> list[str]:
-    """The protocol checker's findings; for OpenAI with the request, so a usage chunk that
-    `stream_options.include_usage` asked for must be there."""
-    events = parse_all(body)
-    if dialect == "anthropic-messages":
-        return check_anthropic_stream(events)
-    return check_openai_chat_stream(events, request=request)
-
-
 def assert_never_delivered(dialect: Dialect, body: bytes, call: ScenarioToolCall) -> None:
     """A blocked call reached the client in no form: not its id, not as a tool call of
     another id, not a single fragment of its arguments as tool-call arguments."""
@@ -484,7 +474,7 @@ def test_a_tool_only_turn_with_its_call_blocked_keeps_the_protocol(
     spec = "long_args"
     [call] = calls_of(spec)
     received = stream_raw(policed, dialect, spec)
-    assert violations(dialect, received.body, request_body(dialect, spec)) == []
+    assert stream_violations(dialect, received.body, request_body(dialect, spec)) == []
     assert wire_calls(dialect, received.body) == []
     assert_never_delivered(dialect, received.body, call)
     view = sdk_stream(policed, dialect, spec)
@@ -511,7 +501,7 @@ def test_an_interleaved_call_is_decided_on_its_complete_arguments(
     if dialect == "openai-chat":  # upstream really completes call 0 after call 1 started
         sent = mock_provider.exchange(received.mock_id).sent
         assert sent.index(b'"id":"call_01C5h') < sent.index(b"rm -rf /")
-    assert violations(dialect, received.body, request_body(dialect, spec)) == []
+    assert stream_violations(dialect, received.body, request_body(dialect, spec)) == []
     assert_never_delivered(dialect, received.body, rm_rf)
     assert_delivered_intact(dialect, received.body, read_file)
     assert len(wire_calls(dialect, received.body)) == 1
@@ -654,7 +644,7 @@ def test_the_client_gets_the_same_events_however_upstream_cuts_its_writes(
     assert visible_events(received.body) == visible_events(expected)
     assert comment_count(received.body) == comment_count(exchange.sent)  # keep-alive comments kept
     if "error" not in scenario:
-        assert violations(dialect, received.body, request_body(dialect, spec)) == []
+        assert stream_violations(dialect, received.body, request_body(dialect, spec)) == []
         assert sdk_summary(dialect, received.body) == sdk_summary(dialect, expected)
     for call in denied_calls(scenario):
         assert_never_delivered(dialect, received.body, call)

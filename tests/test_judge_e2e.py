@@ -265,7 +265,7 @@ def test_parallel_calls_with_one_blocked(
 ) -> None:
     judge.when("Tokyo", block("No Tokyo."))
     received, _, call_id = raw_stream(clients, dialect, scenario)
-    assert stream_violations(dialect, received) == []
+    assert stream_violations(dialect, received, body(dialect, scenario, True)) == []
     assert sdk_summary(dialect, received)[1] == survivors
     text, tools, stop, sdk_call_id = sdk_stream(clients, dialect, scenario)
     assert tools == survivors and stop == STOPS[dialect][0]
@@ -281,7 +281,7 @@ def test_parallel_calls_with_one_blocked(
 def test_all_calls_blocked(clients: ClientFactory, judge: JudgeMock, dialect: Dialect) -> None:
     judge.reset(default=block())
     received, _, _ = raw_stream(clients, dialect, "tools3")
-    assert stream_violations(dialect, received) == []
+    assert stream_violations(dialect, received, body(dialect, "tools3", True)) == []
     text, tools, stop, _ = sdk_stream(clients, dialect, "tools3")
     assert tools == [] and stop == STOPS[dialect][1] and text.count("⛔") == 3
 
@@ -356,7 +356,7 @@ def test_three_calls_with_a_1s_judge_take_under_2s(clients: ClientFactory, judge
     elapsed = time.monotonic() - started
     assert len(judge.requests) == 3
     assert 1.0 <= elapsed < 2.0  # the figure: judged concurrently
-    assert stream_violations(dialect, received) == []
+    assert stream_violations(dialect, received, body(dialect, "tools3", True)) == []
 
 
 def test_a_concurrent_stream_is_not_stalled(clients: ClientFactory, judge: JudgeMock) -> None:
