@@ -127,7 +127,7 @@ class Dialect(ABC):
         """Applies the chain to a live stream of this dialect, keeping it valid."""
 
     @abstractmethod
-    async def rewrite_body(self, chain: PolicyChain, ctx: PolicyContext, body: dict[str, Any]) -> dict[str, Any]:
+    async def rewrite_body(self, chain: PolicyChain, ctx: PolicyContext, body: dict[str, Any], /) -> dict[str, Any]:
         """Applies the chain to a whole (non-streamed) response body."""
 
     # -- what a judge sees ---------------------------------------------------------------
