@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 class OpenAIChat(Dialect):
     name: ClassVar[str] = request.NAME
+    messages_path: ClassVar[str] = request.MESSAGES_PATH
     default_providers: ClassVar[tuple[DefaultProvider, ...]] = (
         DefaultProvider("openai", ("api.openai.com",), ("/v1/chat/completions",)),
         DefaultProvider("openrouter", ("openrouter.ai",), ("/api/v1/chat/completions",)),
