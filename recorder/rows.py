@@ -21,7 +21,7 @@ CALL_COLUMNS = (
     "provider", "dialect", "host", "path", "client", "session_id",
     "model", "model_final", "response_model", "stream", "status", "error", "verdict",
     "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-    "cost_usd", "pricing_key", "prompt_text", "response_text",
+    "cost_usd", "pricing_key", "prompt_text", "user_text", "response_text",
 )  # fmt: skip
 STAGE_COLUMNS = (
     "call_id", "stage", "headers_json", "body_json", "raw", "note", "size_bytes",

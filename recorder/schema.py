@@ -181,6 +181,22 @@ def m007_ttft(db: Database) -> None:
     db.table("calls").add_column("ttft_ms", float)
 
 
+@MIGRATIONS()
+def m008_user_text(db: Database) -> None:
+    """`user_text`, the whole last user message, searchable beside `prompt_text` (the
+    words the person typed: without the system reminders and tool results an agent sends
+    in the same message).
+
+    Releases before had the whole last user message in `prompt_text`: their rows keep it
+    there and get a copy in `user_text`. The index is rebuilt over the three columns.
+    """
+    calls = db.table("calls")
+    calls.add_column("user_text", str)
+    calls.disable_fts()  # first, so the backfill below does not go through the triggers
+    db.execute("update calls set user_text = prompt_text where prompt_text is not null")
+    calls.enable_fts(["prompt_text", "user_text", "response_text"], create_triggers=True)
+
+
 def migrate(db_path: str, *, busy_timeout_ms: int = 5000) -> None:
     """Bring the database at `db_path` up to date and switch it to WAL mode.
 

@@ -53,6 +53,7 @@ def make_record(call_id: str = "c1", **overrides: Any) -> CallRecord:
             cache_write_tokens=50,
         ),
         "prompt_text": "delete the build directory",
+        "user_text": "<system-reminder>be careful</system-reminder>\ndelete the build directory",
         "response_text": "I will run rm -rf build",
         "stages": [
             StageRecord(
@@ -160,6 +161,7 @@ async def test_record_round_trip(db_path: Path) -> None:
     assert call["cost_usd"] == pytest.approx(expected)
     assert call["pricing_key"] == "claude-sonnet-4-5-20250929"
     assert call["prompt_text"] == "delete the build directory"
+    assert call["user_text"] == "<system-reminder>be careful</system-reminder>\ndelete the build directory"
 
     stages = {row["stage"]: row for row in query(db_path, "select * from stages where call_id = 'c1'")}
     assert set(stages) == {

@@ -20,6 +20,7 @@ MIGRATION_NAMES = [
     "m005_views",
     "m006_fts",
     "m007_ttft",
+    "m008_user_text",
 ]
 
 
@@ -56,7 +57,7 @@ def test_calls_table(conn: sqlite3.Connection) -> None:
         "input_tokens": "INTEGER", "output_tokens": "INTEGER",
         "cache_read_tokens": "INTEGER", "cache_write_tokens": "INTEGER",
         "cost_usd": "REAL", "pricing_key": "TEXT", "ttft_ms": "REAL",
-        "prompt_text": "TEXT", "response_text": "TEXT",
+        "prompt_text": "TEXT", "user_text": "TEXT", "response_text": "TEXT",
     }  # fmt: skip
     pk = [row[1] for row in conn.execute("pragma table_info(calls)") if row[5]]
     assert pk == ["call_id"]
@@ -147,6 +148,24 @@ def test_older_database_upgrades(tmp_path: Path) -> None:
         assert "blocked_calls" in names(c, "view")
 
 
+def test_a_database_of_an_older_release_upgrades_with_its_data(tmp_path: Path) -> None:
+    """Rows written before `user_text` get it: the old prompt_text (the whole last user
+    message then) is searchable as user_text."""
+    path = str(tmp_path / "old.db")
+    MIGRATIONS.apply(Database(path), stop_before="m008_user_text")
+    reminder = "<system-reminder>mention kumquats</system-reminder>\nlist the files"
+    with sqlite3.connect(path) as c:
+        insert_call(
+            c, "old-anthropic", dialect="anthropic-messages", prompt_text=reminder, response_text="Let me look."
+        )
+        insert_call(c, "old-openai", prompt_text="weather?")
+    migrate(path)
+    with sqlite3.connect(path) as c:
+        assert c.execute("select user_text from calls where call_id = 'old-anthropic'").fetchone() == (reminder,)
+        assert search(c, "kumquats") == ["old-anthropic"]
+        assert search(c, "look") == ["old-anthropic"]  # the response text is still indexed
+
+
 def insert_call(conn: sqlite3.Connection, call_id: str, **values: object) -> None:
     row = {
         "call_id": call_id,
@@ -164,26 +183,29 @@ def insert_call(conn: sqlite3.Connection, call_id: str, **values: object) -> Non
     )
 
 
+def search(conn: sqlite3.Connection, term: str) -> list[str]:
+    return [
+        row[0]
+        for row in conn.execute(
+            "select c.call_id from calls c join calls_fts f on f.rowid = c.rowid "
+            "where calls_fts match ? order by c.call_id",
+            [term],
+        )
+    ]
+
+
 def test_fts_follows_inserts_and_updates(conn: sqlite3.Connection) -> None:
-    insert_call(conn, "a", prompt_text="list the kumquats", response_text="three kumquats")
+    insert_call(conn, "a", prompt_text="list the kumquats", user_text="<r>use tangerines</r> list the kumquats",
+                response_text="three kumquats")  # fmt: skip
     insert_call(conn, "b", prompt_text="hello", response_text="world")
-
-    def search(term: str) -> list[str]:
-        return [
-            row[0]
-            for row in conn.execute(
-                "select c.call_id from calls c join calls_fts f on f.rowid = c.rowid "
-                "where calls_fts match ? order by c.call_id",
-                [term],
-            )
-        ]
-
-    assert search("kumquats") == ["a"]
+    assert search(conn, "kumquats") == ["a"]
+    assert search(conn, "tangerines") == ["a"]  # only in the whole user message
     conn.execute("update calls set response_text = 'pomelos' where call_id = 'b'")
-    assert search("pomelos") == ["b"]
-    assert search("world") == []
+    assert search(conn, "pomelos") == ["b"]
+    assert search(conn, "world") == []
     conn.execute("delete from calls where call_id = 'a'")
-    assert search("kumquats") == []
+    assert search(conn, "kumquats") == []
+    assert search(conn, "tangerines") == []
 
 
 def test_blocked_and_modified_views(conn: sqlite3.Connection) -> None:

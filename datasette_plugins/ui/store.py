@@ -54,6 +54,7 @@ class CallRow(BaseModel):
     cost_usd: float | None = None
     pricing_key: str | None = None
     prompt_text: str | None = None
+    user_text: str | None = None
     response_text: str | None = None
 
     @property
