@@ -208,6 +208,14 @@ def test_openai_parallel_tool_calls_accumulate(clients: ClientFactory, db: Calls
     call = db.wait_call(raw.headers[CALL_ID])
     assert_recorded(call, model=OPENAI_MODEL, stream=True, status=200)
     assert call["output_tokens"] == 34
+    rows = db.rows(
+        "select position, tool_call_id, name, arguments_json from tool_calls"
+        " where call_id = ? and stage = 'response_original' order by position",
+        (raw.headers[CALL_ID],),
+    )
+    assert [(r["position"], r["tool_call_id"], r["name"], json.loads(r["arguments_json"])) for r in rows] == [
+        (n, openai_tool_id(c), c.name, json.loads(c.arguments)) for n, c in enumerate(expected)
+    ]
 
 
 # --- Anthropic Messages through the SDK ---------------------------------------------
@@ -343,6 +351,15 @@ def test_claude_code_prompt_text_is_what_the_person_typed(clients: ClientFactory
     assert call_id in fts_matches(db, "xylophonic")  # a word only inside a system reminder
     assert call_id in fts_matches(db, "prompt_text: files")
     assert call_id not in fts_matches(db, "prompt_text: xylophonic")
+    # The tool call the stream carried, read by the dialect into neutral rows.
+    (expected,) = SCENARIOS["tool"].tool_calls
+    rows = db.rows("select * from tool_calls where call_id = ? order by stage, position", (call_id,))
+    assert [
+        (r["stage"], r["position"], r["tool_call_id"], r["name"], json.loads(r["arguments_json"])) for r in rows
+    ] == [
+        (stage, 0, anthropic_tool_id(expected), expected.name, json.loads(expected.arguments))
+        for stage in ("response_final", "response_original")
+    ]
 
 
 def test_claude_code_tool_result_turn_keeps_the_typed_words(clients: ClientFactory, db: CallsDB) -> None:
@@ -368,6 +385,7 @@ def test_claude_code_tool_result_turn_keeps_the_typed_words(clients: ClientFacto
     assert call["prompt_text"] == TYPED
     assert call["user_text"] == "<system-reminder>\nThe marimbaphone file changed.\n</system-reminder>"
     assert fts_matches(db, "marimbaphone") == [call_id]
+    assert db.rows("select * from tool_calls where call_id = ?", (call_id,)) == []
 
 
 # --- exact bytes, both dialects, streamed and not ------------------------------------
