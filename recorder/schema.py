@@ -247,6 +247,26 @@ def _backfill_tool_calls(db: Database) -> None:
         db.conn.executemany(insert, rows)
 
 
+@MIGRATIONS()
+def m010_slowest_calls_ttft(db: Database) -> None:
+    """`slowest_calls` with the time to first token and the output speed: output tokens
+    per second of generation, from the first token to the end when the time to first
+    token is known (streams), else over the whole call."""
+    db.create_view(
+        "slowest_calls",
+        """select
+  call_id, started_at, provider, dialect, model, stream, status, verdict,
+  ttfb_ms, ttft_ms, duration_ms, input_tokens, output_tokens,
+  case when output_tokens > 0 and duration_ms > coalesce(ttft_ms, 0)
+    then round(output_tokens * 1000.0 / (duration_ms - coalesce(ttft_ms, 0)), 1)
+  end as output_tokens_per_s
+from calls
+where duration_ms is not null
+order by duration_ms desc""",
+        replace=True,
+    )
+
+
 def migrate(db_path: str, *, busy_timeout_ms: int = 5000) -> None:
     """Bring the database at `db_path` up to date and switch it to WAL mode.
 

@@ -23,6 +23,7 @@ MIGRATION_NAMES = [
     "m007_ttft",
     "m008_user_text",
     "m009_tool_calls",
+    "m010_slowest_calls_ttft",
 ]
 
 
@@ -313,11 +314,14 @@ def test_cost_by_day_model_view(conn: sqlite3.Connection) -> None:
 
 def test_slowest_calls_view(conn: sqlite3.Connection) -> None:
     insert_call(conn, "fast", duration_ms=10.0)
-    insert_call(conn, "slow", duration_ms=900.0)
-    insert_call(conn, "medium", duration_ms=50.0)
+    insert_call(conn, "slow", duration_ms=2100.0, ttft_ms=100.0, output_tokens=500)  # streamed
+    insert_call(conn, "medium", duration_ms=500.0, output_tokens=20)  # not streamed: no ttft
+    insert_call(conn, "empty", duration_ms=200.0, ttft_ms=200.0, output_tokens=3)  # nothing after the first token
     insert_call(conn, "unfinished")
-    assert [r[0] for r in conn.execute("select call_id from slowest_calls")] == [
-        "slow",
-        "medium",
-        "fast",
+    rows = conn.execute("select call_id, ttft_ms, output_tokens_per_s from slowest_calls").fetchall()
+    assert rows == [
+        ("slow", 100.0, 250.0),  # 500 tokens in the 2 s after the first
+        ("medium", None, 40.0),  # 20 tokens over the whole 0.5 s
+        ("empty", 200.0, None),
+        ("fast", None, None),
     ]

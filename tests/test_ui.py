@@ -108,6 +108,7 @@ async def test_views_answer(ds: Datasette, expect: UIExpectations) -> None:
     slowest = await rows("slowest_calls")
     durations = [r["duration_ms"] for r in slowest]
     assert durations and durations == sorted(durations, reverse=True)  # type: ignore[type-var]
+    assert {"ttft_ms", "output_tokens_per_s"} <= set(slowest[0])
     assert sum(r["calls"] for r in await rows("cost_by_day_model")) == len(expect.all_calls)  # type: ignore[misc]
 
 
