@@ -289,6 +289,20 @@ async def test_full_text_search(ds: Datasette, expect: UIExpectations) -> None:
     assert {row["call_id"] for row in response.json()} == {f"ui-session-{n}" for n in (1, 2, 3)}
 
 
+async def test_search_covers_the_whole_user_message_and_the_list_shows_the_typed_words(tmp_path: Path) -> None:
+    from ui_fixtures import ui_records, write_records
+
+    typed = "Summarise the thread"
+    whole = f"<system-reminder>\nThe project codeword is ocarina.\n</system-reminder>\n{typed}"
+    record = ui_records()[0].model_copy(update={"prompt_text": typed, "user_text": whole})
+    await write_records(tmp_path / "f.db", [record])
+    ds = Datasette([str(tmp_path / "f.db")], **serve.datasette_kwargs())
+    found = (await ds.client.get("/f/calls.json", params={"_search": "ocarina", "_shape": "array"})).json()
+    assert [row["call_id"] for row in found] == [record.call_id]
+    listed = await page(ds, "/f/calls")
+    assert typed in listed and "ocarina" not in listed
+
+
 async def test_cells_render_json_and_judge_columns(ds: Datasette, expect: UIExpectations) -> None:
     judges = await page(ds, f"/{DB}/judge_decisions")
     assert '<span class="il-badge il-allowed">allowed</span>' in judges
