@@ -57,6 +57,10 @@ class Dialect(ABC):
     default_providers: ClassVar[tuple[DefaultProvider, ...]]
     # The (status, JSON body) a blocked request is answered with.
     blocked_status: ClassVar[int] = 403
+    # Where a request body keeps its conversation, oldest message first, as an SQLite JSON
+    # path (e.g. "$.messages"): the messages `messages_view` reads. SQL uses it to cut the
+    # tail of a long conversation out of a stored body without loading it (the session page).
+    messages_path: ClassVar[str]
 
     # -- requests ----------------------------------------------------------------------
 

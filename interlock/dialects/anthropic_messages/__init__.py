@@ -14,6 +14,7 @@ from interlock.dialects.base import DefaultProvider, Dialect
 
 class AnthropicMessages(Dialect):
     name: ClassVar[str] = request.NAME
+    messages_path: ClassVar[str] = request.MESSAGES_PATH
     default_providers: ClassVar[tuple[DefaultProvider, ...]] = (
         DefaultProvider("anthropic", ("api.anthropic.com",), ("/v1/messages",)),
     )

@@ -19,6 +19,7 @@ from interlock.dialects.common import (
 from interlock.neutral import PastCall
 
 NAME = "anthropic-messages"
+MESSAGES_PATH = "$.messages"  # the conversation, as an SQLite JSON path
 _CLAUDE_CODE_SESSION = re.compile(r"session_([0-9a-fA-F-]{8,})")
 
 

@@ -15,6 +15,7 @@ from interlock.dialects.openai_chat.stream import ChatStreamRewriter
 
 class OpenAIChat(Dialect):
     name: ClassVar[str] = request.NAME
+    messages_path: ClassVar[str] = request.MESSAGES_PATH
     default_providers: ClassVar[tuple[DefaultProvider, ...]] = (
         DefaultProvider("openai", ("api.openai.com",), ("/v1/chat/completions",)),
         DefaultProvider("openrouter", ("openrouter.ai",), ("/api/v1/chat/completions",)),

@@ -17,6 +17,7 @@ from interlock.dialects.common import (
 from interlock.neutral import PastCall
 
 NAME = "openai-chat"
+MESSAGES_PATH = "$.messages"  # the conversation, as an SQLite JSON path
 
 
 def map_request_text(request: dict[str, Any], edit: TextEdit) -> dict[str, Any]:
