@@ -488,7 +488,7 @@ def check(up: Upstream, end: End, chain: Chain, out: bytes, ctx: PolicyContext) 
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 async def test_any_stream_any_end_any_chain(dialect: str, data: st.DataObject) -> None:
     up = data.draw(upstreams(dialect), label="upstream")
