@@ -5,12 +5,29 @@ last; every block starts, gets deltas, stops; output indices count up from 0 wit
 no empty text block; text is never placed after a tool_use block (blocked-call notices
 and text a policy adds go before the surviving tool_use blocks, which are held until the
 message ends); `stop_reason` becomes `end_turn` only when it was `tool_use` and no tool
-call survived. Events nobody changed are forwarded as their original bytes.
+call survived. Events nobody changed are forwarded as their original bytes, in their
+place: pings and comments wait behind a text block's start or text the policies still
+hold, so a stream nothing changed is byte-identical to upstream's.
+
+A tool call is decided once its block stops (its arguments are complete); the decisions
+run concurrently and are collected at `message_delta`. A tool block that never stopped
+is incomplete and is dropped, never forwarded.
+
+Failed ends: a stream may end before its `message_delta`, with an `error` event (it can
+come after complete blocks) or a closed connection (at an event boundary or mid-event).
+Then the open text block gets the text the policies hold, the held tool calls are
+decided as usual (awaited) and sent if allowed, or replaced by their notice, and the
+error event passes as it came. A held call never reaches the client undecided. After a
+cut nothing is invented: no `message_delta`, no `message_stop`. A cut-off last event
+(no blank line) goes out last, as it came, only when no policy holds tool calls: it
+could be the start of an undecided call.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +42,66 @@ from interlock.policy.chain import PolicyChain, PolicyFailed
 from interlock.sse import SSEEvent, parse_event_block
 
 
+class _Behind:
+    """Upstream text deltas the text policies still hold, each with the events that came
+    after it (pings, comments): those go out right behind it, so an unchanged stream
+    keeps its order."""
+
+    def __init__(self) -> None:
+        self._entries: deque[tuple[SSEEvent | None, str, list[SSEEvent]]] = deque()
+
+    def add(self, event: SSEEvent | None, text: str) -> None:
+        """A text delta handed to the aligner."""
+        self._entries.append((event, text, []))
+
+    def wait(self, event: SSEEvent) -> bool:
+        """Queue `event` behind the held text; False if no text is held."""
+        if not self._entries:
+            return False
+        self._entries[-1][2].append(event)
+        return True
+
+    def release(self, pieces: list[TextPiece], final: bool) -> list[TextPiece | SSEEvent]:
+        """What the aligner released, each piece followed by the events that waited behind
+        it. A piece that is not the oldest held delta as it came means the aligner gave up
+        on the held deltas: everything behind them follows it."""
+        out: list[TextPiece | SSEEvent] = []
+        for event, text in pieces:
+            out.append((event, text))
+            if self._entries and self._entries[0][0] is event and self._entries[0][1] == text:
+                out.extend(self._entries.popleft()[2])
+            else:
+                out.extend(self.abandon())
+        if final:
+            out.extend(self.abandon())
+        return out
+
+    def abandon(self) -> list[SSEEvent]:
+        """The aligner forgot the held deltas: the events behind them, in order."""
+        out = [event for _, _, behind in self._entries for event in behind]
+        self._entries.clear()
+        return out
+
+
+def _policed_choice(data: Any) -> dict[str, Any] | None:
+    """The choice of a chunk this rewriter polices: one choice, index 0."""
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(choices, list) or len(choices) != 1:
+        return None
+    choice = choices[0]
+    if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+        return None
+    return choice
+
+
+def _only_tool_calls(delta: dict[str, Any]) -> bool:
+    """The delta says nothing but tool calls and perhaps the role."""
+    return all(
+        key in ("tool_calls", "role") or value is None or (key == "content" and value == "")
+        for key, value in delta.items()
+    )
+
+
 @dataclass(slots=True)
 class _TextBlock:
     upstream_index: int
@@ -33,6 +110,7 @@ class _TextBlock:
     out_index: int | None = None  # None until its first non-empty text is emitted
     pings: list[SSEEvent] = field(default_factory=list)  # pings that came before it opened
     aligner: TextAligner = field(default_factory=TextAligner)
+    behind: _Behind = field(default_factory=_Behind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +138,8 @@ class MessagesStreamRewriter(StreamRewriter):
         self.text_blocks: dict[int, _TextBlock] = {}
         self.held: list[_HeldTool] = []
         self.held_by_index: dict[int, _HeldTool] = {}
+        self.released: set[int] = set()  # upstream indices of tool blocks already dealt with
+        self.fragment: SSEEvent | None = None  # the cut-off end of a truncated stream
         self.usage = Usage()
         # From the first held tool call to message_delta: upstream tool events (held)
         # and the output produced for everything else, in arrival order.
@@ -96,9 +176,13 @@ class MessagesStreamRewriter(StreamRewriter):
         if text:
             self.emit_new(wire.text_delta(self._open(block), text))
 
-    def _emit_aligned(self, block: _TextBlock, pieces: list[TextPiece]) -> None:
+    def _emit_aligned(self, block: _TextBlock, pieces: Sequence[TextPiece | SSEEvent]) -> None:
         """Upstream deltas whose text came out unchanged go as their original bytes."""
-        for event, text in pieces:
+        for piece in pieces:
+            if isinstance(piece, SSEEvent):  # an event that waited behind held text
+                self.emit_raw(piece)
+                continue
+            event, text = piece
             if event is not None and self._open(block) == block.upstream_index:
                 self.emit_raw(event)
             else:
@@ -108,15 +192,22 @@ class MessagesStreamRewriter(StreamRewriter):
         """A text policy failed and blocks: what was released goes out, then the notice."""
         self.ctx.end_message(failed.policy, failed.reason)
         self._emit_text(block, block.aligner.abandon() + failed.notice)
+        self._emit_aligned(block, [*block.behind.abandon()])
 
     # -- events ----------------------------------------------------------------------
 
     def handle(self, event: SSEEvent) -> Step[None]:
+        if not event.complete:  # the stream was cut inside this event: see finish()
+            self.fragment = event
+            return
         data = event.json()
         kind = data.get("type") if isinstance(data, dict) else None
         if not isinstance(data, dict) or not isinstance(kind, str):
             kind, data = None, {}
-        if self.tail is not None and kind != "message_delta":
+        if kind == "error":  # the stream fails here: decide what is held, then the error
+            yield from self._failed_end()
+            self.emit_raw(event)
+        elif self.tail is not None and kind != "message_delta":
             # Tool calls are held: keep everything after the first one in order, so an
             # unchanged message goes out exactly as it came (pings included).
             produced = len(self.out)
@@ -139,13 +230,21 @@ class MessagesStreamRewriter(StreamRewriter):
         elif kind == "message_delta":
             self._note_usage(data.get("usage"))
             yield from self._message_delta(event, data)
-        elif kind == "ping" and (waiting := self._unopened_text_block()) is not None:
-            waiting.pings.append(event)  # keeps an unchanged stream's event order
-        else:  # ping, message_stop, error, non-JSON, and event types unknown today
-            self.emit_raw(event)
+        else:  # ping, message_stop, comments, non-JSON, and event types unknown today
+            self._emit_other(event)
 
-    def _unopened_text_block(self) -> _TextBlock | None:
-        return next((b for b in self.text_blocks.values() if b.out_index is None), None)
+    def _emit_other(self, event: SSEEvent) -> None:
+        """An event that is not content keeps its place (an unchanged stream keeps its
+        order): behind the start of a text block waiting to open, or behind the text the
+        policies still hold."""
+        block = next(iter(self.text_blocks.values()), None)
+        if block is None:
+            self.emit_raw(event)
+        elif not block.behind.wait(event):
+            if block.out_index is None:
+                block.pings.append(event)
+            else:
+                self.emit_raw(event)
 
     def _note_usage(self, usage: Any) -> None:
         """message_start carries the input counts, message_delta the final output: the
@@ -187,7 +286,20 @@ class MessagesStreamRewriter(StreamRewriter):
         except PolicyFailed as failed:
             self._end_on_failure(failed, block)
             return
-        self._emit_aligned(block, block.aligner.add(event, text, out))
+        block.behind.add(event, text)
+        self._emit_aligned(block, block.behind.release(block.aligner.add(event, text, out), final=False))
+
+    def _flush_text(self, block: _TextBlock) -> Step[None]:
+        """The block's text ends: what the policies still hold goes out."""
+        if self.ctx.ended_by is not None:
+            self._emit_aligned(block, [*block.behind.abandon()])
+            return
+        try:
+            tail = yield from run(self.chain.text_end(self.ctx))
+        except PolicyFailed as failed:
+            self._end_on_failure(failed, block)
+        else:
+            self._emit_aligned(block, block.behind.release(block.aligner.flush(tail), final=True))
 
     def _block_delta(self, event: SSEEvent, data: dict[str, Any]) -> Step[None]:
         index = data.get("index")
@@ -197,7 +309,14 @@ class MessagesStreamRewriter(StreamRewriter):
         if index in self.text_blocks and delta.get("type") == "text_delta":
             yield from self._text(self.text_blocks[index], event, delta.get("text") or "")
         elif index in self.text_blocks:  # e.g. citations_delta: opens the block, goes as it came
-            self._emit_block_event(event, data, self._open(self.text_blocks[index]))
+            text_block = self.text_blocks[index]
+            out_index = self._open(text_block)
+            if out_index != index:
+                event = parse_event_block(wire.reindexed(data, out_index))
+            if not text_block.behind.wait(event):
+                self.emit_raw(event)
+        elif index in self.released:
+            pass  # a tool block already decided or dropped
         elif index in self.held_by_index:
             held = self.held_by_index[index]
             held.events.append(event)
@@ -213,16 +332,12 @@ class MessagesStreamRewriter(StreamRewriter):
         index = data.get("index")
         if index in self.text_blocks:
             text_block = self.text_blocks.pop(index)
-            if self.ctx.ended_by is None:
-                try:
-                    tail = yield from run(self.chain.text_end(self.ctx))
-                except PolicyFailed as failed:
-                    self._end_on_failure(failed, text_block)
-                else:
-                    self._emit_aligned(text_block, text_block.aligner.flush(tail))
+            yield from self._flush_text(text_block)
             if text_block.out_index is not None:  # else the block stayed empty: dropped
                 self._emit_block_event(event, data, text_block.out_index)
             self._release_pings(text_block)
+        elif index in self.released:
+            pass  # a tool block already decided or dropped
         elif index in self.held_by_index:
             held = self.held_by_index[index]
             held.events.append(event)
@@ -247,11 +362,12 @@ class MessagesStreamRewriter(StreamRewriter):
         held.decision = start_eager(self.chain.tool_call(self.ctx, held.call))
 
     def _message_delta(self, event: SSEEvent, data: dict[str, Any]) -> Step[None]:
-        survivors = yield from self._flush_tools(data)
         delta = data.get("delta") or {}
         stop_reason = delta.get("stop_reason")
+        had_calls = bool(self.held)
+        survivors = yield from self._flush_tools(StreamEnd(stop_reason=stop_reason, usage=self.usage))
         new_reason = stop_reason
-        if stop_reason == "tool_use" and not survivors and (self.held or self.ctx.ended_by):
+        if stop_reason == "tool_use" and not survivors and (had_calls or self.ctx.ended_by):
             new_reason = "end_turn"
         if new_reason != stop_reason:
             self.emit_new(wire.sse("message_delta", {**data, "delta": {**delta, "stop_reason": new_reason}}))
@@ -262,17 +378,21 @@ class MessagesStreamRewriter(StreamRewriter):
         assert self.tail is not None
         self.tail.append(_HeldEvent(event))
 
-    def _flush_tools(self, message_delta: dict[str, Any]) -> Step[int]:
+    def _flush_tools(self, end: StreamEnd | None) -> Step[int]:
         """Emit policy text and blocked-call notices, then the surviving tool calls,
-        then whatever else arrived meanwhile; return how many tool calls survived."""
+        then whatever else arrived meanwhile; return how many tool calls survived.
+        `end` is None when the stream failed before its message end: no stream-end
+        hook runs. Tool blocks that never stopped are incomplete: dropped."""
         tail, self.tail = self.tail or [], None
+        held, self.held = self.held, []
+        self.released.update(h.upstream_index for h in held)
+        self.held_by_index.clear()
         decisions: list[tuple[_HeldTool, ToolDecision]] = []
-        for held in self.held:
-            if held.decision is not None:  # an incomplete tool block has none
-                decisions.append((held, (yield from wait_for(held.decision))))
+        for h in held:
+            if h.decision is not None:  # an incomplete tool block has none
+                decisions.append((h, (yield from wait_for(h.decision))))
         extra = ""
-        if self.chain.holds_tool_calls and self.ctx.ended_by is None:
-            end = StreamEnd(stop_reason=(message_delta.get("delta") or {}).get("stop_reason"), usage=self.usage)
+        if end is not None and self.chain.holds_tool_calls and self.ctx.ended_by is None:
             extra = yield from run(self.chain.stream_end(self.ctx, end))
         if self.ctx.ended_by is not None:
             if extra:  # the notice of a policy that ended the message at its end
@@ -280,24 +400,21 @@ class MessagesStreamRewriter(StreamRewriter):
             self.out.extend(piece for piece in tail if not isinstance(piece, _HeldEvent))
             return 0  # held tool calls are dropped with the rest of the message
         notices = ([extra] if extra else []) + [d.text for _, d in decisions if isinstance(d, ReplaceWithText)]
-        kept = [(held, d.call) for held, d in decisions if isinstance(d, Keep)]
+        kept = [(h, d.call) for h, d in decisions if isinstance(d, Keep)]
         unchanged = (
             not notices
-            and len(kept) == len(self.held)
-            and all(call == held.call for held, call in kept)
-            and (not self.held or self.next_index == self.held[0].upstream_index)
+            and len(kept) == len(held)
+            and all(call == h.call for h, call in kept)
+            and (not held or self.next_index == held[0].upstream_index)
         )
         if unchanged:
-            self.next_index += len(self.held)
+            self.next_index += len(held)
             self.out.extend(piece.event if isinstance(piece, _HeldEvent) else piece for piece in tail)
             return len(kept)
         for notice in notices:
             self.out.extend(wire.text_block(self._allocate(), notice))
-        for held, call in kept:
-            self._emit_tool(held, call)
-        for held in self.held:
-            if held.decision is None:
-                self._emit_held_raw(held)
+        for h, call in kept:
+            self._emit_tool(h, call)
         self.out.extend(piece for piece in tail if not isinstance(piece, _HeldEvent))
         return len(kept)
 
@@ -309,21 +426,26 @@ class MessagesStreamRewriter(StreamRewriter):
         else:
             self.emit_new(b"".join(wire.tool_use_block(out_index, {**held.block, "input": call.arguments})))
 
-    def _emit_held_raw(self, held: _HeldTool) -> None:
-        out_index = self._allocate()
-        for event in held.events:
-            data = event.json()
-            if isinstance(data, dict) and "index" in data:
-                self._emit_block_event(event, data, out_index)
-            else:
-                self.emit_raw(event)
-
-    def finish(self) -> Step[None]:
-        """End of the upstream bytes. A stream cut before `message_delta` still has its
-        tail held: forward it as it came, so the client sees the same truncation."""
-        yield from ()
+    def _failed_end(self) -> Step[None]:
+        """The stream fails before its message end (an error event, a cut): the open
+        text block gets what the policies hold (its start goes out even if it stayed
+        empty, as upstream sent it), then the held tool calls are decided and sent."""
+        produced = len(self.out)
         for text_block in self.text_blocks.values():
+            yield from self._flush_text(text_block)
+            if self.ctx.ended_by is None:
+                self._open(text_block)
             self._release_pings(text_block)
         if self.tail is not None:
-            self.out.extend(piece.event if isinstance(piece, _HeldEvent) else piece for piece in self.tail)
-            self.tail = None
+            self.tail.extend(self.out[produced:])
+            del self.out[produced:]
+            yield from self._flush_tools(None)
+
+    def finish(self) -> Step[None]:
+        """End of the upstream bytes: a stream cut before its message end (see
+        `_failed_end`). Nothing is invented: no message_delta, no message_stop. A
+        cut-off last event goes out last, as it came, only when no policy holds tool
+        calls (it could be the start of an undecided one)."""
+        yield from self._failed_end()
+        if self.fragment is not None and not self.chain.holds_tool_calls and self.ctx.ended_by is None:
+            self.emit_raw(self.fragment)
