@@ -19,9 +19,9 @@ up *args:
 proxy *args:
     uv run mitmdump --listen-host 127.0.0.1 -s addons/bundle.py "$@"
 
-# Run the proxy with mitmweb's UI; extra arguments go to mitmweb.
+# Run the proxy with mitmweb's UI, keeping streamed bodies so calls show whole; extra arguments go to mitmweb.
 web *args:
-    uv run mitmweb --listen-host 127.0.0.1 -s addons/bundle.py "$@"
+    uv run mitmweb --listen-host 127.0.0.1 -s addons/bundle.py --set store_streamed_bodies=true "$@"
 
 # Browse the recorded calls with Datasette on 127.0.0.1, read-only: `just ui [DB] [datasette options]` (DB: $INTERLOCK_DB, else interlock.db; it must exist: `just proxy` or `just up` creates it).
 ui *args:

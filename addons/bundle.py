@@ -2,12 +2,14 @@
 
 One addon per concern, in hook order: the configuration, matching LLM calls (call
 state), policing them, recording them, then what people see (the terminal line, marks
-in mitmweb). mitmproxy puts this file's directory first on sys.path while it runs it,
-so modules in `addons/` must not share a name with a top-level package they import.
+in mitmweb, a conversation view per dialect). mitmproxy puts this file's directory
+first on sys.path while it runs it, so modules in `addons/` must not share a name with
+a top-level package they import.
 """
 
 from addons.call_state import CallStates
 from addons.config_watch import ConfigWatch
+from addons.contentview import ConversationViews
 from addons.matcher import CallMatcher
 from addons.policing import Policing
 from addons.recording import Recording
@@ -15,4 +17,12 @@ from addons.terminal import CallLine, FlowMarks
 
 config = ConfigWatch()
 calls = CallStates()
-addons = [config, CallMatcher(config, calls), Policing(calls), Recording(config, calls), CallLine(), FlowMarks()]
+addons = [
+    config,
+    CallMatcher(config, calls),
+    Policing(calls),
+    Recording(config, calls),
+    CallLine(),
+    FlowMarks(),
+    ConversationViews(config),
+]

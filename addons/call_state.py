@@ -24,6 +24,7 @@ from interlock.providers import Match
 from recorder.models import CallRecord
 
 CALL_ID_METADATA = "interlock_call_id"
+DIALECT_METADATA = "interlock_dialect"  # the dialect the call speaks, for the content views
 CALL_ID_HEADER = "x-interlock-call-id"
 
 
@@ -73,6 +74,7 @@ class CallStates:
     def attach(self, flow: http.HTTPFlow, state: CallState) -> None:
         self._states[flow] = state
         flow.metadata[CALL_ID_METADATA] = state.call_id
+        flow.metadata[DIALECT_METADATA] = state.match.dialect
 
     def get(self, flow: http.HTTPFlow) -> CallState | None:
         return self._states.get(flow)

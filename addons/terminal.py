@@ -9,6 +9,7 @@ from mitmproxy import http
 from rich.console import Console
 from rich.text import Text
 
+from recorder.cost import cost_map_loaded
 from recorder.models import CallRecord
 from recorder.rows import record_price
 
@@ -53,7 +54,8 @@ class CallLine:
         self._console = Console(highlight=False, soft_wrap=True)
 
     def interlock_call_ended(self, flow: http.HTTPFlow, record: CallRecord) -> None:
-        cost_usd, _ = record_price(record)
+        # Loading the price map is file I/O: never on the event loop (it loads at start-up).
+        cost_usd = record_price(record)[0] if cost_map_loaded() else None
         self._console.print(format_call_line(record, cost_usd))
 
 

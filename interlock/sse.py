@@ -88,6 +88,11 @@ class SSEParser:
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         if not chunk:
             return []
+        if not self._buffer:
+            # The common case: a chunk that holds exactly one whole event.
+            match = _EVENT_END.search(chunk)
+            if match is not None and match.end() == len(chunk) and chunk[-1:] != b"\r":
+                return [parse_event_block(chunk)]
         scan_from = max(0, len(self._buffer) - 3)
         self._buffer += chunk
         events: list[SSEEvent] = []

@@ -3,7 +3,8 @@
 `import litellm` costs seconds and a lot of memory; the price map is a JSON file inside
 the installed package, located with `importlib.util.find_spec` (which does not import
 it) and loaded once: on first use, or ahead of time by calling `load_cost_map()`
-in a worker thread.
+in a worker thread (the proxy does at start-up; the writer prices rows in its worker
+thread, and the terminal line prices on the event loop only once the map is loaded).
 
 Rules (a guessed price is worse than none):
 - The model is looked up as given, then as `provider/model`, then, if it ends with a
@@ -73,6 +74,11 @@ def pricing_key(model: str, provider: str) -> str | None:
     if undated != model:
         candidates += [undated, f"{provider}/{undated}"]
     return next((key for key in candidates if key in prices), None)
+
+
+def cost_map_loaded() -> bool:
+    """True once `load_cost_map` has run: pricing is then a few dictionary look-ups."""
+    return load_cost_map.cache_info().currsize > 0
 
 
 def price(model: str | None, provider: str, usage: Usage) -> tuple[float | None, str | None]:

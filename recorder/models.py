@@ -51,7 +51,8 @@ class CallRecord(BaseModel):
     error: str | None = None
     verdict: Verdict = "pass"
     usage: Usage = Field(default_factory=Usage)
-    prompt_text: str | None = None  # last user message text, for full-text search
+    prompt_text: str | None = None  # the words the person typed last (`Dialect.typed_text`), for lists
+    user_text: str | None = None  # the whole last user message, as sent (`Dialect.last_user_text`)
     response_text: str | None = None  # final response text, for full-text search
     stages: list[StageRecord] = Field(default_factory=list)
     events: list[PolicyEventRecord] = Field(default_factory=list)

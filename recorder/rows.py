@@ -1,7 +1,7 @@
 """Turns CallRecords into rows of the recorder's tables (see `recorder.schema`).
 
-Pure and CPU-bound (JSON encoding of large bodies, pricing): the writer runs it in a
-worker thread, never on the proxy's event loop.
+Pure and CPU-bound (JSON encoding of large bodies, pricing, reading tool calls out of
+response bodies): the writer runs it in a worker thread, never on the proxy's event loop.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from interlock.dialects import DIALECTS
 from recorder.cost import price
 from recorder.models import CallRecord, JudgeRecord, PolicyEventRecord, StageRecord
 
@@ -21,7 +22,7 @@ CALL_COLUMNS = (
     "provider", "dialect", "host", "path", "client", "session_id",
     "model", "model_final", "response_model", "stream", "status", "error", "verdict",
     "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-    "cost_usd", "pricing_key", "prompt_text", "response_text",
+    "cost_usd", "pricing_key", "prompt_text", "user_text", "response_text",
 )  # fmt: skip
 STAGE_COLUMNS = (
     "call_id", "stage", "headers_json", "body_json", "raw", "note", "size_bytes",
@@ -33,6 +34,10 @@ JUDGE_COLUMNS = (
     "input_tokens", "output_tokens", "cost_usd", "error", "created_at",
 )  # fmt: skip
 
+TOOL_CALL_COLUMNS = ("call_id", "stage", "position", "tool_call_id", "name", "arguments_json")
+# The stages whose bodies' tool calls go into `tool_calls`.
+TOOL_CALL_STAGES = ("response_original", "response_final")
+
 
 @dataclass
 class BatchRows:
@@ -43,6 +48,7 @@ class BatchRows:
     stages: list[Row] = field(default_factory=list)
     events: list[Row] = field(default_factory=list)
     judgements: list[Row] = field(default_factory=list)
+    tool_calls: list[Row] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (call_id, reason)
 
 
@@ -55,6 +61,11 @@ def iso(ts: float | None) -> str | None:
 
 def to_json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    names = ", ".join(columns)
+    return f"insert into {table} ({names}) values ({', '.join(f':{c}' for c in columns)})"
 
 
 def _ms_since(start: float, end: float | None) -> float | None:
@@ -127,6 +138,34 @@ def judge_row(call_id: str, judge: JudgeRecord) -> Row:
     }
 
 
+def tool_call_rows(call_id: str, dialect_name: str, stage: str, body: Any) -> list[Row]:
+    """The tool calls of a response body, read by the dialect that recorded it
+    (`Dialect.tool_calls`), as `tool_calls` rows in the response's order. None for a
+    body that is not a JSON object or a dialect the registry does not know."""
+    dialect = DIALECTS.get(dialect_name)
+    if dialect is None or not isinstance(body, dict):
+        return []
+    return [
+        {
+            "call_id": call_id,
+            "stage": stage,
+            "position": position,
+            "tool_call_id": call.id,
+            "name": call.name,
+            "arguments_json": to_json(call.arguments),
+        }
+        for position, call in enumerate(dialect.tool_calls(body))
+    ]
+
+
+def _tool_call_rows(record: CallRecord) -> list[Row]:
+    rows: list[Row] = []
+    for stage in record.stages:
+        if stage.stage in TOOL_CALL_STAGES:
+            rows += tool_call_rows(record.call_id, record.dialect, stage.stage, stage.body)
+    return rows
+
+
 def batch_rows(records: list[CallRecord]) -> BatchRows:
     """Rows for `records`; the last record of a call_id wins, a record that cannot be
     converted (a body that is not JSON-serialisable) is reported in `failures`."""
@@ -138,6 +177,7 @@ def batch_rows(records: list[CallRecord]) -> BatchRows:
             stages = [stage_row(call_id, stage) for stage in record.stages]
             events = [event_row(call_id, event) for event in record.events]
             judgements = [judge_row(call_id, judge) for judge in record.judgements]
+            tool_calls = _tool_call_rows(record)
         except (TypeError, ValueError) as exc:
             rows.failures.append((call_id, f"{type(exc).__name__}: {exc}"))
             continue
@@ -146,4 +186,5 @@ def batch_rows(records: list[CallRecord]) -> BatchRows:
         rows.stages += stages
         rows.events += events
         rows.judgements += judgements
+        rows.tool_calls += tool_calls
     return rows

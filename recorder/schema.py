@@ -7,6 +7,7 @@ older release upgrades itself on open. Never edit an applied migration: add a ne
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 from sqlite_utils import Database, Migrations
@@ -179,6 +180,91 @@ def m006_fts(db: Database) -> None:
 def m007_ttft(db: Database) -> None:
     """Time to first token of streamed calls."""
     db.table("calls").add_column("ttft_ms", float)
+
+
+@MIGRATIONS()
+def m008_user_text(db: Database) -> None:
+    """`user_text`, the whole last user message, searchable beside `prompt_text` (the
+    words the person typed: without the system reminders and tool results an agent sends
+    in the same message).
+
+    Releases before had the whole last user message in `prompt_text`: their rows keep it
+    there and get a copy in `user_text`. The index is rebuilt over the three columns.
+    """
+    calls = db.table("calls")
+    calls.add_column("user_text", str)
+    calls.disable_fts()  # first, so the backfill below does not go through the triggers
+    db.execute("update calls set user_text = prompt_text where prompt_text is not null")
+    calls.enable_fts(["prompt_text", "user_text", "response_text"], create_triggers=True)
+
+
+@MIGRATIONS()
+def m009_tool_calls(db: Database) -> None:
+    """The tool calls of each response, as upstream sent it and as the client got it,
+    read by the call's dialect (`Dialect.tool_calls`): queries about tools need not know
+    any wire format. Calls recorded before get theirs from their stored response bodies."""
+    tool_calls = db.table("tool_calls")
+    tool_calls.create(
+        {
+            "call_id": str,
+            "stage": str,
+            "position": int,
+            "tool_call_id": str,
+            "name": str,
+            "arguments_json": str,
+        },
+        pk=("call_id", "stage", "position"),
+        foreign_keys=[("call_id", "calls", "call_id")],
+        not_null={"name"},
+    )
+    tool_calls.create_index(["name"])
+    _backfill_tool_calls(db)
+
+
+_BACKFILL_BATCH = 500
+
+
+def _backfill_tool_calls(db: Database) -> None:
+    # Imported here: the dialects are needed by this one migration, on old databases.
+    from recorder.rows import TOOL_CALL_COLUMNS, TOOL_CALL_STAGES, insert_sql, tool_call_rows
+
+    marks = ", ".join("?" * len(TOOL_CALL_STAGES))
+    bodies = db.execute(
+        f"""select s.call_id, s.stage, c.dialect, s.body_json
+        from stages s join calls c on c.call_id = s.call_id
+        where s.stage in ({marks}) and s.body_json is not null""",
+        TOOL_CALL_STAGES,
+    )
+    insert = insert_sql("tool_calls", TOOL_CALL_COLUMNS)
+    while batch := bodies.fetchmany(_BACKFILL_BATCH):
+        rows = []
+        for call_id, stage, dialect, body_json in batch:
+            try:
+                body = json.loads(body_json)
+            except ValueError:
+                continue
+            rows += tool_call_rows(call_id, dialect, stage, body)
+        db.conn.executemany(insert, rows)
+
+
+@MIGRATIONS()
+def m010_slowest_calls_ttft(db: Database) -> None:
+    """`slowest_calls` with the time to first token and the output speed: output tokens
+    per second of generation, from the first token to the end when the time to first
+    token is known (streams), else over the whole call."""
+    db.create_view(
+        "slowest_calls",
+        """select
+  call_id, started_at, provider, dialect, model, stream, status, verdict,
+  ttfb_ms, ttft_ms, duration_ms, input_tokens, output_tokens,
+  case when output_tokens > 0 and duration_ms > coalesce(ttft_ms, 0)
+    then round(output_tokens * 1000.0 / (duration_ms - coalesce(ttft_ms, 0)), 1)
+  end as output_tokens_per_s
+from calls
+where duration_ms is not null
+order by duration_ms desc""",
+        replace=True,
+    )
 
 
 def migrate(db_path: str, *, busy_timeout_ms: int = 5000) -> None:

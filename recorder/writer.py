@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
 
 import aiosqlite
 from pydantic import BaseModel
@@ -25,8 +24,10 @@ from recorder.rows import (
     EVENT_COLUMNS,
     JUDGE_COLUMNS,
     STAGE_COLUMNS,
+    TOOL_CALL_COLUMNS,
     BatchRows,
     batch_rows,
+    insert_sql,
 )
 
 log = logging.getLogger(__name__)
@@ -34,20 +35,16 @@ log = logging.getLogger(__name__)
 LOG_EVERY = 100  # after the first, log one drop (or failed batch) in this many
 
 
-def _insert_sql(table: str, columns: Sequence[str]) -> str:
-    names = ", ".join(columns)
-    return f"insert into {table} ({names}) values ({', '.join(f':{c}' for c in columns)})"
-
-
 _UPSERT_CALL = (
-    _insert_sql("calls", CALL_COLUMNS)
+    insert_sql("calls", CALL_COLUMNS)
     + " on conflict(call_id) do update set "
     + ", ".join(f"{c} = excluded.{c}" for c in CALL_COLUMNS if c != "call_id")
 )
-_INSERT_STAGE = _insert_sql("stages", STAGE_COLUMNS)
-_INSERT_EVENT = _insert_sql("policy_events", EVENT_COLUMNS)
-_INSERT_JUDGE = _insert_sql("judge_decisions", JUDGE_COLUMNS)
-_CHILD_TABLES = ("stages", "policy_events", "judge_decisions")
+_INSERT_STAGE = insert_sql("stages", STAGE_COLUMNS)
+_INSERT_EVENT = insert_sql("policy_events", EVENT_COLUMNS)
+_INSERT_JUDGE = insert_sql("judge_decisions", JUDGE_COLUMNS)
+_INSERT_TOOL_CALL = insert_sql("tool_calls", TOOL_CALL_COLUMNS)
+_CHILD_TABLES = ("stages", "policy_events", "judge_decisions", "tool_calls")
 
 
 class WriterStats(BaseModel):
@@ -65,7 +62,7 @@ class RecorderWriter:
     """Writes submitted CallRecords to the SQLite database at `db_path`.
 
     A record is one whole call: writing a call_id again replaces its row and all its
-    stages, events and judgements.
+    stages, events, judgements and tool calls.
     """
 
     def __init__(
@@ -190,6 +187,7 @@ class RecorderWriter:
         await db.executemany(_INSERT_STAGE, rows.stages)
         await db.executemany(_INSERT_EVENT, rows.events)
         await db.executemany(_INSERT_JUDGE, rows.judgements)
+        await db.executemany(_INSERT_TOOL_CALL, rows.tool_calls)
         await db.commit()
 
     def _take_all(self) -> int:

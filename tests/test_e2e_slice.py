@@ -208,6 +208,14 @@ def test_openai_parallel_tool_calls_accumulate(clients: ClientFactory, db: Calls
     call = db.wait_call(raw.headers[CALL_ID])
     assert_recorded(call, model=OPENAI_MODEL, stream=True, status=200)
     assert call["output_tokens"] == 34
+    rows = db.rows(
+        "select position, tool_call_id, name, arguments_json from tool_calls"
+        " where call_id = ? and stage = 'response_original' order by position",
+        (raw.headers[CALL_ID],),
+    )
+    assert [(r["position"], r["tool_call_id"], r["name"], json.loads(r["arguments_json"])) for r in rows] == [
+        (n, openai_tool_id(c), c.name, json.loads(c.arguments)) for n, c in enumerate(expected)
+    ]
 
 
 # --- Anthropic Messages through the SDK ---------------------------------------------
@@ -283,6 +291,101 @@ def test_anthropic_thinking_stream(clients: ClientFactory, db: CallsDB) -> None:
     call = db.wait_call(call_id)
     assert_recorded(call, model=ANTHROPIC_MODEL, stream=True, status=200)
     assert call["response_text"] == "Hi there!"
+
+
+# --- Claude Code's requests: what the person typed, what the agent wraps around it ---
+
+TYPED = "list the files in src please"
+REMINDERS = [
+    (
+        "<system-reminder>\nAs you answer the user's questions, you can use the following context:\n"
+        "# claudeMd\nThe project codeword is xylophonic.\n</system-reminder>"
+    ),
+    "<system-reminder>\nThe date is 2026-12-01. Todo list is empty.\n</system-reminder>",
+]
+
+
+def claude_code_request(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """A Messages request shaped as Claude Code sends it: system blocks, tools, metadata."""
+    return {
+        "model": ANTHROPIC_MODEL,
+        "max_tokens": 32000,
+        "stream": True,
+        "system": [
+            {"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude."},
+            {"type": "text", "text": "You are an interactive CLI tool.", "cache_control": {"type": "ephemeral"}},
+        ],
+        "messages": messages,
+        "tools": [WEATHER_TOOL_ANTHROPIC],
+        "metadata": {"user_id": "user_abc_account_def_session_0c7f2a3e-1111-4222-8333-444455556666"},
+    }
+
+
+def typed_turn() -> dict[str, Any]:
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": reminder} for reminder in REMINDERS]
+    return {
+        "role": "user",
+        "content": [*blocks, {"type": "text", "text": TYPED, "cache_control": {"type": "ephemeral"}}],
+    }
+
+
+def post_scenario(clients: ClientFactory, body: dict[str, Any], scenario: str) -> httpx2.Response:
+    headers = {**auth_headers("anthropic", clients.api_key), "x-mock-scenario": scenario}
+    return clients.raw().post(URLS["anthropic"], json=body, headers=headers)
+
+
+def fts_matches(db: CallsDB, term: str) -> list[str]:
+    rows = db.rows(
+        "select c.call_id from calls c join calls_fts f on f.rowid = c.rowid where calls_fts match ?", (term,)
+    )
+    return [row["call_id"] for row in rows]
+
+
+def test_claude_code_prompt_text_is_what_the_person_typed(clients: ClientFactory, db: CallsDB) -> None:
+    response = post_scenario(clients, claude_code_request([typed_turn()]), "tool")
+    assert response.status_code == 200
+    call_id = response.headers[CALL_ID]
+    call = db.wait_call(call_id)
+    assert call["prompt_text"] == TYPED
+    assert call["user_text"] == "\n".join([*REMINDERS, TYPED])  # all of it, searchable
+    assert call_id in fts_matches(db, "xylophonic")  # a word only inside a system reminder
+    assert call_id in fts_matches(db, "prompt_text: files")
+    assert call_id not in fts_matches(db, "prompt_text: xylophonic")
+    # The tool call the stream carried, read by the dialect into neutral rows.
+    (expected,) = SCENARIOS["tool"].tool_calls
+    rows = db.rows("select * from tool_calls where call_id = ? order by stage, position", (call_id,))
+    assert [
+        (r["stage"], r["position"], r["tool_call_id"], r["name"], json.loads(r["arguments_json"])) for r in rows
+    ] == [
+        (stage, 0, anthropic_tool_id(expected), expected.name, json.loads(expected.arguments))
+        for stage in ("response_final", "response_original")
+    ]
+
+
+def test_claude_code_tool_result_turn_keeps_the_typed_words(clients: ClientFactory, db: CallsDB) -> None:
+    """The last user message carries only a tool result (and a reminder): the words
+    shown are the ones typed in the turn before."""
+    tool_use = {"type": "tool_use", "id": "toolu_01Ls", "name": "get_weather", "input": {"location": "src"}}
+    results = {
+        "role": "user",
+        "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_01Ls", "content": "main.py\nutil.py"},
+            {"type": "text", "text": "<system-reminder>\nThe marimbaphone file changed.\n</system-reminder>"},
+        ],
+    }
+    messages = [
+        typed_turn(),
+        {"role": "assistant", "content": [{"type": "text", "text": "Looking."}, tool_use]},
+        results,
+    ]
+    response = post_scenario(clients, claude_code_request(messages), "text")
+    assert response.status_code == 200
+    call_id = response.headers[CALL_ID]
+    call = db.wait_call(call_id)
+    assert call["prompt_text"] == TYPED
+    assert call["user_text"] == "<system-reminder>\nThe marimbaphone file changed.\n</system-reminder>"
+    assert fts_matches(db, "marimbaphone") == [call_id]
+    assert db.rows("select * from tool_calls where call_id = ?", (call_id,)) == []
 
 
 # --- exact bytes, both dialects, streamed and not ------------------------------------

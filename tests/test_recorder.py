@@ -25,6 +25,7 @@ from recorder.schema import migrate
 from recorder.writer import RecorderWriter
 
 T0 = 1795433522.123  # 2026-11-23T11:32:02.123Z
+TOOL_USE = {"type": "tool_use", "id": "toolu_1", "name": "bash", "input": {"command": "rm -rf build"}}
 SSE = b'event: message_start\ndata: {"type":"message_start"}\n\nevent: ping\ndata: {"type": "ping"}\n\n'
 
 
@@ -53,6 +54,7 @@ def make_record(call_id: str = "c1", **overrides: Any) -> CallRecord:
             cache_write_tokens=50,
         ),
         "prompt_text": "delete the build directory",
+        "user_text": "<system-reminder>be careful</system-reminder>\ndelete the build directory",
         "response_text": "I will run rm -rf build",
         "stages": [
             StageRecord(
@@ -67,7 +69,7 @@ def make_record(call_id: str = "c1", **overrides: Any) -> CallRecord:
                 },
             ),
             StageRecord(stage="request_final", headers={}, body={"model": "claude-sonnet-4-5"}),
-            StageRecord(stage="response_original", body={"content": []}, raw=SSE),
+            StageRecord(stage="response_original", body={"content": [TOOL_USE]}, raw=SSE),
             StageRecord(stage="response_final", raw=b"not json", note="stream cut short"),
         ],
         "events": [
@@ -160,6 +162,7 @@ async def test_record_round_trip(db_path: Path) -> None:
     assert call["cost_usd"] == pytest.approx(expected)
     assert call["pricing_key"] == "claude-sonnet-4-5-20250929"
     assert call["prompt_text"] == "delete the build directory"
+    assert call["user_text"] == "<system-reminder>be careful</system-reminder>\ndelete the build directory"
 
     stages = {row["stage"]: row for row in query(db_path, "select * from stages where call_id = 'c1'")}
     assert set(stages) == {
@@ -205,6 +208,13 @@ async def test_record_round_trip(db_path: Path) -> None:
     )
     assert judge["created_at"] == "2026-11-23T11:32:03.023Z"
 
+    # Read from the response bodies by the dialect (the final one is not JSON here).
+    [tool_call] = query(db_path, "select * from tool_calls")
+    assert dict(tool_call) == {
+        "call_id": "c1", "stage": "response_original", "position": 0, "tool_call_id": "toolu_1",
+        "name": "bash", "arguments_json": '{"command": "rm -rf build"}',
+    }  # fmt: skip
+
     [blocked] = query(db_path, "select call_id, reasons from blocked_calls")
     assert tuple(blocked) == ("c1", "judge: destructive")
 
@@ -234,6 +244,27 @@ async def test_same_call_written_again_replaces_it(db_path: Path) -> None:
     assert query(db_path, "select count(*) from stages")[0][0] == 0
     assert query(db_path, "select count(*) from policy_events")[0][0] == 1
     assert query(db_path, "select count(*) from judge_decisions")[0][0] == 1
+    assert query(db_path, "select count(*) from tool_calls")[0][0] == 0
+
+
+async def test_tool_calls_of_both_response_stages_and_of_unknown_dialects(db_path: Path) -> None:
+    second = {**TOOL_USE, "id": "toolu_2", "name": "ls", "input": {}}
+    stages = [
+        StageRecord(stage="response_original", body={"content": [TOOL_USE, {"type": "text", "text": "x"}, second]}),
+        StageRecord(stage="response_final", body={"content": [second]}),  # the first was blocked
+    ]
+    writer = RecorderWriter(str(db_path))
+    await writer.start()
+    writer.submit(make_record("known", stages=stages))
+    writer.submit(make_record("unknown", dialect="not-a-dialect", stages=stages))
+    await writer.stop()
+    assert writer.stats.written == 2
+    rows = query(db_path, "select call_id, stage, position, tool_call_id from tool_calls order by stage, position")
+    assert [tuple(r) for r in rows] == [
+        ("known", "response_final", 0, "toolu_2"),
+        ("known", "response_original", 0, "toolu_1"),
+        ("known", "response_original", 1, "toolu_2"),
+    ]
 
 
 async def test_many_records_few_transactions(db_path: Path) -> None:

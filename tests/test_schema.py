@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from recorder.rows import CALL_COLUMNS, EVENT_COLUMNS, JUDGE_COLUMNS, STAGE_COLUMNS
+from recorder.rows import CALL_COLUMNS, EVENT_COLUMNS, JUDGE_COLUMNS, STAGE_COLUMNS, TOOL_CALL_COLUMNS
 from recorder.schema import MIGRATIONS, migrate
 
 MIGRATION_NAMES = [
@@ -20,6 +21,9 @@ MIGRATION_NAMES = [
     "m005_views",
     "m006_fts",
     "m007_ttft",
+    "m008_user_text",
+    "m009_tool_calls",
+    "m010_slowest_calls_ttft",
 ]
 
 
@@ -56,7 +60,7 @@ def test_calls_table(conn: sqlite3.Connection) -> None:
         "input_tokens": "INTEGER", "output_tokens": "INTEGER",
         "cache_read_tokens": "INTEGER", "cache_write_tokens": "INTEGER",
         "cost_usd": "REAL", "pricing_key": "TEXT", "ttft_ms": "REAL",
-        "prompt_text": "TEXT", "response_text": "TEXT",
+        "prompt_text": "TEXT", "user_text": "TEXT", "response_text": "TEXT",
     }  # fmt: skip
     pk = [row[1] for row in conn.execute("pragma table_info(calls)") if row[5]]
     assert pk == ["call_id"]
@@ -80,7 +84,13 @@ def test_child_tables(conn: sqlite3.Connection) -> None:
         "decision": "TEXT", "latency_ms": "REAL", "input_tokens": "INTEGER",
         "output_tokens": "INTEGER", "cost_usd": "REAL", "error": "TEXT", "created_at": "TEXT",
     }  # fmt: skip
-    for table in ("stages", "policy_events", "judge_decisions"):
+    assert columns(conn, "tool_calls") == {
+        "call_id": "TEXT", "stage": "TEXT", "position": "INTEGER", "tool_call_id": "TEXT",
+        "name": "TEXT", "arguments_json": "TEXT",
+    }  # fmt: skip
+    tool_pk = sorted((row[5], row[1]) for row in conn.execute("pragma table_info(tool_calls)") if row[5])
+    assert [name for _, name in tool_pk] == ["call_id", "stage", "position"]
+    for table in ("stages", "policy_events", "judge_decisions", "tool_calls"):
         fks = [(row[2], row[3], row[4]) for row in conn.execute(f"pragma foreign_key_list({table})")]
         assert fks == [("calls", "call_id", "call_id")], table
 
@@ -90,6 +100,7 @@ def test_writer_columns_match_schema(conn: sqlite3.Connection) -> None:
     assert set(STAGE_COLUMNS) == set(columns(conn, "stages"))
     assert set(EVENT_COLUMNS) == set(columns(conn, "policy_events")) - {"id"}
     assert set(JUDGE_COLUMNS) == set(columns(conn, "judge_decisions")) - {"id"}
+    assert set(TOOL_CALL_COLUMNS) == set(columns(conn, "tool_calls"))
 
 
 def test_indexes(conn: sqlite3.Connection) -> None:
@@ -104,6 +115,7 @@ def test_indexes(conn: sqlite3.Connection) -> None:
         assert ("calls", column) in indexed
     assert ("policy_events", "call_id") in indexed
     assert ("judge_decisions", "call_id") in indexed
+    assert ("tool_calls", "name") in indexed
 
 
 def test_views_fts_and_triggers_exist(conn: sqlite3.Connection) -> None:
@@ -147,6 +159,58 @@ def test_older_database_upgrades(tmp_path: Path) -> None:
         assert "blocked_calls" in names(c, "view")
 
 
+TOOL_USE = {"type": "tool_use", "id": "toolu_1", "name": "ls", "input": {"path": "."}}
+ANTHROPIC_RESPONSE = {"type": "message", "role": "assistant", "stop_reason": "tool_use",
+                      "content": [{"type": "text", "text": "Let me look."}, TOOL_USE]}  # fmt: skip
+OPENAI_RESPONSE = {"object": "chat.completion", "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+    "role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"location": "Paris"}'}},
+        {"id": "call_2", "type": "function", "function": {"name": "get_time", "arguments": "not json"}},
+    ]}}]}  # fmt: skip
+
+
+def test_a_database_of_an_older_release_upgrades_with_its_data(tmp_path: Path) -> None:
+    """Rows written before `user_text` and `tool_calls` get them: the old prompt_text
+    (the whole last user message then) is searchable as user_text, and the tool calls
+    are read from the stored response bodies by each call's dialect."""
+    path = str(tmp_path / "old.db")
+    MIGRATIONS.apply(Database(path), stop_before="m008_user_text")
+    reminder = "<system-reminder>mention kumquats</system-reminder>\nlist the files"
+    blocked = {**ANTHROPIC_RESPONSE, "content": [{"type": "text", "text": "Blocked."}], "stop_reason": "end_turn"}
+    with sqlite3.connect(path) as c:
+        insert_call(
+            c, "old-anthropic", dialect="anthropic-messages", prompt_text=reminder, response_text="Let me look."
+        )
+        insert_call(c, "old-openai", prompt_text="weather?")
+        insert_call(c, "old-unknown", dialect="a-dialect-no-longer-known")
+        stages = [
+            ("old-anthropic", "response_original", ANTHROPIC_RESPONSE),
+            ("old-anthropic", "response_final", blocked),
+            ("old-openai", "request_final", OPENAI_RESPONSE),  # not a response: not read
+            ("old-openai", "response_original", OPENAI_RESPONSE),
+            ("old-openai", "response_final", None),  # e.g. a stream cut short
+            ("old-unknown", "response_original", ANTHROPIC_RESPONSE),
+        ]
+        c.executemany(
+            "insert into stages (call_id, stage, body_json) values (?, ?, ?)",
+            [(call_id, stage, None if body is None else json.dumps(body)) for call_id, stage, body in stages],
+        )
+    migrate(path)
+    with sqlite3.connect(path) as c:
+        assert c.execute("select user_text from calls where call_id = 'old-anthropic'").fetchone() == (reminder,)
+        assert search(c, "kumquats") == ["old-anthropic"]
+        assert search(c, "look") == ["old-anthropic"]  # the response text is still indexed
+        rows = c.execute(
+            "select call_id, stage, position, tool_call_id, name, arguments_json from tool_calls"
+            " order by call_id, stage, position"
+        ).fetchall()
+    assert [(*row[:5], json.loads(row[5])) for row in rows] == [
+        ("old-anthropic", "response_original", 0, "toolu_1", "ls", {"path": "."}),
+        ("old-openai", "response_original", 0, "call_1", "get_weather", {"location": "Paris"}),
+        ("old-openai", "response_original", 1, "call_2", "get_time", "not json"),
+    ]
+
+
 def insert_call(conn: sqlite3.Connection, call_id: str, **values: object) -> None:
     row = {
         "call_id": call_id,
@@ -164,26 +228,29 @@ def insert_call(conn: sqlite3.Connection, call_id: str, **values: object) -> Non
     )
 
 
+def search(conn: sqlite3.Connection, term: str) -> list[str]:
+    return [
+        row[0]
+        for row in conn.execute(
+            "select c.call_id from calls c join calls_fts f on f.rowid = c.rowid "
+            "where calls_fts match ? order by c.call_id",
+            [term],
+        )
+    ]
+
+
 def test_fts_follows_inserts_and_updates(conn: sqlite3.Connection) -> None:
-    insert_call(conn, "a", prompt_text="list the kumquats", response_text="three kumquats")
+    insert_call(conn, "a", prompt_text="list the kumquats", user_text="<r>use tangerines</r> list the kumquats",
+                response_text="three kumquats")  # fmt: skip
     insert_call(conn, "b", prompt_text="hello", response_text="world")
-
-    def search(term: str) -> list[str]:
-        return [
-            row[0]
-            for row in conn.execute(
-                "select c.call_id from calls c join calls_fts f on f.rowid = c.rowid "
-                "where calls_fts match ? order by c.call_id",
-                [term],
-            )
-        ]
-
-    assert search("kumquats") == ["a"]
+    assert search(conn, "kumquats") == ["a"]
+    assert search(conn, "tangerines") == ["a"]  # only in the whole user message
     conn.execute("update calls set response_text = 'pomelos' where call_id = 'b'")
-    assert search("pomelos") == ["b"]
-    assert search("world") == []
+    assert search(conn, "pomelos") == ["b"]
+    assert search(conn, "world") == []
     conn.execute("delete from calls where call_id = 'a'")
-    assert search("kumquats") == []
+    assert search(conn, "kumquats") == []
+    assert search(conn, "tangerines") == []
 
 
 def test_blocked_and_modified_views(conn: sqlite3.Connection) -> None:
@@ -247,11 +314,14 @@ def test_cost_by_day_model_view(conn: sqlite3.Connection) -> None:
 
 def test_slowest_calls_view(conn: sqlite3.Connection) -> None:
     insert_call(conn, "fast", duration_ms=10.0)
-    insert_call(conn, "slow", duration_ms=900.0)
-    insert_call(conn, "medium", duration_ms=50.0)
+    insert_call(conn, "slow", duration_ms=2100.0, ttft_ms=100.0, output_tokens=500)  # streamed
+    insert_call(conn, "medium", duration_ms=500.0, output_tokens=20)  # not streamed: no ttft
+    insert_call(conn, "empty", duration_ms=200.0, ttft_ms=200.0, output_tokens=3)  # nothing after the first token
     insert_call(conn, "unfinished")
-    assert [r[0] for r in conn.execute("select call_id from slowest_calls")] == [
-        "slow",
-        "medium",
-        "fast",
+    rows = conn.execute("select call_id, ttft_ms, output_tokens_per_s from slowest_calls").fetchall()
+    assert rows == [
+        ("slow", 100.0, 250.0),  # 500 tokens in the 2 s after the first
+        ("medium", None, 40.0),  # 20 tokens over the whole 0.5 s
+        ("empty", 200.0, None),
+        ("fast", None, None),
     ]

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -107,6 +108,7 @@ async def test_views_answer(ds: Datasette, expect: UIExpectations) -> None:
     slowest = await rows("slowest_calls")
     durations = [r["duration_ms"] for r in slowest]
     assert durations and durations == sorted(durations, reverse=True)  # type: ignore[type-var]
+    assert {"ttft_ms", "output_tokens_per_s"} <= set(slowest[0])
     assert sum(r["calls"] for r in await rows("cost_by_day_model")) == len(expect.all_calls)  # type: ignore[misc]
 
 
@@ -171,6 +173,37 @@ async def test_session_page_links_tool_calls_to_their_results(ds: Datasette, exp
     assert re.search(r"allowed judge gpt-4o-mini p=0\.02 ?: Read-only search", text)
     for n in range(1, expect.session_turns + 1):
         assert call_path(f"ui-session-{n}") in markup
+
+
+async def test_session_tails_are_cut_where_each_dialect_keeps_its_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session query asks the registry where a request keeps its conversation
+    (`Dialect.messages_path`); it assumes no path of its own."""
+    from ui_fixtures import write_records
+
+    from datasette_plugins.ui import store
+    from interlock.dialects import DIALECTS
+    from recorder.models import CallRecord, StageRecord
+
+    monkeypatch.setitem(DIALECTS, "contents-dialect", SimpleNamespace(messages_path="$.contents"))
+    conversation = [{"role": "user" if n % 2 == 0 else "model", "n": n} for n in range(20)]
+    body = {"messages": [{"role": "user", "n": "not the conversation"}], "contents": conversation}
+
+    def record(call_id: str, dialect: str, at: float) -> CallRecord:
+        return CallRecord(
+            call_id=call_id, started_at=at, provider="p", dialect=dialect, host="h", path="/", session_id="s",
+            stages=[StageRecord(stage="request_final", body=body)],
+        )  # fmt: skip
+
+    await write_records(tmp_path / "d.db", [record("known", "contents-dialect", 1.0), record("gone", "gone", 2.0)])
+    ds = Datasette([str(tmp_path / "d.db")], **serve.datasette_kwargs())
+    (known, gone), totals = await store.load_session(ds.get_database("d"), "s")
+    assert totals.calls == 2
+    assert known.request_messages == 20
+    assert known.tail == conversation[-store.TAIL_MESSAGES :]
+    assert json.loads(known.first_message or "") == conversation[0]
+    assert (gone.request_messages, gone.first_message, gone.tail) == (None, None, [])  # not guessed
 
 
 async def test_blocked_call_is_an_intervention_in_its_session(tmp_path: Path) -> None:
@@ -254,6 +287,20 @@ async def test_full_text_search(ds: Datasette, expect: UIExpectations) -> None:
     assert [row["call_id"] for row in response.json()] == [expect.modified_call]
     response = await ds.client.get(f"/{DB}/calls.json?_search=TODOs&_shape=array")
     assert {row["call_id"] for row in response.json()} == {f"ui-session-{n}" for n in (1, 2, 3)}
+
+
+async def test_search_covers_the_whole_user_message_and_the_list_shows_the_typed_words(tmp_path: Path) -> None:
+    from ui_fixtures import ui_records, write_records
+
+    typed = "Summarise the thread"
+    whole = f"<system-reminder>\nThe project codeword is ocarina.\n</system-reminder>\n{typed}"
+    record = ui_records()[0].model_copy(update={"prompt_text": typed, "user_text": whole})
+    await write_records(tmp_path / "f.db", [record])
+    ds = Datasette([str(tmp_path / "f.db")], **serve.datasette_kwargs())
+    found = (await ds.client.get("/f/calls.json", params={"_search": "ocarina", "_shape": "array"})).json()
+    assert [row["call_id"] for row in found] == [record.call_id]
+    listed = await page(ds, "/f/calls")
+    assert typed in listed and "ocarina" not in listed
 
 
 async def test_cells_render_json_and_judge_columns(ds: Datasette, expect: UIExpectations) -> None:

@@ -20,7 +20,9 @@ TEXT_PREVIEW = 300
 JSON_PREVIEW = 1500
 BADGE_COLUMNS = frozenset({"verdict", "decision", "action"})
 TIME_COLUMNS = frozenset({"started_at", "ended_at", "created_at", "first_at", "last_at"})
-TEXT_COLUMNS = frozenset({"prompt_text", "response_text", "explanation", "raw_answer", "reason", "reasons", "error"})
+TEXT_COLUMNS = frozenset(
+    {"prompt_text", "user_text", "response_text", "explanation", "raw_answer", "reason", "reasons", "error"}
+)
 JSON_COLUMNS = frozenset({"headers_json", "body_json", "details_json", "arguments_json", "prompt_json"})
 
 

@@ -2,7 +2,9 @@
 
 The boundary between the UI and SQLite: every query the pages run is here, each one
 bounded (by primary key, by an indexed session id with a LIMIT), and rows come back as
-pydantic models. Bodies stay as stored; raw bytes are read only as a short preview.
+pydantic models. Bodies stay as stored; raw bytes are read only as a short preview. No
+query here knows a wire format: where a request keeps its messages is asked of the
+call's dialect through the registry (`Dialect.messages_path`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pydantic import BaseModel
 
 from datasette_plugins.ui.chart import DAYS, DayCost, window
 from datasette_plugins.ui.schema import STAGES
+from interlock.dialects import DIALECTS
 
 RAW_PREVIEW_BYTES = 4096
 SESSION_CALLS_LIMIT = 500  # a session page shows at most this many calls
@@ -51,6 +54,7 @@ class CallRow(BaseModel):
     cost_usd: float | None = None
     pricing_key: str | None = None
     prompt_text: str | None = None
+    user_text: str | None = None
     response_text: str | None = None
 
     @property
@@ -255,13 +259,20 @@ async def load_stage_body(db: Database, call_id: str, stage: str) -> dict[str, A
 
 
 def _tail_paths() -> str:
-    return ", ".join(f"'$.messages[#-{n}]'" for n in range(TAIL_MESSAGES, 0, -1))
+    return ", ".join(f"p.messages || '[#-{n}]'" for n in range(TAIL_MESSAGES, 0, -1))
 
 
-_SESSION_SQL = f"""
+def _session_sql(dialects: int) -> str:
+    """The session's calls, each with the parts of its request the timeline needs, cut
+    in SQL (a long session's request bodies are megabytes each): the message count, a
+    prefix of the first message and the last TAIL_MESSAGES messages. Where a request
+    keeps its messages is the dialect's (`Dialect.messages_path`, bound as `paths`)."""
+    paths = ", ".join(f"(:dialect_{i}, :messages_{i})" for i in range(dialects)) or "(null, null)"
+    return f"""
+with paths(dialect, messages) as (values {paths})
 select c.*,
-  json_array_length(rq.body_json, '$.messages') as request_messages,
-  substr(json_extract(rq.body_json, '$.messages[0]'), 1, 2000) as first_message,
+  json_array_length(rq.body_json, p.messages) as request_messages,
+  substr(json_extract(rq.body_json, p.messages || '[0]'), 1, 2000) as first_message,
   json_extract(rq.body_json, {_tail_paths()}) as tail_json,
   case when length(rs.body_json) <= {SESSION_BODY_MAX} then rs.body_json end as response_json,
   case when length(ro.body_json) <= {SESSION_BODY_MAX} and ro.body_json is not rs.body_json
@@ -272,6 +283,7 @@ select c.*,
     else rs.note
   end as response_note
 from calls c
+left join paths p on p.dialect = c.dialect
 left join stages rq on rq.call_id = c.call_id and rq.stage = 'request_final'
 left join stages rs on rs.call_id = c.call_id and rs.stage = 'response_final'
 left join stages ro on ro.call_id = c.call_id and ro.stage = 'response_original'
@@ -279,6 +291,13 @@ where c.session_id = :session
 order by c.started_at, c.call_id
 limit {SESSION_CALLS_LIMIT}
 """
+
+
+def _session_params(session_id: str) -> dict[str, str]:
+    params = {"session": session_id}
+    for i, (name, dialect) in enumerate(DIALECTS.items()):
+        params[f"dialect_{i}"], params[f"messages_{i}"] = name, dialect.messages_path
+    return params
 
 
 _TOTALS_SQL = """
@@ -307,7 +326,7 @@ async def _by_call(db: Database, table: str, ids: list[str]) -> dict[str, list[d
 async def load_session(db: Database, session_id: str) -> tuple[list[SessionCall], SessionTotals]:
     """The session's first SESSION_CALLS_LIMIT calls in order, and totals over all."""
     totals = SessionTotals(**(await _rows(db, _TOTALS_SQL, (session_id,)))[0])
-    rows = await _rows(db, _SESSION_SQL, {"session": session_id})
+    rows = await _rows(db, _session_sql(len(DIALECTS)), _session_params(session_id))
     ids = [row["call_id"] for row in rows]
     events = await _by_call(db, "policy_events", ids)
     judges = await _by_call(db, "judge_decisions", ids)

@@ -57,6 +57,10 @@ class Dialect(ABC):
     default_providers: ClassVar[tuple[DefaultProvider, ...]]
     # The (status, JSON body) a blocked request is answered with.
     blocked_status: ClassVar[int] = 403
+    # Where a request body keeps its conversation, oldest message first, as an SQLite JSON
+    # path (e.g. "$.messages"): the messages `messages_view` reads. SQL uses it to cut the
+    # tail of a long conversation out of a stored body without loading it (the session page).
+    messages_path: ClassVar[str]
 
     # -- requests ----------------------------------------------------------------------
 
@@ -127,7 +131,7 @@ class Dialect(ABC):
         """Applies the chain to a live stream of this dialect, keeping it valid."""
 
     @abstractmethod
-    async def rewrite_body(self, chain: PolicyChain, ctx: PolicyContext, body: dict[str, Any]) -> dict[str, Any]:
+    async def rewrite_body(self, chain: PolicyChain, ctx: PolicyContext, body: dict[str, Any], /) -> dict[str, Any]:
         """Applies the chain to a whole (non-streamed) response body."""
 
     # -- what a judge sees ---------------------------------------------------------------

@@ -66,11 +66,14 @@ def content_text(content: Any) -> str:
     )
 
 
+def request_messages(request: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The entries of a request's `messages` that are objects."""
+    found = (request or {}).get("messages")
+    return [m for m in found if isinstance(m, dict)] if isinstance(found, list) else []
+
+
 def _user_messages(request: dict[str, Any]) -> list[dict[str, Any]]:
-    messages = request.get("messages")
-    if not isinstance(messages, list):
-        return []
-    return [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    return [m for m in request_messages(request) if m.get("role") == "user"]
 
 
 def last_user_text(request: dict[str, Any]) -> str:

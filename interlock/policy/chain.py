@@ -2,8 +2,11 @@
 
 Every hook call is bounded by the policy's `timeout_s`; an exception or a timeout takes
 the policy's `on_error` mode (`allow`: the input passes unchanged; `block`: the content
-is replaced by a block notice) and is recorded as a policy event. The chain never
-raises to its caller.
+is replaced by a block notice) and is recorded as a policy event. A policy's own
+exception never reaches the caller: `tool_call` and `stream_end` turn a blocking failure
+into a decision themselves, while `request`, `text`, `text_end` and `response` raise
+`PolicyFailed` for the caller (the addon, the dialect's rewriters) to end the call or
+the message the dialect's way.
 """
 
 from __future__ import annotations

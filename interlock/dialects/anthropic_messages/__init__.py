@@ -2,78 +2,38 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import ClassVar
 
+from interlock.dialects import common
 from interlock.dialects.anthropic_messages import request, response, view
 from interlock.dialects.anthropic_messages.body import rewrite_body
 from interlock.dialects.anthropic_messages.reassemble import MessagesReassembler
 from interlock.dialects.anthropic_messages.stream import MessagesStreamRewriter
-from interlock.dialects.base import DefaultProvider, Dialect, Reassembler, SystemPosition, TextEdit
-from interlock.dialects.common import last_user_text, typed_text
-from interlock.neutral import Message, PastCall, RequestView, ResponseView, ToolCall, Usage
-
-if TYPE_CHECKING:
-    from interlock.engine.stream import StreamRewriter
-    from interlock.policy.base import PolicyContext
-    from interlock.policy.chain import PolicyChain
+from interlock.dialects.base import DefaultProvider, Dialect
 
 
 class AnthropicMessages(Dialect):
     name: ClassVar[str] = request.NAME
+    messages_path: ClassVar[str] = request.MESSAGES_PATH
     default_providers: ClassVar[tuple[DefaultProvider, ...]] = (
         DefaultProvider("anthropic", ("api.anthropic.com",), ("/v1/messages",)),
     )
 
-    def last_user_text(self, request: dict[str, Any]) -> str:
-        return last_user_text(request)
-
-    def typed_text(self, request: dict[str, Any]) -> str:
-        return typed_text(request)
-
-    def map_request_text(self, body: dict[str, Any], edit: TextEdit) -> dict[str, Any]:
-        return request.map_request_text(body, edit)
-
-    def add_system_text(self, body: dict[str, Any], text: str, position: SystemPosition) -> dict[str, Any]:
-        return request.add_system_text(body, text, position)
-
-    def blocked_request(self, notice: str) -> dict[str, Any]:
-        return request.blocked_request(notice)
-
-    def response_text(self, body: dict[str, Any]) -> str:
-        return response.response_text(body)
-
-    def usage(self, body: dict[str, Any]) -> Usage:
-        return response.usage(body)
-
-    def stop_reason(self, body: dict[str, Any]) -> str | None:
-        return response.stop_reason(body)
-
-    def tool_calls(self, body: dict[str, Any]) -> list[ToolCall]:
-        return response.tool_calls(body)
-
-    def reassembler(self) -> Reassembler:
-        return MessagesReassembler()
-
-    def stream_rewriter(self, chain: PolicyChain, ctx: PolicyContext) -> StreamRewriter:
-        return MessagesStreamRewriter(chain, ctx)
-
-    async def rewrite_body(self, chain: PolicyChain, ctx: PolicyContext, body: dict[str, Any]) -> dict[str, Any]:
-        return await rewrite_body(chain, ctx, body)
-
-    def tool_definition(self, body: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
-        return request.tool_definition(body, name)
-
-    def recent_tool_calls(self, body: dict[str, Any] | None, count: int) -> list[PastCall]:
-        return request.recent_tool_calls(body, count)
-
-    def session_key(self, body: dict[str, Any]) -> str | None:
-        return request.session_key(body)
-
-    def request_view(self, body: dict[str, Any]) -> RequestView | None:
-        return view.request_view(body) if isinstance(body.get("messages", []), list) else None
-
-    def response_view(self, body: dict[str, Any]) -> ResponseView | None:
-        return view.response_view(body) if "content" in body else None
-
-    def messages_view(self, messages: list[Any]) -> list[Message]:
-        return [view.message_view(m) for m in messages]
+    last_user_text = staticmethod(common.last_user_text)
+    typed_text = staticmethod(common.typed_text)
+    map_request_text = staticmethod(request.map_request_text)
+    add_system_text = staticmethod(request.add_system_text)
+    blocked_request = staticmethod(request.blocked_request)
+    response_text = staticmethod(response.response_text)
+    usage = staticmethod(response.usage)
+    stop_reason = staticmethod(response.stop_reason)
+    tool_calls = staticmethod(response.tool_calls)
+    reassembler = staticmethod(MessagesReassembler)
+    stream_rewriter = staticmethod(MessagesStreamRewriter)
+    rewrite_body = staticmethod(rewrite_body)
+    tool_definition = staticmethod(request.tool_definition)
+    recent_tool_calls = staticmethod(request.recent_tool_calls)
+    session_key = staticmethod(request.session_key)
+    request_view = staticmethod(view.request_view)
+    response_view = staticmethod(view.response_view)
+    messages_view = staticmethod(view.messages_view)

@@ -13,11 +13,13 @@ from interlock.dialects.common import (
     conversation_fingerprint,
     edit_message_content,
     first_user_content,
+    request_messages,
     tool_arguments,
 )
 from interlock.neutral import PastCall
 
 NAME = "anthropic-messages"
+MESSAGES_PATH = "$.messages"  # the conversation, as an SQLite JSON path
 _CLAUDE_CODE_SESSION = re.compile(r"session_([0-9a-fA-F-]{8,})")
 
 
@@ -67,11 +69,6 @@ def blocked_request(notice: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": "permission_error", "message": notice}}
 
 
-def _messages(request: dict[str, Any] | None) -> list[dict[str, Any]]:
-    messages = (request or {}).get("messages")
-    return [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
-
-
 def _parts(content: Any) -> list[dict[str, Any]]:
     return [part for part in content if isinstance(part, dict)] if isinstance(content, list) else []
 
@@ -89,7 +86,7 @@ def recent_tool_calls(request: dict[str, Any] | None, count: int) -> list[PastCa
         return []
     calls: list[tuple[str, str, Any]] = []  # (id, name, input)
     results: dict[str, tuple[str, bool]] = {}
-    for message in _messages(request):
+    for message in request_messages(request):
         role = message.get("role")
         for part in _parts(message.get("content")):
             if role == "assistant" and part.get("type") == "tool_use":

@@ -58,15 +58,25 @@ def message_view(message: Any) -> Message:
     return Message(str(message.get("role", "?")), _anthropic_blocks(message.get("content")))
 
 
-def request_view(body: dict[str, Any]) -> RequestView:
+def request_view(body: dict[str, Any]) -> RequestView | None:
+    """The request as blocks, or None when it has no messages list."""
+    if not isinstance(body.get("messages", []), list):
+        return None
     messages = body.get("messages")
     parsed = [message_view(m) for m in messages] if isinstance(messages, list) else []
     params = {k: v for k, v in body.items() if k not in ("messages", "system")}
     return RequestView(_anthropic_blocks(body.get("system")), tuple(parsed), params)
 
 
-def response_view(body: dict[str, Any]) -> ResponseView:
+def response_view(body: dict[str, Any]) -> ResponseView | None:
+    """The response as blocks, or None when it is not a response body."""
+    if "content" not in body:
+        return None
     message = Message(str(body.get("role", "assistant")), _anthropic_blocks(body.get("content")))
     skip = ("content", "usage", "model", "stop_reason", "role")
     params = {k: v for k, v in body.items() if k not in skip}
     return ResponseView(message, body.get("stop_reason"), body.get("model"), body.get("usage"), params)
+
+
+def messages_view(messages: list[Any]) -> list[Message]:
+    return [message_view(m) for m in messages]

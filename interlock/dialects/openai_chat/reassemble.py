@@ -134,9 +134,13 @@ class ChatReassembler(Reassembler):
             self.errors.append(f"error in stream: {error_message(payload['error'])}")
             return False
         self.chunks += 1
+        top = self.top
         for key, value in payload.items():
-            if key not in _NOT_COPIED and not self.top.get(key):
-                self.top[key] = value
+            if key in top:
+                if value and not top[key] and key not in _NOT_COPIED:
+                    top[key] = value  # a later chunk fills a field the first left empty
+            elif key not in _NOT_COPIED:
+                top[key] = value
         if payload.get("usage") is not None:
             self.usage = payload["usage"]
         content = False

@@ -11,11 +11,13 @@ from interlock.dialects.common import (
     conversation_fingerprint,
     edit_message_content,
     first_user_content,
+    request_messages,
     tool_arguments,
 )
 from interlock.neutral import PastCall
 
 NAME = "openai-chat"
+MESSAGES_PATH = "$.messages"  # the conversation, as an SQLite JSON path
 
 
 def map_request_text(request: dict[str, Any], edit: TextEdit) -> dict[str, Any]:
@@ -54,11 +56,6 @@ def blocked_request(notice: str) -> dict[str, Any]:
     return {"error": {"message": notice, "type": "interlock_policy_error", "code": "policy_blocked"}}
 
 
-def _messages(request: dict[str, Any] | None) -> list[dict[str, Any]]:
-    messages = (request or {}).get("messages")
-    return [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
-
-
 def tool_definition(request: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
     tools = (request or {}).get("tools")
     for tool in tools if isinstance(tools, list) else []:
@@ -73,7 +70,7 @@ def recent_tool_calls(request: dict[str, Any] | None, count: int) -> list[PastCa
         return []
     calls: list[tuple[str, str, Any]] = []  # (id, name, arguments)
     results: dict[str, str] = {}
-    for message in _messages(request):
+    for message in request_messages(request):
         if message.get("role") == "assistant":
             for call in message.get("tool_calls") or []:
                 function = call.get("function") if isinstance(call, dict) else None
@@ -87,5 +84,5 @@ def recent_tool_calls(request: dict[str, Any] | None, count: int) -> list[PastCa
 
 
 def session_key(request: dict[str, Any]) -> str | None:
-    system = [m.get("content") for m in _messages(request) if m.get("role") in ("system", "developer")]
+    system = [m.get("content") for m in request_messages(request) if m.get("role") in ("system", "developer")]
     return conversation_fingerprint(NAME, system, first_user_content(request))

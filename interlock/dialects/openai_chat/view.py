@@ -73,14 +73,20 @@ def message_view(message: Any) -> Message:
     return Message(role, tuple(blocks))
 
 
-def request_view(body: dict[str, Any]) -> RequestView:
+def request_view(body: dict[str, Any]) -> RequestView | None:
+    """The request as blocks, or None when it has no messages list."""
+    if not isinstance(body.get("messages", []), list):
+        return None
     messages = body.get("messages")
     parsed = [message_view(m) for m in messages] if isinstance(messages, list) else []
     params = {k: v for k, v in body.items() if k != "messages"}
     return RequestView((), tuple(parsed), params)
 
 
-def response_view(body: dict[str, Any]) -> ResponseView:
+def response_view(body: dict[str, Any]) -> ResponseView | None:
+    """The response as blocks, or None when it is not a response body."""
+    if "choices" not in body:
+        return None
     choices = body.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
     message = message_view(choice.get("message", {"role": "assistant"}))
@@ -88,3 +94,7 @@ def response_view(body: dict[str, Any]) -> ResponseView:
     if isinstance(choices, list) and len(choices) > 1:
         params["other_choices"] = choices[1:]
     return ResponseView(message, choice.get("finish_reason"), body.get("model"), body.get("usage"), params)
+
+
+def messages_view(messages: list[Any]) -> list[Message]:
+    return [message_view(m) for m in messages]
