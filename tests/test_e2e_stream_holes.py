@@ -376,11 +376,15 @@ def sdk_stream(policed: Policed, dialect: Dialect, spec: str) -> SDKView:
             stream_options={"include_usage": True},
         )
         state: ChatCompletionStreamState[None] = ChatCompletionStreamState()
+        chunks = 0
         try:
             for chunk in raw.parse():
                 state.handle_chunk(chunk)
+                chunks += 1
         except (openai.APIError, httpx2.TransportError) as caught:
             error = caught
+        if not chunks:  # the body failed before its first chunk
+            return SDKView(raw.headers[CALL_ID], None, "", [], None, error)
         # The SDK's final completion when the stream ended well, else what it had so far.
         completion = state.current_completion_snapshot if error else state.get_final_completion()
         choice = completion.choices[0]
@@ -613,21 +617,14 @@ def test_the_sdk_sees_allowed_calls_and_the_upstream_error_only(policed: Policed
     else:
         assert view.tools == allowed[: len(view.tools)]  # allowed calls or none of them, in order
         assert cut_short(view.error), view.error
-    assert view.role == "assistant"
+    assert view.role == "assistant" or (view.role is None and view.error is not None)  # None: nothing came
     assert policed.db.wait_call(view.call_id)
 
 
 # --- transport: how upstream cuts its writes does not change what the client gets ------------------------
 
 TRANSPORT_SCENARIOS = ("tools3", "long_args", "interleaved", "unicode", "interleaved+error_after_blocks")
-TRANSPORTS = (
-    "coalesce",
-    "split",
-    "mixed",
-    "coalesce+keepalive",
-    "split+openrouter",
-    "mixed+keepalive",
-)
+TRANSPORTS = ("coalesce", "split", "mixed", "coalesce+keepalive", "mixed+openrouter")
 
 
 @pytest.fixture(scope="module")
