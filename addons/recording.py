@@ -30,6 +30,7 @@ class Recording:
         self.config = config
         self.calls = calls
         self.writer: RecorderWriter | None = None
+        self._writer_start: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def load(self, loader: Any) -> None:
@@ -52,7 +53,8 @@ class Recording:
 
     def running(self) -> None:
         if self.writer is not None:
-            self._spawn(self.writer.start())
+            # Not in `_tasks`: `done` must not cancel it (stop() waits for the opening).
+            self._writer_start = asyncio.ensure_future(self.writer.start())
         self._spawn(asyncio.to_thread(cost.load_cost_map))
         logger.info("Interlock ready: recording to %s", self.writer.db_path if self.writer else "-")
 

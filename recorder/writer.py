@@ -80,6 +80,7 @@ class RecorderWriter:
         self._db: aiosqlite.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._dropping = False  # the database is unusable, or the writer has stopped
+        self._opening: asyncio.Event | None = None  # set once start() has opened the database, or given up
         self._stats = WriterStats()
         self._repeats = 0  # consecutive occurrences of stats.last_error
 
@@ -107,6 +108,13 @@ class RecorderWriter:
 
         If the database cannot be used, log why and keep counting every record as dropped.
         """
+        self._opening = asyncio.Event()
+        try:
+            await self._open()
+        finally:
+            self._opening.set()
+
+    async def _open(self) -> None:
         try:
             await asyncio.to_thread(_migrate, self.db_path, self.busy_timeout_ms)
             self._db = await aiosqlite.connect(self.db_path, isolation_level=None)
@@ -127,8 +135,12 @@ class RecorderWriter:
         """Write what is queued (for at most `timeout_s`), then close the database.
 
         Records still queued at the timeout are dropped; a batch already being written
-        is finished first.
+        is finished first. A stop while the database is still being opened waits for
+        the opening (within the same bound), so records queued meanwhile are written.
         """
+        if self._opening is not None and not self._opening.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._opening.wait(), timeout_s)
         if self._task is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._queue.join(), timeout_s)

@@ -409,3 +409,14 @@ async def test_stop_while_starting_leaves_no_writer_running(db_path: Path) -> No
     assert [t for t in asyncio.all_tasks() if t.get_name() == "interlock-recorder"] == []
     assert writer.stats.dropped == 1
     assert writer.submit(make_record("late")) is False
+
+
+async def test_stop_while_opening_the_database_writes_what_was_queued(db_path: Path) -> None:
+    writer = RecorderWriter(str(db_path))
+    starting = asyncio.create_task(writer.start())
+    await asyncio.sleep(0)  # start() is now migrating the database in a thread
+    assert writer.submit(make_record())
+    await writer.stop()
+    await starting
+    assert writer.stats.written == 1 and writer.stats.dropped == 0
+    assert [row["call_id"] for row in query(db_path, "select call_id from calls")] == ["c1"]
