@@ -1,4 +1,5 @@
-"""Lines up the text policies release with the upstream deltas it came from.
+"""Lines up the text policies release with the upstream deltas it came from (and keeps
+the events that arrived behind held text in their place).
 
 Text policies may hold text back (`replace` keeps the tail that could start a match) and
 release it later, so their output is not cut where upstream cut it. `TextAligner` keeps
@@ -59,3 +60,44 @@ class TextAligner:
         elif final:
             self._pending.clear()
         return pieces
+
+
+class EventsBehindText:
+    """Upstream text deltas the text policies still hold, each with the events that came
+    after it (pings, keep-alive comments): those go out right behind it, so an unchanged
+    stream keeps its order. Used beside a `TextAligner` by the dialects' rewriters."""
+
+    def __init__(self) -> None:
+        self._entries: deque[tuple[SSEEvent | None, str, list[SSEEvent]]] = deque()
+
+    def add(self, event: SSEEvent | None, text: str) -> None:
+        """A text delta handed to the aligner."""
+        self._entries.append((event, text, []))
+
+    def wait(self, event: SSEEvent) -> bool:
+        """Queue `event` behind the held text; False if no text is held."""
+        if not self._entries:
+            return False
+        self._entries[-1][2].append(event)
+        return True
+
+    def release(self, pieces: list[TextPiece], final: bool) -> list[TextPiece | SSEEvent]:
+        """What the aligner released, each piece followed by the events that waited behind
+        it. A piece that is not the oldest held delta as it came means the aligner gave up
+        on the held deltas: everything behind them follows it."""
+        out: list[TextPiece | SSEEvent] = []
+        for event, text in pieces:
+            out.append((event, text))
+            if self._entries and self._entries[0][0] is event and self._entries[0][1] == text:
+                out.extend(self._entries.popleft()[2])
+            else:
+                out.extend(self.abandon())
+        if final:
+            out.extend(self.abandon())
+        return out
+
+    def abandon(self) -> list[SSEEvent]:
+        """The aligner forgot the held deltas: the events behind them, in order."""
+        out = [event for _, _, behind in self._entries for event in behind]
+        self._entries.clear()
+        return out

@@ -26,80 +26,19 @@ could be the start of an undecided call.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from interlock.dialects.anthropic_messages import response, wire
 from interlock.dialects.common import tool_arguments
-from interlock.engine.aligner import TextAligner, TextPiece
+from interlock.engine.aligner import EventsBehindText, TextAligner, TextPiece
 from interlock.engine.driver import Step, run, start_eager, wait_for
 from interlock.engine.stream import Piece, StreamRewriter
 from interlock.neutral import ToolCall, Usage
 from interlock.policy.base import Keep, PolicyContext, ReplaceWithText, StreamEnd, ToolDecision
 from interlock.policy.chain import PolicyChain, PolicyFailed
 from interlock.sse import SSEEvent, parse_event_block
-
-
-class _Behind:
-    """Upstream text deltas the text policies still hold, each with the events that came
-    after it (pings, comments): those go out right behind it, so an unchanged stream
-    keeps its order."""
-
-    def __init__(self) -> None:
-        self._entries: deque[tuple[SSEEvent | None, str, list[SSEEvent]]] = deque()
-
-    def add(self, event: SSEEvent | None, text: str) -> None:
-        """A text delta handed to the aligner."""
-        self._entries.append((event, text, []))
-
-    def wait(self, event: SSEEvent) -> bool:
-        """Queue `event` behind the held text; False if no text is held."""
-        if not self._entries:
-            return False
-        self._entries[-1][2].append(event)
-        return True
-
-    def release(self, pieces: list[TextPiece], final: bool) -> list[TextPiece | SSEEvent]:
-        """What the aligner released, each piece followed by the events that waited behind
-        it. A piece that is not the oldest held delta as it came means the aligner gave up
-        on the held deltas: everything behind them follows it."""
-        out: list[TextPiece | SSEEvent] = []
-        for event, text in pieces:
-            out.append((event, text))
-            if self._entries and self._entries[0][0] is event and self._entries[0][1] == text:
-                out.extend(self._entries.popleft()[2])
-            else:
-                out.extend(self.abandon())
-        if final:
-            out.extend(self.abandon())
-        return out
-
-    def abandon(self) -> list[SSEEvent]:
-        """The aligner forgot the held deltas: the events behind them, in order."""
-        out = [event for _, _, behind in self._entries for event in behind]
-        self._entries.clear()
-        return out
-
-
-def _policed_choice(data: Any) -> dict[str, Any] | None:
-    """The choice of a chunk this rewriter polices: one choice, index 0."""
-    choices = data.get("choices") if isinstance(data, dict) else None
-    if not isinstance(choices, list) or len(choices) != 1:
-        return None
-    choice = choices[0]
-    if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-        return None
-    return choice
-
-
-def _only_tool_calls(delta: dict[str, Any]) -> bool:
-    """The delta says nothing but tool calls and perhaps the role."""
-    return all(
-        key in ("tool_calls", "role") or value is None or (key == "content" and value == "")
-        for key, value in delta.items()
-    )
 
 
 @dataclass(slots=True)
@@ -110,7 +49,7 @@ class _TextBlock:
     out_index: int | None = None  # None until its first non-empty text is emitted
     pings: list[SSEEvent] = field(default_factory=list)  # pings that came before it opened
     aligner: TextAligner = field(default_factory=TextAligner)
-    behind: _Behind = field(default_factory=_Behind)
+    behind: EventsBehindText = field(default_factory=EventsBehindText)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,14 +34,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from interlock.dialects.common import tool_arguments
 from interlock.dialects.openai_chat import response, wire
-from interlock.engine.aligner import TextAligner, TextPiece
+from interlock.engine.aligner import EventsBehindText, TextAligner, TextPiece
 from interlock.engine.driver import Step, run, start_eager, wait_for
 from interlock.engine.stream import Piece, StreamRewriter
 from interlock.neutral import ToolCall
@@ -82,47 +81,6 @@ class _HeldChunk:
 Decisions = list[tuple[_HeldCall, ToolDecision]]
 
 
-class _Behind:
-    """Upstream text chunks the text policies still hold, each with the events that came
-    after it (keep-alive comments): those go out right behind it, so an unchanged stream
-    keeps its order."""
-
-    def __init__(self) -> None:
-        self._entries: deque[tuple[SSEEvent | None, str, list[SSEEvent]]] = deque()
-
-    def add(self, event: SSEEvent | None, text: str) -> None:
-        """A text chunk handed to the aligner."""
-        self._entries.append((event, text, []))
-
-    def wait(self, event: SSEEvent) -> bool:
-        """Queue `event` behind the held text; False if no text is held."""
-        if not self._entries:
-            return False
-        self._entries[-1][2].append(event)
-        return True
-
-    def release(self, pieces: list[TextPiece], final: bool) -> list[TextPiece | SSEEvent]:
-        """What the aligner released, each piece followed by the events that waited behind
-        it. A piece that is not the oldest held chunk as it came means the aligner gave up
-        on the held chunks: everything behind them follows it."""
-        out: list[TextPiece | SSEEvent] = []
-        for event, text in pieces:
-            out.append((event, text))
-            if self._entries and self._entries[0][0] is event and self._entries[0][1] == text:
-                out.extend(self._entries.popleft()[2])
-            else:
-                out.extend(self.abandon())
-        if final:
-            out.extend(self.abandon())
-        return out
-
-    def abandon(self) -> list[SSEEvent]:
-        """The aligner forgot the held chunks: the events behind them, in order."""
-        out = [event for _, _, behind in self._entries for event in behind]
-        self._entries.clear()
-        return out
-
-
 def _policed_choice(data: Any) -> dict[str, Any] | None:
     """The choice of a chunk this rewriter polices: one choice, index 0."""
     choices = data.get("choices") if isinstance(data, dict) else None
@@ -158,7 +116,7 @@ class ChatStreamRewriter(StreamRewriter):
         self.template: dict[str, Any] | None = None
         self.sent_text = False  # content reached the client: notices start a new paragraph
         self.aligner = TextAligner()
-        self.behind = _Behind()
+        self.behind = EventsBehindText()
         self.text_open = False  # text went to the policies and its end was not signalled yet
 
     # While tool calls are held, everything sent waits behind them, in order.
