@@ -280,13 +280,14 @@ class Generator:
         cost = None if price is None else (input_tokens + 4 * output_tokens) * price
         duration = self.rng.lognormvariate(7.3, 0.6)
         headers = dumps({"content-type": "application/json", "x-api-key": "[REDACTED]"})
+        prompt = history[-1]["content"] if isinstance(history[-1]["content"], str) else None
         rows.calls.append((
             call_id, iso(at), iso(at + duration / 1000), duration * 0.2, duration * 0.3 if stream else None, duration,
             "anthropic" if anthropic else "openai", "anthropic-messages" if anthropic else "openai-chat",
             "api.anthropic.com" if anthropic else "api.openai.com", "/v1/messages" if anthropic else "/v1/chat/completions",
             "claude-cli/2.0.14" if anthropic else "openai-python/2.3.0", session_id, model, model, model, int(stream),
             200, None, verdict if verdict != "error" else "error", input_tokens, output_tokens, 0, 0, cost,
-            model if price else None, history[-1]["content"] if isinstance(history[-1]["content"], str) else None, reply,
+            model if price else None, prompt, prompt, reply,  # prompt_text (typed words), user_text (all of it)
         ))  # fmt: skip
         for stage, body in (("request_original", original), ("request_final", final),
                             ("response_original", response), ("response_final", response_final)):  # fmt: skip
