@@ -1,7 +1,6 @@
 """Keeps credentials out of the database, the logs and the terminal.
 
-Headers and URLs are redacted where they are captured (`redact_headers`, `redact_url`;
-`redact_text` for URLs inside a line of text, such as mitmproxy's own output);
+Headers and URLs are redacted where they are captured (`redact_headers`, `redact_url`);
 the raw secret values found there (`secret_values`) are then scrubbed from everything
 else recorded about the call (`scrub`): a client may echo its key in a
 body, or a provider in an error message.
@@ -12,7 +11,6 @@ nothing of the secret itself, not even a prefix or suffix.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
@@ -95,22 +93,6 @@ def redact_url(url: str) -> str:
         for part in parts.query.split("&")
     )
     return urlunsplit(parts._replace(query=query))
-
-
-# A query parameter anywhere in a line of text: after "?", "&" (or ";"), up to what ends a
-# URL in a log line or on a terminal (space, quote, bracket, an ANSI escape).
-_QUERY_PAIR = re.compile(r"(?<=[?&;])([^=&#;?\s]+)=([^&#;\s\x1b\"'<>()\[\]{},]+)")
-
-
-def redact_text(text: str) -> str:
-    """`text` (a log message, a terminal line) with the value of every credential query
-    parameter of the URLs in it redacted, as `redact_url` would: `...?alt=sse&key=<redacted>`.
-    A value cut short (a URL shortened to the terminal's width) goes too."""
-    if "=" not in text:
-        return text
-    return _QUERY_PAIR.sub(
-        lambda m: f"{m[1]}={REDACTED}" if _query_param_name(m[1]) in SECRET_QUERY_PARAMS else m[0], text
-    )
 
 
 def secret_values(headers: Iterable[tuple[str, str]], url: str) -> list[str]:
