@@ -1,7 +1,6 @@
 """Entry script for `mitmdump -s addons/bundle.py`: the whole Interlock bundle.
 
-One addon per concern, in hook order: the configuration, keeping credentials out of
-mitmproxy's own output, matching LLM calls (call
+One addon per concern, in hook order: the configuration, matching LLM calls (call
 state), policing them, recording them, then what people see (the terminal line, marks
 in mitmweb, a conversation view per dialect). mitmproxy puts this file's directory
 first on sys.path while it runs it, so modules in `addons/` must not share a name with
@@ -12,7 +11,6 @@ from addons.call_state import CallStates
 from addons.config_watch import ConfigWatch
 from addons.contentview import ConversationViews
 from addons.matcher import CallMatcher
-from addons.output_redaction import OutputRedaction
 from addons.policing import Policing
 from addons.recording import Recording
 from addons.terminal import CallLine, FlowMarks
@@ -21,7 +19,6 @@ config = ConfigWatch()
 calls = CallStates()
 addons = [
     config,
-    OutputRedaction(),  # first: it notes the keys in URLs before any addon logs them
     CallMatcher(config, calls),
     Policing(calls),
     Recording(config, calls),
