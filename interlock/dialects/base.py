@@ -42,8 +42,9 @@ class Reassembler(ABC):
 
     @abstractmethod
     def feed(self, event: SSEEvent) -> bool:
-        """Take one upstream event; True when it carries generated content (text,
-        thinking or a tool call): the first such event marks the time to first token."""
+        """Take one upstream event; True for the first event that carries generated
+        content (text, thinking or a tool call), which marks the time to first token;
+        False for every other event."""
 
     @abstractmethod
     def result(self) -> Reassembly:

@@ -75,6 +75,7 @@ class MessagesReassembler(Reassembler):
         self.blocks: dict[int, _Block] = {}
         self.stopped = False
         self.position = 0
+        self.content_seen = False
 
     def feed(self, event: SSEEvent) -> bool:
         position, self.position = self.position, self.position + 1
@@ -106,7 +107,10 @@ class MessagesReassembler(Reassembler):
             complaint = _apply_block_event(self.blocks, kind, payload)
             if complaint:
                 self.errors.append(f"event {position} ({kind}): {complaint}")
-            return _is_content(kind, payload)
+            if self.content_seen or not _is_content(kind, payload):
+                return False
+            self.content_seen = True
+            return True
         return False
 
     def result(self) -> Reassembly:

@@ -116,6 +116,7 @@ class ChatReassembler(Reassembler):
         self.choices: dict[int, _ChoiceParts] = {}
         self.usage: Any = None
         self.chunks = self.done = self.position = 0
+        self.content_seen = False
 
     def feed(self, event: SSEEvent) -> bool:
         position, self.position = self.position, self.position + 1
@@ -153,10 +154,11 @@ class ChatReassembler(Reassembler):
             delta = choice.get("delta")
             if isinstance(delta, dict):
                 parts.add(delta, position, self.errors)
-                content = content or _has_content(delta)
+                content = content or (not self.content_seen and _has_content(delta))
             parts.add_logprobs(choice.get("logprobs"))
             if choice.get("finish_reason") is not None:
                 parts.finish_reason = choice["finish_reason"]
+        self.content_seen = self.content_seen or content
         return content
 
     def result(self) -> Reassembly:
