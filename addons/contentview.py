@@ -23,6 +23,7 @@ from mitmproxy.contentviews import Contentview, Metadata, SyntaxHighlight
 
 from addons.call_state import CALL_ID_METADATA, DIALECT_METADATA
 from addons.config_watch import ConfigWatch
+from addons.matcher import parse_json_body
 from interlock.dialects import DIALECTS
 from interlock.dialects.base import Dialect
 from interlock.neutral import Block, Message, RequestView, ResponseView
@@ -152,10 +153,7 @@ def render_response(
         if not data:
             return f"{heading}\n{STREAM_NOT_STORED}"
         events = parse_all(data)
-        reassembler = dialect.reassembler()
-        for event in events:
-            reassembler.feed(event)
-        reassembly = reassembler.result()
+        reassembly = dialect.reassemble(events)
         notes = reassembly.errors
         if reassembly.message is None:
             reasons = "; ".join(notes) or "no message in it"
@@ -295,12 +293,9 @@ def _heading(dialect: Dialect, what: str, call_id: str | None) -> str:
 
 def _json_object(data: bytes) -> tuple[dict[str, Any] | None, str]:
     """(the body as a JSON object, "") or (None, why not)."""
-    if not data:
-        return None, "empty body"
-    try:
-        body = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as error:
-        return None, f"not JSON ({error})"
+    body, problem = parse_json_body(data)
+    if problem is not None:
+        return None, problem
     if not isinstance(body, dict):
         return None, "not a JSON object"
     return body, ""
