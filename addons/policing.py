@@ -6,7 +6,7 @@ error body and upstream is never contacted. `responseheaders`: an SSE response g
 looks at responses, a `PolicyStream` that rewrites it live; mid-stream waits go through
 `interlock_stream_wait` (see `addons.stream_wait`). `response`: bodies that arrived
 whole (non-streamed, replayed, or a compressed stream buffered) go through the same
-chain at once.
+chain at once. `error`: a stream cut mid-body is ended for its policies, sending nothing.
 """
 
 from __future__ import annotations
@@ -110,6 +110,14 @@ class Policing:
         state = self.calls.get(flow)
         if state is not None and state.policy_stream is not None:
             await state.policy_stream.wait()
+
+    async def error(self, flow: http.HTTPFlow) -> None:
+        """A connection failed mid-stream: mitmproxy never ends the stream then, so the
+        policies are told here and decide what they hold (sending nothing) before the
+        call is recorded."""
+        state = self.calls.get(flow)
+        if state is not None and state.policy_stream is not None:
+            await state.policy_stream.abandon()
 
     async def response(self, flow: http.HTTPFlow) -> None:
         state = self.calls.get(flow)

@@ -18,7 +18,10 @@ order: at most one content scenario (`wire_scenarios.SCENARIOS`), at most one fa
   writes end mid-event and hold the end of one event and the start of the next);
 - keep-alive comments (`KEEPALIVES`) before every third event: `keepalive`
   (`: keep-alive`) or `openrouter` (`: OPENROUTER PROCESSING`);
-- `slow`: 50 ms between writes.
+- `slow`: 50 ms between writes;
+- `stall`: a `STALL_S` pause before the message's end (Anthropic's `message_delta`,
+  OpenAI's `finish_reason` chunk), so a test can act while a proxy holds complete tool
+  calls.
 
 For example `[[mock:tools2+split+keepalive]]`, `[[mock:interleaved+coalesce]]` or
 `[[mock:tools3+cut_before_finish]]`. Streams (`"stream": true`) are chunked
@@ -85,6 +88,7 @@ KEEPALIVES = {
     "openrouter": b": OPENROUTER PROCESSING\n\n",
 }
 SLOW_DELAY_MS = 50
+STALL_S = 3.0
 _PIECE_PAUSE_S = 0.001
 _COALESCE = 3  # events per write
 _KEEPALIVE_EVERY = 3  # events
@@ -106,13 +110,14 @@ class Plan:
     chunking: Chunking = "per-event"
     keepalive: bytes | None = None
     slow: bool = False
+    stall: bool = False
 
 
 def plan_of(spec: str, chunking_header: str | None = None) -> Plan:
     """The plan a `+`-joined spec names; ValueError for an unknown or clashing part."""
     scenario = failure = keepalive = None
     chunking = chunking_header or "per-event"
-    slow = False
+    slow = stall = False
     for part in spec.split("+"):
         if part in SCENARIOS and scenario is None:
             scenario = part
@@ -124,12 +129,14 @@ def plan_of(spec: str, chunking_header: str | None = None) -> Plan:
             keepalive = KEEPALIVES[part]
         elif part == "slow":
             slow = True
+        elif part == "stall":
+            stall = True
         else:
             raise ValueError(f"unknown or repeated mock scenario part {part!r} in {spec!r}")
     if chunking not in CHUNKINGS:
         raise ValueError(f"unknown x-mock-chunking {chunking!r}, expected one of {', '.join(CHUNKINGS)}")
     base = FAILURES[failure] if failure else "text"
-    return Plan(scenario or base, failure, cast(Chunking, chunking), keepalive, slow)
+    return Plan(scenario or base, failure, cast(Chunking, chunking), keepalive, slow, stall)
 
 
 @dataclass
@@ -360,9 +367,13 @@ class MockProvider(LoopbackServer):
         response = self._response(exchange, 200, _SSE_HEADERS)
         response.enable_chunked_encoding()
         await response.prepare(request)
-        for position, data in enumerate(_writes(events, plan.chunking)):
+        stall_at = _content_end(dialect, events) if plan.stall else len(events)
+        head = _writes(events[:stall_at], plan.chunking)
+        for position, data in enumerate(head + _writes(events[stall_at:], plan.chunking)):
             if position and pause:
                 await asyncio.sleep(pause)
+            if position == len(head) and plan.stall:
+                await asyncio.sleep(STALL_S)
             exchange.response_body += data
             exchange.writes.append(data)
             try:

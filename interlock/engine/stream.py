@@ -10,7 +10,8 @@ responses. It hands each parsed event to the dialect's rewriter (a step generato
 rewriter forwards unchanged go out as their original bytes; what it sends is fed to a
 second reassembler, so the record's final message is built from what passed. When a
 policy has to wait, `waiting` is true: the addon's stream-wait hook awaits `wait()`,
-then calls `resume()`. `rewrite_body()` runs the same machinery over a body that arrived
+then calls `resume()`. A stream whose connection failed is `abandon()`ed: its policies
+still decide, nothing more is sent. `rewrite_body()` runs the same machinery over a body that arrived
 whole (replays, or mitmproxy versions where the mid-stream wait is not available).
 """
 
@@ -102,6 +103,7 @@ class PolicyStream:
         self._driver = Driver()
         self._queue: deque[SSEEvent | None] = deque()  # None marks the end of the stream
         self.ended = False
+        self._abandoned = False  # the connection failed: nothing more is sent
 
     @property
     def waiting(self) -> bool:
@@ -130,6 +132,20 @@ class PolicyStream:
             return self._pump()
         return self._take()
 
+    async def abandon(self) -> None:
+        """The connection failed mid-stream (the client left, or upstream was cut) and
+        mitmproxy will not end the stream: end it here, so the policies decide what they
+        hold and the record has their decisions, but send nothing more (`final` stays
+        what the client was sent, and nothing held reaches anyone)."""
+        self._abandoned = True
+        if not self.ended and None not in self._queue:
+            self._queue.append(None)
+        if not self.waiting:
+            self._pump()
+        while self.waiting:
+            await self.wait()
+            self.resume()
+
     def _pump(self) -> list[bytes]:
         while self._queue and not self._driver.waiting:
             event = self._queue.popleft()
@@ -148,6 +164,8 @@ class PolicyStream:
         if not self.rewriter.out:
             return []
         pieces, self.rewriter.out = self.rewriter.out, []
+        if self._abandoned:
+            return []
         data = bytearray()
         for piece in pieces:
             if isinstance(piece, SSEEvent):
