@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from harness import MitmCA, ProxyLauncher, ProxyProcess, make_ca
 from harness_clients import ClientFactory
+from judge_mock import ConnectionRecorder, JudgeMock
 from mock_provider import MockProvider
 
 
@@ -66,3 +67,17 @@ def make_clients(mitm_ca: MitmCA, api_key: str) -> Iterator[Callable[[ProxyProce
     yield make
     for factory in factories:
         factory.close()
+
+
+@pytest.fixture(scope="module")
+def judge() -> Iterator[JudgeMock]:
+    """A loopback judge model for a module's tool_call_judge proxies."""
+    with JudgeMock() as mock:
+        yield mock
+
+
+@pytest.fixture(scope="module")
+def trap() -> Iterator[ConnectionRecorder]:
+    """A listener to point a judge proxy's HTTP(S)_PROXY variables at: it must stay unused."""
+    with ConnectionRecorder() as recorder:
+        yield recorder

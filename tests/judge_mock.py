@@ -6,8 +6,8 @@ speaks OpenAI Chat Completions (POST /v1/chat/completions, reached by litellm as
 /v1/messages, for `anthropic/<anything>` with `api_base=mock.root`). Each request is
 answered with a `Reply`: the next one queued with `script()`, else the first `when()`
 rule whose needle occurs in the request's messages, else `default`. A reply is a
-verdict, or exact content (garbage, fences, prose), or an HTTP error status (with
-`retry-after: 0`, and a message echoing the key it got, as some providers do), each after
+verdict, or exact content (garbage, fences, prose), or an HTTP error status (with a
+`retry-after`, 0 unless told, and a message echoing the key it got, as some providers do), each after
 an optional delay. Every request is recorded with its arrival time.
 
 `closed_port()` is a loopback port nobody listens on (a judge that is down).
@@ -40,6 +40,7 @@ class Reply:
     content: str | None = None  # exact answer text instead of the JSON verdict
     status: int = 200
     delay_s: float = 0.0
+    retry_after: str = "0"  # sent with an error status
 
     def text(self) -> str:
         if self.content is not None:
@@ -160,7 +161,7 @@ class JudgeMock(LoopbackServer):
         received, reply = await self._receive(request)
         if reply.status != 200:
             error = {"error": {"message": _error_message(received), "type": "mock_error", "code": reply.status}}
-            return web.json_response(error, status=reply.status, headers={"retry-after": "0"})
+            return web.json_response(error, status=reply.status, headers={"retry-after": reply.retry_after})
         return web.json_response(
             {
                 "id": f"chatcmpl-judge-{len(self.requests)}",
@@ -182,7 +183,7 @@ class JudgeMock(LoopbackServer):
         received, reply = await self._receive(request)
         if reply.status != 200:
             error = {"type": "error", "error": {"type": "mock_error", "message": _error_message(received)}}
-            return web.json_response(error, status=reply.status, headers={"retry-after": "0"})
+            return web.json_response(error, status=reply.status, headers={"retry-after": reply.retry_after})
         return web.json_response(
             {
                 "id": f"msg_judge_{len(self.requests)}",

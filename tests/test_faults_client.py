@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,12 +46,6 @@ POLICIES: dict[str, dict[str, Any]] = {
 }
 BIG_BYTES = 10 * 1024 * 1024
 RSS_GROWTH_BOUND_MB = 400  # a 10 MB body is held a few times over, never unboundedly
-
-
-@pytest.fixture(scope="module")
-def judge() -> Iterator[JudgeMock]:
-    with JudgeMock() as mock:
-        yield mock
 
 
 def rss_mb(pid: int) -> float:
