@@ -13,17 +13,15 @@ from `test_judge_e2e`.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
-import yaml
 from fault_kit import PacedStream, assert_accounted, assert_no_secret, report
 from harness import ProxyLauncher, ProxyProcess
 from harness_clients import ClientFactory
 from harness_db import CallsDB
+from harness_reload import edit_config, read_config
 from judge_mock import GARBAGE, ConnectionRecorder, JudgeMock, Reply, allow, closed_port
 from policy_fixtures import sdk_summary, stream_violations
 from test_judge_e2e import (
@@ -40,7 +38,6 @@ from test_judge_e2e import (
 )
 
 SLACK_S = 1.0  # beyond the policy's timeout_s, for the rest of the stream on a loaded machine
-RELOAD_TIMEOUT_S = 15.0
 # Each fault: the judge's reply (None: the judge is down), and what its row's error says.
 FAULTS: dict[str, tuple[Reply | None, str]] = {
     "down": (None, "(attempts: 2)"),
@@ -84,20 +81,11 @@ def quiet(proxies: dict[str, ProxyProcess], trap: ConnectionRecorder) -> Iterato
 
 def point_judge(proxy: ProxyProcess, api_base: str) -> None:
     """Point the proxy's judge at `api_base` through a live reload of its config file."""
-    path = proxy.workdir / "mitm_config.yaml"
-    config: dict[str, Any] = yaml.safe_load(path.read_text())
+    config = read_config(proxy)
     [policy] = config["policies"]
-    if policy["api_base"] == api_base:
-        return
-    reloads = proxy.output().count("Interlock: reloaded")
-    policy["api_base"] = api_base
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    stamp = time.time() + 1
-    os.utime(path, (stamp, stamp))  # a new mtime, even within the file system's granularity
-    deadline = time.monotonic() + RELOAD_TIMEOUT_S
-    while proxy.output().count("Interlock: reloaded") == reloads:
-        assert time.monotonic() < deadline, f"no reload within {RELOAD_TIMEOUT_S} s:\n{proxy.output()[-2000:]}"
-        time.sleep(0.05)
+    if policy["api_base"] != api_base:
+        policy["api_base"] = api_base
+        edit_config(proxy, config)
 
 
 def wait_rows(db: CallsDB, count: int, timeout_s: float = 10.0) -> int:
