@@ -121,6 +121,25 @@ async def test_a_hung_decision_times_out_and_the_stream_completes(dialect: str, 
     assert [e.reason for e in ctx.events] == ["timed out", "timed out"]
 
 
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_an_abandoned_stream_decides_what_it_holds_and_sends_nothing(dialect: str) -> None:
+    """A connection cut mid-body (mitmproxy never sends the end) with both tool calls
+    complete and held (Anthropic: their decisions under way; OpenAI: not started until
+    the message ends): they are still decided, so the record has the decisions, and
+    nothing more goes out, not even the calls allowed."""
+    chain = chain_of({"policy": fixture_path(SleepyPolicy), "seconds": 0.05})
+    stream = policed_stream(chain, context(dialect))
+    wire = events(dialect, "tools2")
+    end = next(i for i, e in enumerate(wire) if b"message_delta" in e or b'"finish_reason":"tool_calls"' in e)
+    sent = b"".join(b"".join(stream(chunk)) for chunk in wire[:end])
+    assert b"get_weather" not in sent
+    await stream.abandon()
+    assert bytes(stream.final) == sent  # what the client got, and no more
+    assert not stream.waiting and stream.ended
+    actions = [(e.policy, e.action) for e in stream.rewriter.ctx.events]
+    assert actions == [("sleepy", "allowed"), ("sleepy", "allowed")]
+
+
 # --- the driver --------------------------------------------------------------------------
 
 
