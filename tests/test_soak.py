@@ -9,7 +9,8 @@ proxy's resident memory levels off (the last third of the run grows far less tha
 first). Reports the RSS curve (every 10 s) and the time to first byte under load.
 
 The clients read raw bytes on one asyncio loop, parsing nothing, so the proxy is what
-is measured.
+is measured; the CPU time of mitmdump and of this process (clients and mock) is reported
+to show which one the machine's cores went to.
 """
 
 from __future__ import annotations
@@ -63,6 +64,12 @@ class Tally:
     slowest_s: float = 0.0
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU time a process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -94,7 +101,9 @@ class RssSampler(threading.Thread):
         return self.samples[min(len(self.samples) - 1, round(fraction * (len(self.samples) - 1)))][1]
 
     def curve(self) -> list[tuple[int, float]]:
-        return [(round(t), round(mb, 1)) for t, mb in self.samples if round(t) % CURVE_EVERY_S == 0]
+        """(seconds, MB) every CURVE_EVERY_S seconds, from the nearest sample."""
+        marks = range(0, int(self.samples[-1][0]) + 1, CURVE_EVERY_S)
+        return [(mark, round(min(self.samples, key=lambda s: abs(s[0] - mark))[1], 1)) for mark in marks]
 
 
 async def one_call(client: httpx2.AsyncClient, api_key: str, number: int, tally: Tally) -> None:
@@ -151,9 +160,10 @@ def test_soak(start_proxy: ProxyLauncher, make_clients: Callable[[ProxyProcess],
     clients = make_clients(proxy)
     sampler = RssSampler(proxy.pid)
     sampler.start()
-    started = time.monotonic()
+    started, proxy_cpu, own_cpu = time.monotonic(), cpu_s(proxy.pid), time.process_time()
     tally = asyncio.run(soak(clients, started + SOAK_S))
     elapsed = time.monotonic() - started
+    proxy_cpu, own_cpu = cpu_s(proxy.pid) - proxy_cpu, time.process_time() - own_cpu
     sampler.stop()
     assert tally.failures == [], tally.failures[:10]
     assert tally.slowest_s < CALL_BOUND_S and elapsed < SOAK_S + CALL_BOUND_S
@@ -172,6 +182,8 @@ def test_soak(start_proxy: ProxyLauncher, make_clients: Callable[[ProxyProcess],
         "ttfb_p95_ms": round(percentile(tally.ttfb_s, 0.95) * 1000),
         "ttfb_max_ms": round(max(tally.ttfb_s) * 1000),
         "slowest_call_s": round(tally.slowest_s, 2),
+        "proxy_cpu_s": round(proxy_cpu, 1),  # mitmdump's CPU time over the run
+        "clients_and_mock_cpu_s": round(own_cpu, 1),  # this process: the clients and the mock
         "rss_first_third_mb": round(first_third, 1),
         "rss_last_third_mb": round(last_third, 1),
         "rss_curve_mb": sampler.curve(),
