@@ -33,14 +33,15 @@ def prepare(path: str, busy_timeout_ms: int) -> None:
     removed first: SQLite would otherwise pair them with the new file. Raises OSError or
     sqlite3.Error when the file cannot be created, opened, locked or written.
     """
+    # sqlite-utils (about 0.1 s to import) is imported here, in the worker thread, to keep
+    # it off the proxy's start-up path; first, so that a database that cannot be created
+    # at start-up does not make a later attempt pay for the import while calls flow.
+    from recorder.schema import migrate
+
     if not os.path.exists(path):
         for suffix in SIDE_FILES:
             Path(path + suffix).unlink(missing_ok=True)
         _create_private(path)
-    # sqlite-utils (about 0.1 s to import) is imported here, in the worker thread, to keep
-    # it off the proxy's start-up path.
-    from recorder.schema import migrate
-
     migrate(path, busy_timeout_ms=busy_timeout_ms)
 
 
