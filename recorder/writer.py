@@ -2,9 +2,17 @@
 
 A flow never awaits the disk: `submit` is synchronous and never blocks. One task takes
 records off the queue in batches and writes each batch in one transaction through
-aiosqlite; rows are built (JSON, pricing) in a worker thread. Every record that does not
-reach the database (queue full, database unusable, batch failed, shutdown timeout) is
-counted in `stats.dropped` and logged, rate-limited; nothing here raises into the proxy.
+aiosqlite; rows are built (JSON, pricing) in a worker thread, and so is every file
+system call (`recorder.dbfile`).
+
+A batch counts as written only once SQLite has committed it to the file the database
+path still names (its inode is checked after the commit). When a write fails or the file
+was removed or replaced, recording stops (logged once): the batch is kept, later records
+wait in the queue, and the writer retries with backoff, reopening the database and
+recreating it with its schema if it is gone; the first batch written again logs that
+recording resumed. Records are dropped (counted in `stats.dropped`, logged rate-limited)
+only when the queue is full, a record cannot be encoded, or at shutdown. Nothing here
+raises into the proxy.
 
 `submit` must be called from the event loop's thread, as the mitmproxy hooks are.
 """
@@ -14,10 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import aiosqlite
 from pydantic import BaseModel
 
+from recorder import dbfile
 from recorder.models import CallRecord
 from recorder.rows import (
     CALL_COLUMNS,
@@ -32,7 +42,9 @@ from recorder.rows import (
 
 log = logging.getLogger(__name__)
 
-LOG_EVERY = 100  # after the first, log one drop (or failed batch) in this many
+LOG_EVERY = 100  # after the first, log one drop (or repeated error) in this many
+RETRY_FIRST_S = 0.5  # the first wait before retrying an unusable database, doubled each time
+RETRY_MAX_S = 4.0
 
 
 _UPSERT_CALL = (
@@ -47,13 +59,18 @@ _INSERT_TOOL_CALL = insert_sql("tool_calls", TOOL_CALL_COLUMNS)
 _CHILD_TABLES = ("stages", "policy_events", "judge_decisions", "tool_calls")
 
 
+class DatabaseMoved(Exception):
+    """The database path no longer names the file the writer committed to."""
+
+
 class WriterStats(BaseModel):
     """Counters of a RecorderWriter, a snapshot."""
 
     written: int = 0  # records committed to the database
     dropped: int = 0  # records that never will be
     batches: int = 0  # transactions committed
-    failed_batches: int = 0
+    failed_batches: int = 0  # attempts to write a batch that failed (the batch is retried)
+    reopened: int = 0  # times the database was opened again after a failure
     queue_depth: int = 0
     last_error: str | None = None
 
@@ -78,9 +95,11 @@ class RecorderWriter:
         self.busy_timeout_ms = busy_timeout_ms
         self._queue: asyncio.Queue[CallRecord] = asyncio.Queue(maxsize=queue_size)
         self._db: aiosqlite.Connection | None = None
+        self._file: dbfile.FileId | None = None  # the file `_db` has open
         self._task: asyncio.Task[None] | None = None
-        self._dropping = False  # the database is unusable, or the writer has stopped
-        self._opening: asyncio.Event | None = None  # set once start() has opened the database, or given up
+        self._stopping = asyncio.Event()  # stop() ran: no more records, no more retries
+        self._opening: asyncio.Event | None = None  # set once start() has tried to open the database
+        self._stopped_at: float | None = None  # when recording stopped (monotonic), while it is stopped
         self._stats = WriterStats()
         self._repeats = 0  # consecutive occurrences of stats.last_error
 
@@ -90,7 +109,7 @@ class RecorderWriter:
 
     def submit(self, record: CallRecord) -> bool:
         """Queue `record` for writing; False (and counted as dropped) if it cannot be."""
-        if self._dropping:
+        if self._stopping.is_set():
             self._drop(1, f"recorder is not writing to {self.db_path}")
             return False
         try:
@@ -104,39 +123,30 @@ class RecorderWriter:
         return True
 
     async def start(self) -> None:
-        """Migrate and open the database, then start writing in the background.
+        """Open (creating and migrating) the database, then write in the background.
 
-        If the database cannot be used, log why and keep counting every record as dropped.
+        If the database cannot be used yet, recording stops (logged) and the writer
+        retries; records wait in the queue meanwhile.
         """
         self._opening = asyncio.Event()
         try:
-            await self._open()
+            try:
+                await self._open()
+            except Exception as exc:  # noqa: BLE001 - an unusable database is retried, never a crash
+                self._recording_stopped(f"cannot use the database: {exc}")
+                await self._close_db()
+            if not self._stopping.is_set():  # stop() may have run while the database was being opened
+                self._task = asyncio.create_task(self._run(), name="interlock-recorder")
         finally:
             self._opening.set()
-
-    async def _open(self) -> None:
-        try:
-            await asyncio.to_thread(_migrate, self.db_path, self.busy_timeout_ms)
-            self._db = await aiosqlite.connect(self.db_path, isolation_level=None)
-            await self._db.execute(f"pragma busy_timeout = {int(self.busy_timeout_ms)}")
-            await self._db.execute("pragma synchronous = NORMAL")
-        except Exception as exc:  # noqa: BLE001 - any failure means "do not record", never "crash the proxy"
-            self._error(f"recorder cannot use database {self.db_path}: {exc}; calls will not be recorded")
-            await self._close_db()
-            self._dropping = True
-            self._drop(self._take_all(), f"recorder is not writing to {self.db_path}")
-            return
-        if self._dropping:  # stop() ran while the database was being opened
-            await self._close_db()
-            return
-        self._task = asyncio.create_task(self._run(self._db), name="interlock-recorder")
 
     async def stop(self, timeout_s: float = 5.0) -> None:
         """Write what is queued (for at most `timeout_s`), then close the database.
 
         Records still queued at the timeout are dropped; a batch already being written
-        is finished first. A stop while the database is still being opened waits for
-        the opening (within the same bound), so records queued meanwhile are written.
+        is finished first (or dropped if that fails: no more retries). A stop while the
+        database is still being opened waits for the opening (within the same bound), so
+        records queued meanwhile are written.
         """
         if self._opening is not None and not self._opening.is_set():
             with contextlib.suppress(TimeoutError):
@@ -144,7 +154,7 @@ class RecorderWriter:
         if self._task is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._queue.join(), timeout_s)
-        self._dropping = True
+        self._stopping.set()
         leftover = self._take_all()
         if leftover:
             self._drop(leftover, f"recorder stopped with {leftover} records unwritten")
@@ -159,48 +169,112 @@ class RecorderWriter:
         report = log.warning if stats.dropped else log.info
         report("recorder %s: %d calls written, %d dropped", self.db_path, stats.written, stats.dropped)
 
-    async def _run(self, db: aiosqlite.Connection) -> None:
+    async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
             while len(batch) < self.batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                await self._write(db, batch)
+                await self._write(batch)
             finally:
                 for _ in batch:
                     self._queue.task_done()
 
-    async def _write(self, db: aiosqlite.Connection, batch: list[CallRecord]) -> None:
-        """Write one batch in one transaction; count it as dropped if that fails."""
+    async def _write(self, batch: list[CallRecord]) -> None:
+        """Write one batch, retrying with backoff while the database is unusable; drop
+        it only if the writer stops first."""
         try:
             rows = await asyncio.to_thread(batch_rows, batch)
-            if rows.call_ids:
-                await self._commit(db, rows)
-        except Exception as exc:  # noqa: BLE001 - a failed batch must never stop the writer
-            if db.in_transaction:
-                with contextlib.suppress(Exception):
-                    await db.rollback()
-            self._stats.failed_batches += 1
-            self._error(f"recorder could not write to {self.db_path}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - rows of one batch failing must never stop the writer
+            self._error(f"recorder cannot build the rows of {len(batch)} records: {exc}")
             self._drop(len(batch), f"batch of {len(batch)} records lost")
             return
         for call_id, reason in rows.failures:
             self._error(f"recorder cannot record call {call_id}: {reason}")
         self._drop(len(rows.failures), "records lost")
-        self._stats.written += len(batch) - len(rows.failures)
-        self._stats.batches += bool(rows.call_ids)
+        if not rows.call_ids:
+            return
+        delay = RETRY_FIRST_S
+        while not await self._try_commit(rows):
+            if self._stopping.is_set():
+                self._drop(len(rows.call_ids), f"recorder stopped with a batch of {len(rows.call_ids)} unwritten")
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+        self._stats.written += len(rows.call_ids)
+        self._stats.batches += 1
+        self._recording_resumed()
+
+    async def _try_commit(self, rows: BatchRows) -> bool:
+        """One attempt: (re)open the database if needed, commit, check the file is still
+        the one the path names. On failure, log, close the connection and say False."""
+        try:
+            db = self._db
+            if db is None:
+                db = await self._open()
+                self._stats.reopened += 1
+            await self._commit(db, rows)
+            if await asyncio.to_thread(dbfile.file_id, self.db_path) != self._file:
+                raise DatabaseMoved("the database file was removed or replaced; the batch is written again")
+        except Exception as exc:  # noqa: BLE001 - any failure means "retry later", never "crash the proxy"
+            self._stats.failed_batches += 1
+            self._recording_stopped(str(exc) or type(exc).__name__)
+            await self._close_db()
+            return False
+        return True
+
+    async def _open(self) -> aiosqlite.Connection:
+        """Create or migrate the database, connect, and note which file is open."""
+        await asyncio.to_thread(dbfile.prepare, self.db_path, self.busy_timeout_ms)
+        db = self._db = await aiosqlite.connect(self.db_path, isolation_level=None)
+        await db.execute(f"pragma busy_timeout = {int(self.busy_timeout_ms)}")
+        await db.execute("pragma synchronous = NORMAL")
+        self._file = await asyncio.to_thread(dbfile.file_id, self.db_path)
+        return db
 
     @staticmethod
     async def _commit(db: aiosqlite.Connection, rows: BatchRows) -> None:
         await db.execute("begin immediate")
-        await db.executemany(_UPSERT_CALL, rows.calls)
-        for table in _CHILD_TABLES:
-            await db.executemany(f"delete from {table} where call_id = ?", [(c,) for c in rows.call_ids])
-        await db.executemany(_INSERT_STAGE, rows.stages)
-        await db.executemany(_INSERT_EVENT, rows.events)
-        await db.executemany(_INSERT_JUDGE, rows.judgements)
-        await db.executemany(_INSERT_TOOL_CALL, rows.tool_calls)
-        await db.commit()
+        try:
+            await db.executemany(_UPSERT_CALL, rows.calls)
+            for table in _CHILD_TABLES:
+                await db.executemany(f"delete from {table} where call_id = ?", [(c,) for c in rows.call_ids])
+            await db.executemany(_INSERT_STAGE, rows.stages)
+            await db.executemany(_INSERT_EVENT, rows.events)
+            await db.executemany(_INSERT_JUDGE, rows.judgements)
+            await db.executemany(_INSERT_TOOL_CALL, rows.tool_calls)
+            await db.commit()
+        except BaseException:
+            if db.in_transaction:
+                with contextlib.suppress(Exception):
+                    await db.rollback()
+            raise
+
+    def _recording_stopped(self, reason: str) -> None:
+        """Log that recording stopped (once per outage; repeated errors rate-limited)."""
+        if self._stopped_at is not None:
+            self._error(f"recorder still cannot write to {self.db_path}: {reason}")
+            return
+        self._stopped_at = time.monotonic()
+        self._stats.last_error = reason
+        log.error(
+            "recorder stopped recording to %s: %s; keeping up to %d calls queued and retrying",
+            self.db_path,
+            reason,
+            self._queue.maxsize,
+        )
+
+    def _recording_resumed(self) -> None:
+        if self._stopped_at is None:
+            return
+        log.warning(
+            "recorder resumed recording to %s after %.1f s (%d calls dropped so far)",
+            self.db_path,
+            time.monotonic() - self._stopped_at,
+            self._stats.dropped,
+        )
+        self._stopped_at = None
 
     def _take_all(self) -> int:
         """Empty the queue; the number of records removed."""
@@ -230,15 +304,7 @@ class RecorderWriter:
         self._stats.last_error = message
 
     async def _close_db(self) -> None:
-        if self._db is not None:
+        db, self._db, self._file = self._db, None, None
+        if db is not None:
             with contextlib.suppress(Exception):
-                await self._db.close()
-            self._db = None
-
-
-def _migrate(db_path: str, busy_timeout_ms: int) -> None:
-    """Run the migrations; sqlite-utils is imported here, in the worker thread, to keep
-    it (about 0.1 s) off the proxy's start-up path."""
-    from recorder.schema import migrate
-
-    migrate(db_path, busy_timeout_ms=busy_timeout_ms)
+                await db.close()

@@ -94,13 +94,16 @@ def recorder_totals(proxy: ProxyProcess) -> RecorderTotals:
     return RecorderTotals(int(last["written"]), int(last["dropped"]))
 
 
-def assert_accounted(proxy: ProxyProcess, calls: int) -> RecorderTotals:
+def assert_accounted(proxy: ProxyProcess, calls: int, *, removed: int = 0) -> RecorderTotals:
     """Every call the clients made is either in the database or counted as dropped, and
-    what the recorder says it wrote is what the database holds."""
+    what the recorder says it wrote is what the database holds (plus the `removed`
+    records the test deleted with the database file)."""
     totals = recorder_totals(proxy)
     assert proxy.db_path is not None
     stored = len(CallsDB(proxy.db_path).call_ids()) if proxy.db_path.exists() else 0
-    assert totals.written == stored, f"recorder says {totals.written} written, the database holds {stored}"
+    assert totals.written == stored + removed, (
+        f"recorder says {totals.written} written, the database holds {stored} (+{removed} removed)"
+    )
     assert totals.written + totals.dropped >= calls, f"{calls} calls, {totals} accounted"
     return totals
 

@@ -166,12 +166,14 @@ class ProxyLauncher:
         extra_args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         https_proxy: str | None = None,
+        db: Path | None = None,
     ) -> ProxyProcess:
         """Start mitmdump and wait until it listens.
 
         `script=None` runs bare mitmdump (no Interlock options). `config` is a YAML
         file or a mapping written to one (default: the repo's `mitm_config.yaml`).
-        `https_proxy` sets HTTPS_PROXY in mitmdump's own environment.
+        `https_proxy` sets HTTPS_PROXY in mitmdump's own environment. `db` is the
+        database to record to (default: `calls.db` in the proxy's work directory).
         """
         workdir = self.root / f"mitmdump{len(self._started)}"
         workdir.mkdir(parents=True)
@@ -189,7 +191,7 @@ class ProxyLauncher:
         ]
         db_path = None
         if script is not None:
-            db_path = workdir / "calls.db"
+            db_path = db or workdir / "calls.db"
             args += ["-s", str(script), "--set", f"interlock_db={db_path}"]
             config_path = _config_file(workdir, config)
             if config_path is not None:

@@ -308,7 +308,7 @@ def hold_exclusive_lock(path: Path) -> sqlite3.Connection:
 
 
 @pytest.mark.parametrize("kind", ["missing_dir", "directory", "locked"])
-async def test_unusable_database_drops_and_never_raises(
+async def test_unusable_database_keeps_records_queued_and_never_raises(
     tmp_path: Path, kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     lock: sqlite3.Connection | None = None
@@ -321,36 +321,38 @@ async def test_unusable_database_drops_and_never_raises(
         lock = hold_exclusive_lock(path)
     writer = RecorderWriter(str(path), busy_timeout_ms=50)
     assert writer.submit(make_record("queued-before-start"))
-    with caplog.at_level(logging.ERROR, logger="recorder.writer"):
+    with caplog.at_level(logging.WARNING, logger="recorder.writer"):
         await writer.start()
-    assert any(str(path) in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
-    assert writer.stats.dropped == 1
-    assert writer.submit(make_record("after")) is False
-    assert writer.stats.dropped == 2
-    assert writer.stats.last_error is not None
-    await writer.stop()
-    assert writer.stats.written == 0
+        assert any(str(path) in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+        assert writer.stats.last_error is not None
+        assert writer.submit(make_record("after"))  # kept for a retry, not dropped
+        await wait_until(lambda: writer.stats.failed_batches >= 1)
+        assert (writer.stats.dropped, writer.stats.queue_depth) == (0, 0)  # the batch is held, retried
+        await writer.stop(timeout_s=0.2)
+    assert (writer.stats.written, writer.stats.dropped) == (0, 2)
+    assert f"recorder {path}: 0 calls written, 2 dropped" in caplog.text
     if lock is not None:
         lock.rollback()
         lock.close()
 
 
-async def test_locked_batch_is_dropped_and_later_batches_written(db_path: Path) -> None:
+async def test_locked_batch_is_retried_and_written_after_release(db_path: Path) -> None:
     migrate(str(db_path))
     writer = RecorderWriter(str(db_path), busy_timeout_ms=50)
     await writer.start()
     lock = sqlite3.connect(db_path, isolation_level=None)
     lock.execute("begin immediate")  # holds the write lock
     writer.submit(make_record("while-locked"))
-    await wait_until(lambda: writer.stats.failed_batches == 1)
-    assert writer.stats.dropped == 1
+    await wait_until(lambda: writer.stats.failed_batches >= 1)
+    assert writer.stats.dropped == 0
     assert writer.stats.last_error is not None and "locked" in writer.stats.last_error
     lock.rollback()
     lock.close()
+    await wait_until(lambda: writer.stats.written == 1)
     writer.submit(make_record("after-release"))
     await writer.stop()
-    assert writer.stats.written == 1
-    assert [r[0] for r in query(db_path, "select call_id from calls")] == ["after-release"]
+    assert (writer.stats.written, writer.stats.dropped) == (2, 0)
+    assert sorted(r[0] for r in query(db_path, "select call_id from calls")) == ["after-release", "while-locked"]
 
 
 async def test_unencodable_record_is_dropped_alone(db_path: Path) -> None:
