@@ -76,7 +76,7 @@ class UpstreamConfig(StrictModel):
     """How long a provider may stay silent: no byte for `idle_timeout_s` seconds, before
     its first byte or between two, and the call is answered with the dialect's error."""
 
-    idle_timeout_s: float = Field(default=600.0, gt=0)
+    idle_timeout_s: float = Field(default=600.0, gt=0, allow_inf_nan=False)
 
 
 class SessionConfig(StrictModel):

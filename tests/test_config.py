@@ -33,6 +33,7 @@ def test_shipped_config_is_valid() -> None:
         ({"policies": [{"policy": "replace", "timeout_s": "soon"}]}, "policies.0.timeout_s"),
         ({"upstream": {"idle_timeout_s": 0}}, "upstream.idle_timeout_s"),
         ({"upstream": {"idle_timeout_s": "ten minutes"}}, "upstream.idle_timeout_s"),
+        ({"upstream": {"idle_timeout_s": float("inf")}}, "upstream.idle_timeout_s"),
         ({"upstream": {"idle_timeout": 5}}, "upstream.idle_timeout"),
     ],
 )
