@@ -1,7 +1,7 @@
 """Entry script for `mitmdump -s addons/bundle.py`: the whole Interlock bundle.
 
 One addon per concern, in hook order: the configuration, matching LLM calls (call
-state), policing them, recording them, then what people see (the terminal line, marks
+state), policing them, giving up on a silent upstream, recording them, then what people see (the terminal line, marks
 in mitmweb, a conversation view per dialect). mitmproxy puts this file's directory
 first on sys.path while it runs it, so modules in `addons/` must not share a name with
 a top-level package they import.
@@ -14,6 +14,7 @@ from addons.matcher import CallMatcher
 from addons.policing import Policing
 from addons.recording import Recording
 from addons.terminal import CallLine, FlowMarks
+from addons.upstream_idle import UpstreamIdle
 
 config = ConfigWatch()
 calls = CallStates()
@@ -21,6 +22,7 @@ addons = [
     config,
     CallMatcher(config, calls),
     Policing(calls),
+    UpstreamIdle(config, calls),
     Recording(config, calls),
     CallLine(),
     FlowMarks(),

@@ -53,6 +53,7 @@ class CallState:
     tap: StreamTap | None = None  # set when the response streams: upstream bytes, reassembled live
     policy_stream: PolicyStream | None = None  # set when a policed stream is rewritten live
     response_original_body: bytes | None = None  # a whole body before policies rewrote it
+    upstream_error: str | None = None  # why Interlock gave up on upstream (see addons.upstream_idle)
 
     @property
     def streamed(self) -> bool:

@@ -3,10 +3,14 @@
 `request`: the request chain; a failing policy that blocks answers with the dialect's
 error body and upstream is never contacted. `responseheaders`: an SSE response gets a
 `StreamTap` (the record is reassembled from it as the stream passes) and, when a policy
-looks at responses, a `PolicyStream` that rewrites it live; mid-stream waits go through
+looks at responses, a `PolicyStream` that rewrites it live. A stream upstream compressed
+(gzip, deflate, br, zstd) is decoded as it passes: with no response policy the client
+gets the original compressed bytes; a policed one reaches the client decoded, as
+identity (`content-encoding` and `content-length` removed); mid-stream waits go through
 `interlock_stream_wait` (see `addons.stream_wait`). `response`: bodies that arrived
 whole (non-streamed, replayed, or a compressed stream buffered) go through the same
-chain at once. `error`: a stream cut mid-body is ended for its policies, sending nothing.
+chain at once (an encoding with no incremental decoder is buffered so, decoded by
+mitmproxy). `error`: a stream cut mid-body is ended for its policies, sending nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from mitmproxy import http
 from addons import stream_wait
 from addons.call_state import CALL_ID_HEADER, CallState, CallStates
 from addons.matcher import parse_json_body
+from interlock.content_encoding import UnsupportedEncoding, decoder_for
 from interlock.engine.stream import PolicyStream, StreamTap, rewrite_body
 from interlock.policy.base import PolicyContext
 from interlock.policy.chain import PolicyFailed
@@ -26,10 +31,6 @@ from interlock.policy.chain import PolicyFailed
 
 def is_sse(headers: http.Headers) -> bool:
     return headers.get("content-type", "").startswith("text/event-stream")
-
-
-def _encoded(headers: http.Headers) -> bool:
-    return headers.get("content-encoding", "identity").strip().lower() not in ("", "identity")
 
 
 def json_bytes(value: Any) -> bytes:
@@ -92,18 +93,24 @@ class Policing:
         if not is_sse(response.headers) or flow.is_replay == "response":
             return  # replayed bodies arrive whole (server_replay): policed in `response`
         policed = state.policy is not None and state.chain.touches_responses
-        if policed and not (self.live_waits and not _encoded(response.headers)):
-            # No mid-stream waits, or upstream compressed the stream despite `identity`:
-            # buffered, decoded and policed whole in `response`, never let through unpoliced.
-            return
-        state.tap = StreamTap(state.dialect.reassembler())
+        try:
+            decoder = decoder_for(response.headers.get("content-encoding"))
+        except UnsupportedEncoding:
+            if policed:
+                return  # buffered, decoded by mitmproxy and policed whole in `response`
+            decoder = None  # forwarded as it came; the record keeps the bytes undecoded
+        if policed and not self.live_waits:
+            return  # no mid-stream waits: buffered and policed whole in `response`
+        state.tap = StreamTap(state.dialect.reassembler(), decoder)
         if state.policy is not None and policed:
             rewriter = state.dialect.stream_rewriter(state.chain, state.policy)
             state.policy_stream = PolicyStream(rewriter, state.tap, state.dialect.reassembler())
             response.stream = state.policy_stream
             response.headers.pop("content-length", None)  # the body length may change
+            if decoder is not None:  # what the client gets is the decoded, policed stream
+                response.headers.pop("content-encoding")
         else:
-            response.stream = state.tap.passthrough
+            response.stream = state.tap.passthrough  # the original bytes, compressed or not
 
     async def interlock_stream_wait(self, flow: http.HTTPFlow) -> None:
         """A policy is waiting mid-stream (see `addons.stream_wait`); only this flow pauses."""

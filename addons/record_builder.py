@@ -27,8 +27,10 @@ _BLOCKING_ACTIONS = {"blocked", "ended"}
 _MODIFYING_ACTIONS = {"modified", "redacted"}
 
 
-def _stream_stage(stage: Stage, headers: dict[str, str] | None, raw: bytes, reassembly: Reassembly) -> StageRecord:
-    note = "; ".join(reassembly.errors) or None
+def _stream_stage(
+    stage: Stage, headers: dict[str, str] | None, raw: bytes, reassembly: Reassembly, *notes: str | None
+) -> StageRecord:
+    note = "; ".join([*(n for n in notes if n), *reassembly.errors]) or None
     return StageRecord(stage=stage, headers=headers, body=reassembly.message, raw=raw, note=note)
 
 
@@ -45,7 +47,7 @@ def _response_stages(state: CallState, response: http.Response | None) -> list[S
     headers = redact_headers(response.headers.items(multi=True)) if response is not None else None
     tap = state.tap or (state.policy_stream.tap if state.policy_stream is not None else None)
     if tap is not None:
-        first = _stream_stage("response_original", headers, bytes(tap.raw), tap.reassembler.result())
+        first = _stream_stage("response_original", headers, bytes(tap.raw), tap.reassembler.result(), tap.decode_error)
         stream = state.policy_stream
         if stream is None or not stream.changed:
             return [first, first.model_copy(update={"stage": "response_final"})]
@@ -82,6 +84,7 @@ def build_record(state: CallState, flow: http.HTTPFlow, session_id: str | None, 
     dialect = state.dialect
     request = flow.request
     secrets = state.secrets
+    error = error or state.upstream_error
     # The same object (an unchanged body in two stages) is scrubbed once; the value is
     # kept beside its result so its id cannot be reused meanwhile.
     cleaned: dict[int, tuple[Any, Any]] = {}

@@ -1,4 +1,4 @@
-"""Async waits inside a streamed response: the one place Interlock touches mitmproxy internals.
+"""Async waits inside a streamed response: Interlock's patch of mitmproxy's HTTP stream.
 
 mitmproxy 12 calls `flow.response.stream` synchronously per chunk, so a policy cannot
 await a judge mid-stream (upstream issue #8103). Every layer may, however, yield a
@@ -6,7 +6,8 @@ blocking `StartHook`: the core runs the hook's handlers as a task and pauses onl
 HTTP stream until they return. This module replaces
 `HttpStream.state_stream_response_body` with a version that, for a `PolicyStream` only,
 yields `InterlockStreamWaitHook` while a policy is waiting and forwards what it releases
-afterwards. Every other stream value takes the original code path.
+afterwards. Every other stream value takes the original code path. The only other
+module that touches mitmproxy internals, `addons.upstream_giveup`, builds on this one.
 
 Verified against the mitmproxy versions in `VERIFIED_VERSIONS`; on another version the
 patch is not installed and the addon buffers policed streams instead (see
@@ -52,21 +53,33 @@ _original = HttpStream.state_stream_response_body
 _installed = False
 
 
-def _send(stream: HttpStream, chunks: Iterable[bytes]) -> layer.CommandGenerator[None]:
+def send_chunks(stream: HttpStream, chunks: Iterable[bytes]) -> layer.CommandGenerator[None]:
+    """Send streamed pieces to the client (an empty one would end a chunked body)."""
     for chunk in chunks:
+        if not chunk:
+            continue
         if stream.context.options.store_streamed_bodies:
             stream.response_body_buf += chunk
         yield SendHttp(ResponseData(stream.stream_id, chunk), stream.context.client)
 
 
-def _drain_waits(stream: HttpStream, policy: PolicyStream) -> layer.CommandGenerator[bool]:
+def drain_waits(stream: HttpStream, policy: PolicyStream) -> layer.CommandGenerator[bool]:
     """Wait for the policy while it needs to; True if the flow was killed meanwhile."""
     while policy.waiting:
         yield InterlockStreamWaitHook(stream.flow)
         if (yield from stream.check_killed(True)):
             return True
-        yield from _send(stream, policy.resume())
+        yield from send_chunks(stream, policy.resume())
     return False
+
+
+def end_streamed(stream: HttpStream) -> layer.CommandGenerator[None]:
+    """The streamed body is over: keep it if asked, then the response hook and the end."""
+    assert stream.flow.response
+    if stream.context.options.store_streamed_bodies:
+        stream.flow.response.data.content = bytes(stream.response_body_buf)
+        stream.response_body_buf.clear()
+    yield from stream.send_response(already_streamed=True)
 
 
 @expect(ResponseData, ResponseTrailers, ResponseEndOfMessage)
@@ -77,18 +90,15 @@ def _state_stream_response_body(self: HttpStream, event: events.Event) -> layer.
         yield from _original(self, event)
         return
     if isinstance(event, ResponseData):
-        yield from _send(self, policy(event.data))
-        yield from _drain_waits(self, policy)
+        yield from send_chunks(self, policy(event.data))
+        yield from drain_waits(self, policy)
     elif isinstance(event, ResponseTrailers):
         self.flow.response.trailers = event.trailers
     elif isinstance(event, ResponseEndOfMessage):
-        yield from _send(self, policy(b""))
-        if (yield from _drain_waits(self, policy)):
+        yield from send_chunks(self, policy(b""))
+        if (yield from drain_waits(self, policy)):
             return
-        if self.context.options.store_streamed_bodies:
-            self.flow.response.data.content = bytes(self.response_body_buf)
-            self.response_body_buf.clear()
-        yield from self.send_response(already_streamed=True)
+        yield from end_streamed(self)
 
 
 def install() -> bool:

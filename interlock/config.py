@@ -72,6 +72,13 @@ class RecorderConfig(StrictModel):
     batch_size: int = Field(default=200, ge=1)
 
 
+class UpstreamConfig(StrictModel):
+    """How long a provider may stay silent: no byte for `idle_timeout_s` seconds, before
+    its first byte or between two, and the call is answered with the dialect's error."""
+
+    idle_timeout_s: float = Field(default=600.0, gt=0, allow_inf_nan=False)
+
+
 class SessionConfig(StrictModel):
     """How calls are grouped into agent sessions."""
 
@@ -99,6 +106,7 @@ class InterlockConfig(StrictModel):
     extra_providers: list[Provider] = Field(default_factory=list)
     recorder: RecorderConfig = Field(default_factory=RecorderConfig)
     sessions: SessionConfig = Field(default_factory=SessionConfig)
+    upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
     policies: list[PolicyEntry] = Field(default_factory=list)
 
     def all_providers(self) -> list[Provider]:

@@ -18,10 +18,14 @@ order: at most one content scenario (`wire_scenarios.SCENARIOS`), at most one fa
   writes end mid-event and hold the end of one event and the start of the next);
 - keep-alive comments (`KEEPALIVES`) before every third event: `keepalive`
   (`: keep-alive`) or `openrouter` (`: OPENROUTER PROCESSING`);
-- `slow`: 50 ms between writes;
-- `stall`: a `STALL_S` pause before the message's end (Anthropic's `message_delta`,
+- `slow`: 50 ms between writes; `drip`: one second between writes (a slow provider);
+- `pause`: a `PAUSE_S` pause before the message's end (Anthropic's `message_delta`,
   OpenAI's `finish_reason` chunk), so a test can act while a proxy holds complete tool
-  calls.
+  calls;
+- a content encoding (`ENCODINGS`: `gzip`, `deflate`, `br`, `zstd`), as a server that
+  ignores `accept-encoding: identity` sends it: the header set, each write compressed
+  and flushed on its own (streams), or the whole body compressed (JSON). `Exchange.sent`
+  and `Exchange.writes` hold the bytes on the wire, compressed.
 
 For example `[[mock:tools2+split+keepalive]]`, `[[mock:interleaved+coalesce]]` or
 `[[mock:tools3+cut_before_finish]]`. Streams (`"stream": true`) are chunked
@@ -42,10 +46,14 @@ import itertools
 import json
 import logging
 import re
+import socket
+import struct
 import threading
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
+import brotli
 from aiohttp import web
 from loopback_server import LoopbackServer
 from wire_scenarios import (
@@ -58,6 +66,11 @@ from wire_scenarios import (
 )
 
 from interlock.sse import parse_event_block
+
+try:
+    from compression import zstd  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # Python < 3.14
+    from backports import zstd  # type: ignore[no-redef,unused-ignore]
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +92,21 @@ FAILURES = {
     # after the last content_block_stop (no message_delta), OpenAI after the last tool-call
     # or text delta (no finish_reason chunk, no [DONE]).
     "cut_before_finish": "tool",
+    # Accepts the request and never answers, until the connection closes (at most NEVER_S).
+    "never": "text",
+    # Sends the first half of the stream, then nothing, until the connection closes (at most NEVER_S).
+    "stall": "text",
+    # Sends the first half of the stream, then resets the TCP connection (RST).
+    "reset": "text",
+    # A 200 `text/event-stream` whose body is not SSE at all (binary junk, then HTML).
+    "garbage": "text",
 }
-STREAM_ONLY_FAILURES = frozenset({"anthropic_stream_error", "error_after_blocks", "cut_before_finish"})
+STREAM_ONLY_FAILURES = frozenset(
+    {"anthropic_stream_error", "error_after_blocks", "cut_before_finish", "stall", "reset", "garbage"}
+)
+NEVER_S = 30.0  # the longest `never` and `stall` keep a connection open
+GARBAGE = (b"\x1f\x8b\x08\x00\xde\xad\xbe\xef\x00\xff", b"<html><body>Bad gateway</body></html>\n", b"\x00\x01\x02")
+ENCODINGS = ("gzip", "deflate", "br", "zstd")
 Chunking = Literal["per-event", "coalesce", "split", "mixed"]
 CHUNKINGS: tuple[Chunking, ...] = ("per-event", "coalesce", "split", "mixed")
 KEEPALIVES = {
@@ -88,7 +114,8 @@ KEEPALIVES = {
     "openrouter": b": OPENROUTER PROCESSING\n\n",
 }
 SLOW_DELAY_MS = 50
-STALL_S = 3.0
+DRIP_DELAY_MS = 1000
+PAUSE_S = 3.0
 _PIECE_PAUSE_S = 0.001
 _COALESCE = 3  # events per write
 _KEEPALIVE_EVERY = 3  # events
@@ -110,14 +137,16 @@ class Plan:
     chunking: Chunking = "per-event"
     keepalive: bytes | None = None
     slow: bool = False
-    stall: bool = False
+    encoding: str | None = None
+    drip: bool = False
+    pause: bool = False
 
 
 def plan_of(spec: str, chunking_header: str | None = None) -> Plan:
     """The plan a `+`-joined spec names; ValueError for an unknown or clashing part."""
-    scenario = failure = keepalive = None
+    scenario = failure = keepalive = encoding = None
     chunking = chunking_header or "per-event"
-    slow = stall = False
+    slow = drip = pause = False
     for part in spec.split("+"):
         if part in SCENARIOS and scenario is None:
             scenario = part
@@ -129,14 +158,18 @@ def plan_of(spec: str, chunking_header: str | None = None) -> Plan:
             keepalive = KEEPALIVES[part]
         elif part == "slow":
             slow = True
-        elif part == "stall":
-            stall = True
+        elif part == "drip":
+            drip = True
+        elif part == "pause":
+            pause = True
+        elif part in ENCODINGS and encoding is None:
+            encoding = part
         else:
             raise ValueError(f"unknown or repeated mock scenario part {part!r} in {spec!r}")
     if chunking not in CHUNKINGS:
         raise ValueError(f"unknown x-mock-chunking {chunking!r}, expected one of {', '.join(CHUNKINGS)}")
     base = FAILURES[failure] if failure else "text"
-    return Plan(scenario or base, failure, cast(Chunking, chunking), keepalive, slow, stall)
+    return Plan(scenario or base, failure, cast(Chunking, chunking), keepalive, slow, encoding, drip, pause)
 
 
 @dataclass
@@ -276,8 +309,12 @@ class MockProvider(LoopbackServer):
                 page,
                 {"content-type": "text/html; charset=utf-8"},
             )
+        if failure == "never":
+            await _wait_closed(request, exchange)
+            return web.Response(status=504)  # never sent: the connection is gone
         scenario = SCENARIOS[plan.scenario]
-        delay_ms = int(exchange.headers.get("x-mock-delay-ms", SLOW_DELAY_MS if plan.slow else self.delay_ms))
+        default_ms = DRIP_DELAY_MS if plan.drip else SLOW_DELAY_MS if plan.slow else self.delay_ms
+        delay_ms = int(exchange.headers.get("x-mock-delay-ms", default_ms))
         if payload.get("stream") is True:
             events = _stream_events(dialect, scenario, model, payload)
             return await self._stream(request, exchange, plan, dialect, events, delay_ms)
@@ -303,7 +340,12 @@ class MockProvider(LoopbackServer):
                 {"content-type": _JSON_TYPE},
                 cut=len(raw) // 2,
             )
-        return await self._send(request, exchange, 200, raw, {"content-type": _JSON_TYPE})
+        headers = {"content-type": _JSON_TYPE}
+        if plan.encoding is not None:
+            compressor = Compressor(plan.encoding)
+            raw = compressor.piece(raw) + compressor.end()
+            headers["content-encoding"] = plan.encoding
+        return await self._send(request, exchange, 200, raw, headers)
 
     async def _bad_request(
         self, request: web.Request, exchange: Exchange, dialect: Dialect, message: str
@@ -360,29 +402,36 @@ class MockProvider(LoopbackServer):
         events: list[bytes],
         delay_ms: int,
     ) -> web.StreamResponse:
-        events, closes = _spoil(plan.failure, dialect, events)
+        events, ending = _spoil(plan.failure, dialect, events)
         if plan.keepalive is not None:
             events = _with_keepalives(events, plan.keepalive)
-        pause = delay_ms / 1000 or (_PIECE_PAUSE_S if plan.chunking in ("split", "mixed") else 0)
-        response = self._response(exchange, 200, _SSE_HEADERS)
+        gap = delay_ms / 1000 or (_PIECE_PAUSE_S if plan.chunking in ("split", "mixed") else 0)
+        headers = dict(_SSE_HEADERS)
+        compressor = None
+        if plan.encoding is not None:
+            compressor = Compressor(plan.encoding)
+            headers["content-encoding"] = plan.encoding
+        response = self._response(exchange, 200, headers)
         response.enable_chunked_encoding()
         await response.prepare(request)
-        stall_at = _content_end(dialect, events) if plan.stall else len(events)
-        head = _writes(events[:stall_at], plan.chunking)
-        for position, data in enumerate(head + _writes(events[stall_at:], plan.chunking)):
-            if position and pause:
-                await asyncio.sleep(pause)
-            if position == len(head) and plan.stall:
-                await asyncio.sleep(STALL_S)
-            exchange.response_body += data
-            exchange.writes.append(data)
-            try:
-                await response.write(data)
-            except ConnectionError as error:
-                exchange.error = f"client went away: {error}"
+        pause_at = _content_end(dialect, events) if plan.pause else len(events)
+        head = _writes(events[:pause_at], plan.chunking)
+        for position, data in enumerate(head + _writes(events[pause_at:], plan.chunking)):
+            if position and gap:
+                await asyncio.sleep(gap)
+            if position == len(head) and plan.pause:
+                await asyncio.sleep(PAUSE_S)
+            if not await _write(response, exchange, compressor.piece(data) if compressor else data):
                 return response
-        if closes:
+        if ending == "close":
             return _close(request, exchange, response, "truncated on purpose")
+        if ending == "reset":
+            return _reset(request, exchange, response)
+        if ending == "stall":
+            await _wait_closed(request, exchange)
+            return response
+        if compressor is not None and not await _write(response, exchange, compressor.end()):
+            return response
         try:
             await response.write_eof()
         except ConnectionError as error:
@@ -396,6 +445,71 @@ class MockProvider(LoopbackServer):
         exchange.status = status
         exchange.response_headers = dict(all_headers)
         return web.StreamResponse(status=status, headers=all_headers)
+
+
+async def _write(response: web.StreamResponse, exchange: Exchange, data: bytes) -> bool:
+    """One write, recorded; False if the client went away."""
+    exchange.response_body += data
+    exchange.writes.append(data)
+    try:
+        await response.write(data)
+    except ConnectionError as error:
+        exchange.error = f"client went away: {error}"
+        return False
+    return True
+
+
+async def _wait_closed(request: web.Request, exchange: Exchange) -> None:
+    """Send nothing until the peer closes the connection, at most NEVER_S."""
+    deadline = asyncio.get_running_loop().time() + NEVER_S
+    while asyncio.get_running_loop().time() < deadline:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            exchange.error = "client went away while the mock was silent"
+            return
+        await asyncio.sleep(0.02)
+    exchange.error = f"silent for {NEVER_S:g} s"
+    if request.transport is not None:
+        request.transport.close()
+
+
+def _reset(request: web.Request, exchange: Exchange, response: web.StreamResponse) -> web.StreamResponse:
+    """Abort the connection with a TCP RST (SO_LINGER 0), mid-body."""
+    exchange.error = "reset on purpose"
+    transport = request.transport
+    if transport is not None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    return response
+
+
+class Compressor:
+    """A server's streaming compressor: each piece compressed and flushed on its own."""
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
+        if encoding in ("gzip", "deflate"):
+            self._zlib = zlib.compressobj(wbits=31 if encoding == "gzip" else 15)
+        elif encoding == "br":
+            self._br = brotli.Compressor()
+        else:
+            self._zstd = zstd.ZstdCompressor()
+
+    def piece(self, data: bytes) -> bytes:
+        if self.encoding in ("gzip", "deflate"):
+            return self._zlib.compress(data) + self._zlib.flush(zlib.Z_SYNC_FLUSH)
+        if self.encoding == "br":
+            return bytes(self._br.process(data)) + bytes(self._br.flush())
+        return bytes(self._zstd.compress(data, zstd.ZstdCompressor.FLUSH_BLOCK))
+
+    def end(self) -> bytes:
+        if self.encoding in ("gzip", "deflate"):
+            return self._zlib.flush()
+        if self.encoding == "br":
+            return bytes(self._br.finish())
+        return bytes(self._zstd.flush(zstd.ZstdCompressor.FLUSH_FRAME))
 
 
 def _close(request: web.Request, exchange: Exchange, response: web.StreamResponse, reason: str) -> web.StreamResponse:
@@ -442,24 +556,34 @@ def _json_body(dialect: Dialect, scenario: Scenario, model: str) -> dict[str, An
     return openai_chat_json(scenario, model)
 
 
-def _spoil(failure: str | None, dialect: Dialect, events: list[bytes]) -> tuple[list[bytes], bool]:
-    """The events a failure sends, and whether the connection then closes mid-body."""
+Ending = Literal["end", "close", "reset", "stall"]
+
+
+def _spoil(failure: str | None, dialect: Dialect, events: list[bytes]) -> tuple[list[bytes], Ending]:
+    """The events a failure sends, and how the body then ends: normally, the connection
+    closed mid-body, reset, or left open and silent."""
     middle = len(events) // 2
     if failure == "malformed_sse":
         if dialect == "anthropic":
             broken = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_del\n\n'
         else:
             broken = b'data: {"id":"chatcmpl-broken","choices":[{"index":0,"delta":{"content":"x"\n\n'
-        return [*events[:middle], broken, *events[middle:]], False
+        return [*events[:middle], broken, *events[middle:]], "end"
     if failure == "truncated":
-        return [*events[:middle], events[middle][: len(events[middle]) // 2]], True
+        return [*events[:middle], events[middle][: len(events[middle]) // 2]], "close"
     if failure == "anthropic_stream_error":
-        return [*events[:middle], _error_event(dialect)], False
+        return [*events[:middle], _error_event(dialect)], "end"
     if failure == "error_after_blocks":
-        return [*events[: _content_end(dialect, events)], _error_event(dialect)], False
+        return [*events[: _content_end(dialect, events)], _error_event(dialect)], "end"
     if failure == "cut_before_finish":
-        return events[: _content_end(dialect, events)], True
-    return events, False
+        return events[: _content_end(dialect, events)], "close"
+    if failure == "stall":
+        return events[:middle], "stall"
+    if failure == "reset":
+        return events[:middle], "reset"
+    if failure == "garbage":
+        return list(GARBAGE), "end"
+    return events, "end"
 
 
 def _error_event(dialect: Dialect) -> bytes:

@@ -18,6 +18,7 @@ def test_shipped_config_is_valid() -> None:
     config = load_config(REPO / "mitm_config.yaml")
     build_chain(config.policies)
     assert {p.name for p in config.all_providers()} >= {"openai", "anthropic"}
+    assert config.upstream.idle_timeout_s == 600
 
 
 @pytest.mark.parametrize(
@@ -30,6 +31,10 @@ def test_shipped_config_is_valid() -> None:
             "providers.0.routes.0.dialect",
         ),
         ({"policies": [{"policy": "replace", "timeout_s": "soon"}]}, "policies.0.timeout_s"),
+        ({"upstream": {"idle_timeout_s": 0}}, "upstream.idle_timeout_s"),
+        ({"upstream": {"idle_timeout_s": "ten minutes"}}, "upstream.idle_timeout_s"),
+        ({"upstream": {"idle_timeout_s": float("inf")}}, "upstream.idle_timeout_s"),
+        ({"upstream": {"idle_timeout": 5}}, "upstream.idle_timeout"),
     ],
 )
 def test_bad_config_names_the_key(data: dict[str, object], key: str) -> None:

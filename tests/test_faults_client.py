@@ -21,7 +21,7 @@ from harness import ProxyLauncher, ProxyProcess
 from harness_clients import ClientFactory, auth_headers, llm_request
 from harness_db import CallsDB
 from judge_mock import JudgeMock, allow
-from mock_provider import STALL_S, MockProvider
+from mock_provider import PAUSE_S, MockProvider
 
 Dialect = Literal["openai-chat", "anthropic-messages"]
 DIALECTS: tuple[Dialect, ...] = ("openai-chat", "anthropic-messages")
@@ -90,7 +90,7 @@ def test_client_leaves_while_a_tool_call_is_held(
     paced = PacedStream(clients)
     paced.start()
     body = llm_request(
-        dialect, MODELS[dialect], [{"role": "user", "content": "Weather? [[mock:tool+stall]]"}], stream=True
+        dialect, MODELS[dialect], [{"role": "user", "content": "Weather? [[mock:tool+pause]]"}], stream=True
     )
     received = bytearray()
     judged_before = len(judge.requests)
@@ -124,7 +124,7 @@ def test_client_leaves_while_a_tool_call_is_held(
     else:
         decisions = db.rows("select decision from judge_decisions where call_id = ?", (call_id,))
         assert [d["decision"] for d in decisions] == ["allowed"], decisions
-    assert recorded_after < STALL_S + JUDGE_DELAY_S + 2  # no wait for the stalled upstream or more
+    assert recorded_after < PAUSE_S + JUDGE_DELAY_S + 2  # no wait for the stalled upstream or more
     calls = 2 + paced.calls
     totals = assert_accounted(proxy, calls)
     assert totals.dropped == 0

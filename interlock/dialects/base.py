@@ -58,6 +58,8 @@ class Dialect(ABC):
     default_providers: ClassVar[tuple[DefaultProvider, ...]]
     # The (status, JSON body) a blocked request is answered with.
     blocked_status: ClassVar[int] = 403
+    # The status a call is answered with when upstream went silent before its first byte.
+    timeout_status: ClassVar[int] = 504
     # Where a request body keeps its conversation, oldest message first, as an SQLite JSON
     # path (e.g. "$.messages"): the messages `messages_view` reads. SQL uses it to cut the
     # tail of a long conversation out of a stored body without loading it (the session page).
@@ -95,6 +97,17 @@ class Dialect(ABC):
     @abstractmethod
     def blocked_request(self, notice: str) -> dict[str, Any]:
         """The dialect's error body for a request a policy blocked."""
+
+    # -- upstream failures -------------------------------------------------------------
+
+    @abstractmethod
+    def timeout_error(self, message: str) -> dict[str, Any]:
+        """The dialect's error body (sent with `timeout_status`) for a call whose
+        upstream sent nothing for too long."""
+
+    @abstractmethod
+    def stream_error(self, message: str) -> bytes:
+        """The dialect's SSE error event that ends a stream whose upstream fell silent."""
 
     # -- responses ---------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
 """The transport side of a stream: bytes in, bytes out, waits in between.
 
-`StreamTap` watches upstream bytes as they pass: it keeps them (the recorder's raw
-copy), parses them once into SSE events and feeds the dialect's reassembler, noting when
-the first byte and the first generated content arrived.
+`StreamTap` watches upstream bytes as they pass: it decodes them when upstream
+compressed the stream despite `identity` (see `interlock.content_encoding`), keeps them
+(the recorder's raw copy, decoded), parses them once into SSE events and feeds the
+dialect's reassembler, noting when the first and the latest byte and the first generated
+content arrived. A body that stops decoding is kept as far as it decoded, with a note.
 
 `PolicyStream` is what the addon sets as `flow.response.stream` when policies look at
 responses. It hands each parsed event to the dialect's rewriter (a step generator, see
@@ -22,6 +24,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from typing import TYPE_CHECKING
 
+from interlock.content_encoding import DecodeError, Decoder
 from interlock.engine.driver import Driver, Step
 from interlock.neutral import Reassembly
 from interlock.sse import SSEEvent, SSEParser, parse_all
@@ -38,11 +41,14 @@ Piece = SSEEvent | bytes
 class StreamTap:
     """Upstream bytes as they arrive: kept, parsed once, reassembled, timed."""
 
-    def __init__(self, reassembler: Reassembler) -> None:
+    def __init__(self, reassembler: Reassembler, decoder: Decoder | None = None) -> None:
         self.reassembler = reassembler
         self.raw = bytearray()
         self.first_byte_at: float | None = None
+        self.last_byte_at: float | None = None
         self.first_token_at: float | None = None
+        self.decode_error: str | None = None
+        self._decoder = decoder
         self._parser = SSEParser()
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
@@ -51,14 +57,29 @@ class StreamTap:
         if chunk:
             if self.first_byte_at is None:
                 self.first_byte_at = now
-            self.raw += chunk
-            events = self._parser.feed(chunk)
+            self.last_byte_at = now
+            data = chunk if self._decoder is None else self._decode(chunk)
+            self.raw += data
+            events = self._parser.feed(data)
         else:
-            events = self._parser.finish()
+            tail = b"" if self._decoder is None else self._decode(b"")
+            self.raw += tail
+            events = self._parser.feed(tail) + self._parser.finish()
         for event in events:
             if self.reassembler.feed(event) and self.first_token_at is None:
                 self.first_token_at = now
         return events
+
+    def _decode(self, chunk: bytes) -> bytes:
+        """Decoded bytes (`b""` ends the body); nothing more once the body stopped decoding."""
+        decoder = self._decoder
+        if decoder is None or self.decode_error is not None:
+            return b""
+        try:
+            return decoder.decode(chunk) if chunk else decoder.finish()
+        except DecodeError as error:
+            self.decode_error = str(error)
+            return b""
 
     def passthrough(self, chunk: bytes) -> bytes:
         """The stream transformer when no policy looks at responses."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from interlock.dialects import common
-from interlock.dialects.anthropic_messages import request, response, view
+from interlock.dialects.anthropic_messages import request, response, view, wire
 from interlock.dialects.anthropic_messages.body import rewrite_body
 from interlock.dialects.anthropic_messages.reassemble import MessagesReassembler
 from interlock.dialects.anthropic_messages.stream import MessagesStreamRewriter
@@ -24,6 +24,8 @@ class AnthropicMessages(Dialect):
     map_request_text = staticmethod(request.map_request_text)
     add_system_text = staticmethod(request.add_system_text)
     blocked_request = staticmethod(request.blocked_request)
+    timeout_error = staticmethod(wire.timeout_error)
+    stream_error = staticmethod(wire.stream_error)
     response_text = staticmethod(response.response_text)
     usage = staticmethod(response.usage)
     stop_reason = staticmethod(response.stop_reason)

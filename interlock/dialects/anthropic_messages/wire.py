@@ -64,3 +64,13 @@ def blocked_message(message: dict[str, Any], notice: str) -> dict[str, Any]:
         "content": [{"type": "text", "text": notice}],
         "stop_reason": "end_turn" if stop_reason == "tool_use" else stop_reason,
     }
+
+
+def timeout_error(message: str) -> dict[str, Any]:
+    """Anthropic's error body for a request that timed out (its 504 is `timeout_error`)."""
+    return {"type": "error", "error": {"type": "timeout_error", "message": message}}
+
+
+def stream_error(message: str) -> bytes:
+    """`event: error`, as the API sends mid-stream: the anthropic SDK raises `APIStatusError`."""
+    return sse("error", timeout_error(message))

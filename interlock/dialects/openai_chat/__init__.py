@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from interlock.dialects import common
 from interlock.dialects.base import DefaultProvider, Dialect
-from interlock.dialects.openai_chat import request, response, view
+from interlock.dialects.openai_chat import request, response, view, wire
 from interlock.dialects.openai_chat.body import rewrite_body
 from interlock.dialects.openai_chat.reassemble import ChatReassembler
 from interlock.dialects.openai_chat.stream import ChatStreamRewriter
@@ -33,6 +33,8 @@ class OpenAIChat(Dialect):
     map_request_text = staticmethod(request.map_request_text)
     add_system_text = staticmethod(request.add_system_text)
     blocked_request = staticmethod(request.blocked_request)
+    timeout_error = staticmethod(wire.timeout_error)
+    stream_error = staticmethod(wire.stream_error)
     response_text = staticmethod(response.response_text)
     usage = staticmethod(response.usage)
     stop_reason = staticmethod(response.stop_reason)

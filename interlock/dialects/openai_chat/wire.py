@@ -42,3 +42,13 @@ def blocked_completion(completion: dict[str, Any], notice: str) -> dict[str, Any
         "finish_reason": "stop" if finish_reason == "tool_calls" else finish_reason,
     }
     return {**completion, "choices": [blocked, *choices[1:]]}
+
+
+def timeout_error(message: str) -> dict[str, Any]:
+    """OpenAI's error body shape, as its SDK reads it (`error.message`)."""
+    return {"error": {"message": message, "type": "server_error", "param": None, "code": "upstream_timeout"}}
+
+
+def stream_error(message: str) -> bytes:
+    """A chunk holding only `error`: the openai SDK raises `APIError` with its message."""
+    return sse(timeout_error(message))
