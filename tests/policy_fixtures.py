@@ -49,6 +49,8 @@ from policies.registry import build_chain
 Dialect = Literal["anthropic-messages", "openai-chat", "openai-responses"]
 DIALECTS: tuple[Dialect, ...] = ("anthropic-messages", "openai-chat", "openai-responses")
 RESPONSES = "openai-responses"
+# The stop reason of a turn that ends without tool calls (a Responses status has no tool stop).
+TURN_ENDED = {"anthropic-messages": "end_turn", "openai-chat": "stop", RESPONSES: "completed"}
 HOOKS = ("on_request", "on_text", "on_text_end", "on_tool_call", "on_stream_end", "on_response")
 
 # --- test policies ---------------------------------------------------------------------

@@ -26,7 +26,7 @@ from policy_fixtures import (
     sdk_summary,
     stream_violations,
 )
-from wire_scenarios import SCENARIOS, anthropic_sse, openai_chat_sse
+from wire_scenarios import SCENARIOS, sse_for
 
 from interlock.engine.driver import Driver, Step, run
 from interlock.neutral import ToolCall
@@ -36,7 +36,7 @@ from interlock.sse import parse_all
 
 def events(dialect: str, scenario: str) -> list[bytes]:
     s = SCENARIOS[scenario]
-    return anthropic_sse(s, "m") if dialect == "anthropic-messages" else openai_chat_sse(s, "m", include_usage=True)
+    return sse_for(dialect, s, "m")
 
 
 class Gate(Policy):

@@ -4,15 +4,16 @@ The stream is typed events (`event:` + `data:`), each payload with its `type` an
 `sequence_number`; output items open with `response.output_item.added`, get their parts
 and deltas, and close with `response.output_item.done`; one terminal event
 (`response.completed`, `.incomplete`, `.failed`) carries the whole response last.
-Invariants kept whatever the policies decide: sequence numbers count up by one from the
-first event; every item sent is added and done at the same `output_index`, and indices
+Invariants kept whatever the policies decide: sequence numbers strictly increase (an
+event keeps upstream's number unless an event the rewriter added took it; removed events
+leave gaps, which clients accept); every item sent is added and done at the same `output_index`, and indices
 count up from 0 with no gap; deltas only between an item's added and done; the `.done`
 events of text a policy changed carry the text the client was sent; the terminal
 event's `output` is exactly the items sent. Events nobody changed whose numbers did not
 move go out as their original bytes, so an unpoliced stream is byte-identical.
 
 Numbering is done when an event is sent (`_send`), not when it is read: a held call
-replaced by a notice, or removed, renumbers everything after it.
+replaced by a notice, or removed, moves the output indices of the items after it.
 
 Tool calls (`function_call`, `custom_tool_call` items) are held from their added event;
 each is decided when its done event arrives (its arguments or input are complete), the
@@ -53,8 +54,9 @@ from interlock.sse import SSEEvent
 
 @dataclass(slots=True)
 class _Out:
-    """An event to send: upstream's (`event`, forwarded as it came when its numbers
-    stay) or a new one (`event` None); `key` names its output item."""
+    """An event to send: upstream's (`event`, forwarded as it came when `payload` is
+    still its data and its numbers stay) or a new one (`event` None); `key` names its
+    output item."""
 
     payload: dict[str, Any]
     key: Hashable | None
@@ -83,7 +85,7 @@ class _TextPart:
 class ResponsesStreamRewriter(StreamRewriter):
     def __init__(self, chain: PolicyChain, ctx: PolicyContext) -> None:
         super().__init__(chain, ctx)
-        self.sequence = 0  # the next sequence number sent
+        self.sequence = -1  # the last sequence number sent
         self.indices: dict[Hashable, int] = {}  # item key -> output_index sent
         self.sent_items: list[dict[str, Any]] = []  # done items as sent, in order
         self.texts: dict[tuple[int, int], _TextPart] = {}
@@ -105,7 +107,7 @@ class ResponsesStreamRewriter(StreamRewriter):
 
     def _send(self, out: _Out) -> None:
         payload, kind = out.payload, out.payload.get("type")
-        changed = out.event is None
+        changed = out.event is None or (payload is not out.event.json() and out.event.data is not None)
         if kind == "response.output_item.added" and out.key is not None:
             self.indices[out.key] = len(self.indices)
         if "output_index" in payload:
@@ -114,9 +116,13 @@ class ResponsesStreamRewriter(StreamRewriter):
                 return  # an item that was never opened: its events are not sent
             if payload["output_index"] != index:
                 payload, changed = {**payload, "output_index": index}, True
-        if "sequence_number" in payload and payload["sequence_number"] != self.sequence:
-            payload, changed = {**payload, "sequence_number": self.sequence}, True
-        self.sequence += 1
+        if "sequence_number" in payload:
+            upstream = payload["sequence_number"]
+            keeps = out.event is not None and isinstance(upstream, int) and upstream > self.sequence
+            number = upstream if keeps else self.sequence + 1
+            if number != upstream:
+                payload, changed = {**payload, "sequence_number": number}, True
+            self.sequence = number
         if kind == "response.output_item.done" and isinstance(payload.get("item"), dict):
             self.sent_items.append(payload["item"])
         elif kind in TERMINAL and isinstance(payload.get("response"), dict):
@@ -146,8 +152,7 @@ class ResponsesStreamRewriter(StreamRewriter):
         payload = event.json()
         kind = payload.get("type") if isinstance(payload, dict) else None
         if not isinstance(payload, dict) or not isinstance(kind, str):
-            if not any(part.behind.wait(event) for part in self.texts.values() if part.open):
-                self._queue(_Out({}, None, event))  # comments, non-JSON: as they came, in place
+            self._other(event)
             return
         index = int_field(payload, "output_index")
         if kind == "response.created" and isinstance(payload.get("response"), dict):
@@ -173,6 +178,17 @@ class ResponsesStreamRewriter(StreamRewriter):
             yield from self._text_event(event, payload, index)
         else:
             self._queue(_Out(payload, index, event))
+
+    def _other(self, event: SSEEvent) -> None:
+        """A comment or non-JSON event keeps its place: behind held text, inside an open
+        held call, or where it came."""
+        if any(part.behind.wait(event) for part in self.texts.values() if part.open):
+            return
+        open_calls = [held for held in self.held.values() if held.done is None]
+        if open_calls:
+            open_calls[-1].events.append(_Out({}, None, event))
+        else:
+            self._queue(_Out({}, None, event))
 
     def _added(self, event: SSEEvent, payload: dict[str, Any], index: int) -> None:
         found = payload.get("item")
@@ -223,7 +239,7 @@ class ResponsesStreamRewriter(StreamRewriter):
             payload = self._with_text(payload, "text", "".join(part.sent))
         elif kind == "response.content_part.done" and isinstance(payload.get("part"), dict):
             payload = self._with_text(payload, "part", {**payload["part"], "text": "".join(part.sent)})
-        self._queue(_Out(payload, index, event if payload is event.json() else None))
+        self._queue(_Out(payload, index, event))
 
     def _flush(self, part: _TextPart) -> Step[None]:
         """The part's text ends (or the stream fails): what the policies hold goes out."""
