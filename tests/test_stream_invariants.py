@@ -34,7 +34,7 @@ import asyncio
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -423,7 +423,7 @@ def read_responses(body: bytes) -> Received:
     for payload in client_events(body):
         if not isinstance(payload, dict):
             continue
-        kind, index = payload.get("type"), cast(int | None, payload.get("output_index"))
+        kind, index = payload.get("type"), payload.get("output_index")
         if payload.get("sequence_number", last + 1) <= last:
             got.problems.append(f"sequence_number {payload.get('sequence_number')} after {last}")
         last = payload.get("sequence_number", last)
@@ -432,7 +432,7 @@ def read_responses(body: bytes) -> Received:
             if index != len(items):
                 got.problems.append(f"output index {index} after {len(items)} items")
             call = ClientCall(item.get("call_id"), item.get("name")) if item["type"] == "function_call" else None
-            items[index] = (item.get("id"), call)
+            items[len(items)] = (item.get("id"), call)
             if call is not None:
                 got.calls.append(call)
         elif index is not None:
