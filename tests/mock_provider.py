@@ -9,7 +9,9 @@ path gets a JSON 404; model routes answer 401 without `Authorization` or `x-api-
 Like the real Responses API, the mock stores the responses it generated: a request with
 `previous_response_id` naming an unknown response is refused, and one that does not
 answer every function or custom tool call of that response with its output item gets
-`400 No tool output found for function call call_...`.
+`400 No tool output found for function call call_...`. Like the real Chat Completions
+and Messages APIs, it refuses a history whose assistant tool calls are not each answered
+by a tool message (OpenAI) or a `tool_result` block in the next message (Anthropic).
 
 What to send comes from the `x-mock-scenario` header, else a `[[mock:SPEC]]` marker in
 the last user message, else "text". A spec is one or more `+`-joined names, in any
@@ -259,10 +261,9 @@ class MockProvider(LoopbackServer):
             return await self._bad_request(
                 request, exchange, dialect, f"{plan.scenario} is served on /v1/responses only"
             )
-        if dialect == "responses":
-            refusal = self._unanswered_call(payload)
-            if refusal is not None:
-                return await self._bad_request(request, exchange, dialect, refusal)
+        refusal = self._unanswered_call(payload) if dialect == "responses" else _unanswered_history(dialect, payload)
+        if refusal is not None:
+            return await self._bad_request(request, exchange, dialect, refusal)
         return await self._answer(request, exchange, dialect, plan, payload)
 
     def _unanswered_call(self, payload: dict[str, Any]) -> str | None:
@@ -441,6 +442,41 @@ def _close(request: web.Request, exchange: Exchange, response: web.StreamRespons
     if request.transport is not None:
         request.transport.close()
     return response
+
+
+def _unanswered_history(dialect: Dialect, payload: dict[str, Any]) -> str | None:
+    """The real APIs' refusal of a history with a tool call left unanswered."""
+    found = payload.get("messages")
+    messages = [m for m in found if isinstance(m, dict)] if isinstance(found, list) else []
+    for position, message in enumerate(messages):
+        if message.get("role") != "assistant":
+            continue
+        later = messages[position + 1 :]
+        if dialect == "openai":
+            asked = {str(c.get("id")) for c in message.get("tool_calls") or [] if isinstance(c, dict)}
+            answers = itertools.takewhile(lambda m: m.get("role") == "tool", later)
+            missing = asked - {str(m.get("tool_call_id")) for m in answers}
+            if missing:
+                return (
+                    "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                    f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(sorted(missing))}"
+                )
+            continue
+        content = _blocks(message)
+        asked = {str(b.get("id")) for b in content if b.get("type") == "tool_use"}
+        missing = asked - {str(b.get("tool_use_id")) for b in (_blocks(later[0]) if later else [])}
+        if missing:
+            return (
+                f"messages.{position + 1}: `tool_use` ids were found without `tool_result` blocks immediately after: "
+                f"{', '.join(sorted(missing))}. Each `tool_use` block must have a corresponding `tool_result` block "
+                "in the next message."
+            )
+    return None
+
+
+def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    content = message.get("content")
+    return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
 
 
 def _marker(payload: dict[str, Any]) -> str | None:

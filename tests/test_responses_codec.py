@@ -197,3 +197,23 @@ def test_request_editors() -> None:
     assert RESPONSES.add_system_text({"input": "x"}, "Be safe.", "append")["instructions"] == "Be safe."
     assert RESPONSES.with_model(CODEX_LIKE, "gpt-5")["model"] == "gpt-5"
     assert json.loads(json.dumps(RESPONSES.blocked_request("no")))["error"]["message"] == "no"
+
+
+# --- chained conversations ------------------------------------------------------------------
+
+
+def test_removed_calls_are_supplied_once_each_and_forgotten_oldest_first() -> None:
+    from interlock.dialects.openai_responses.chained import RemovedCall, RemovedCalls
+
+    memory = RemovedCalls(limit=2)
+    call = RemovedCall("call_1", "custom_tool_call", "apply_patch", "judge", "risky")
+    memory.remember("resp_a", call)
+    memory.remember("resp_a", call)  # policed twice (a replay): still one output
+    assert memory.missing({"previous_response_id": "resp_a", "input": "go on"}) == [call]
+    answered = {"previous_response_id": "resp_a", "input": [{"type": "custom_tool_call_output", "call_id": "call_1"}]}
+    assert memory.missing(answered) == []
+    assert call.output_item()["type"] == "custom_tool_call_output"
+    memory.remember("resp_b", call)
+    memory.remember("resp_c", call)
+    assert memory.missing({"previous_response_id": "resp_a"}) == []  # the oldest was forgotten
+    assert memory.missing({"previous_response_id": "resp_c"}) == [call]

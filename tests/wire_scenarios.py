@@ -695,7 +695,7 @@ _SHELL_RM = ScenarioToolCall(
 )
 
 # Scenarios only the Responses route serves (custom tool calls have no twin elsewhere).
-RESPONSES_SCENARIOS: dict[str, Scenario] = {
+RESPONSES_SCENARIOS: dict[str, ResponsesScenario] = {
     "custom_tool": ResponsesScenario(
         model="gpt-5-codex", text=["Patching", " the notes."], custom_calls=[_APPLY_PATCH]
     ),

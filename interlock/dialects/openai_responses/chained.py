@@ -43,7 +43,10 @@ class RemovedCalls:
         self._by_response: OrderedDict[str, list[RemovedCall]] = OrderedDict()
 
     def remember(self, response_id: str, call: RemovedCall) -> None:
-        self._by_response.setdefault(response_id, []).append(call)
+        """Once per call: a response may be policed again (a replay, a retried stream)."""
+        removed = self._by_response.setdefault(response_id, [])
+        if all(known.call_id != call.call_id for known in removed):
+            removed.append(call)
         self._by_response.move_to_end(response_id)
         while len(self._by_response) > self._limit:
             self._by_response.popitem(last=False)
