@@ -70,6 +70,7 @@ class Policing:
         except PolicyFailed as failed:
             self._answer_blocked(flow, state, failed)
             return
+        final = state.dialect.continue_request(state.policy, final)
         if final is not parsed:
             state.request_final = final
             state.policy.request = final

@@ -116,8 +116,11 @@ def timed_chunks(response: httpx2.Response) -> Iterator[Arrival]:
 
 
 def llm_request(dialect: str, model: str, messages: list[dict[str, Any]], stream: bool, **extra: Any) -> dict[str, Any]:
-    """A Chat Completions or Messages request body as the SDKs send it (`dialect` may be
-    `openai`/`openai-chat` or `anthropic`/`anthropic-messages`)."""
+    """A Chat Completions, Responses or Messages request body as the SDKs send it
+    (`dialect` may be `openai`/`openai-chat`, `openai-responses`, or
+    `anthropic`/`anthropic-messages`)."""
+    if dialect == "openai-responses":
+        return {"model": model, "input": messages, **extra, **({"stream": True} if stream else {})}
     body: dict[str, Any] = {"model": model, "messages": messages, **extra}
     openai = dialect.startswith("openai")
     if not openai:

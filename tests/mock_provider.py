@@ -2,9 +2,16 @@
 
 An aiohttp server on 127.0.0.1 (ephemeral port) in a background thread with its own
 event loop. It serves the exact wire bytes built by `wire_scenarios`: POST
-`/v1/chat/completions` (OpenAI Chat Completions) and POST `/v1/messages` (Anthropic
-Messages, any query string). Every other path gets a JSON 404; model routes answer 401
-without `Authorization` or `x-api-key`.
+`/v1/chat/completions` (OpenAI Chat Completions), POST `/v1/responses` (OpenAI
+Responses) and POST `/v1/messages` (Anthropic Messages, any query string). Every other
+path gets a JSON 404; model routes answer 401 without `Authorization` or `x-api-key`.
+
+Like the real Responses API, the mock stores the responses it generated: a request with
+`previous_response_id` naming an unknown response is refused, and one that does not
+answer every function or custom tool call of that response with its output item gets
+`400 No tool output found for function call call_...`. Like the real Chat Completions
+and Messages APIs, it refuses a history whose assistant tool calls are not each answered
+by a tool message (OpenAI) or a `tool_result` block in the next message (Anthropic).
 
 What to send comes from the `x-mock-scenario` header, else a `[[mock:SPEC]]` marker in
 the last user message, else "text". A spec is one or more `+`-joined names, in any
@@ -57,12 +64,15 @@ import brotli
 from aiohttp import web
 from loopback_server import LoopbackServer
 from wire_scenarios import (
+    RESPONSES_SCENARIOS,
     SCENARIOS,
     Scenario,
     anthropic_json,
     anthropic_sse,
     openai_chat_json,
     openai_chat_sse,
+    openai_responses_json,
+    openai_responses_sse,
 )
 
 from interlock.sse import parse_event_block
@@ -74,7 +84,13 @@ except ImportError:  # Python < 3.14
 
 logger = logging.getLogger(__name__)
 
-Dialect = Literal["openai", "anthropic"]
+Dialect = Literal["openai", "anthropic", "responses"]
+_ROUTES: dict[str, Dialect] = {
+    "/v1/chat/completions": "openai",
+    "/v1/messages": "anthropic",
+    "/v1/responses": "responses",
+}
+_CALL_OUTPUTS = {"function_call": "function_call_output", "custom_tool_call": "custom_tool_call_output"}
 
 # Failures, each with the scenario it is built on when the spec names no other.
 FAILURES = {
@@ -148,7 +164,7 @@ def plan_of(spec: str, chunking_header: str | None = None) -> Plan:
     chunking = chunking_header or "per-event"
     slow = drip = pause = False
     for part in spec.split("+"):
-        if part in SCENARIOS and scenario is None:
+        if (part in SCENARIOS or part in RESPONSES_SCENARIOS) and scenario is None:
             scenario = part
         elif part in FAILURES and failure is None:
             failure = part
@@ -207,6 +223,7 @@ class MockProvider(LoopbackServer):
         self.delay_ms = delay_ms
         self._lock = threading.Lock()
         self._exchanges: list[Exchange] = []
+        self._stored: dict[str, list[tuple[str, str]]] = {}  # response id -> (item type, call_id)
 
     # --- lifecycle --------------------------------------------------------------
 
@@ -261,11 +278,7 @@ class MockProvider(LoopbackServer):
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         exchange = self._record(request, await request.read())
-        dialect: Dialect | None = None
-        if request.method == "POST" and request.path == "/v1/chat/completions":
-            dialect = "openai"
-        elif request.method == "POST" and request.path == "/v1/messages":
-            dialect = "anthropic"
+        dialect = _ROUTES.get(request.path) if request.method == "POST" else None
         if dialect is None:
             body = _error_body("openai", "not_found_error", "no such route")
             return await self._send_json(request, exchange, 404, body)
@@ -284,7 +297,41 @@ class MockProvider(LoopbackServer):
             plan = plan_of(spec, exchange.headers.get("x-mock-chunking"))
         except ValueError as error:
             return await self._bad_request(request, exchange, dialect, str(error))
+        if plan.scenario in RESPONSES_SCENARIOS and dialect != "responses":
+            return await self._bad_request(
+                request, exchange, dialect, f"{plan.scenario} is served on /v1/responses only"
+            )
+        refusal = self._unanswered_call(payload) if dialect == "responses" else _unanswered_history(dialect, payload)
+        if refusal is not None:
+            return await self._bad_request(request, exchange, dialect, refusal)
         return await self._answer(request, exchange, dialect, plan, payload)
+
+    def _unanswered_call(self, payload: dict[str, Any]) -> str | None:
+        """Why the Responses API would refuse a request chained on a stored response."""
+        previous = payload.get("previous_response_id")
+        if previous is None:
+            return None
+        with self._lock:
+            calls = self._stored.get(str(previous))
+        if calls is None:
+            return f"Previous response with id '{previous}' not found."
+        found = payload.get("input")
+        items: list[Any] = found if isinstance(found, list) else []
+        answered = {(item.get("type"), item.get("call_id")) for item in items if isinstance(item, dict)}
+        for kind, call_id in calls:
+            if (_CALL_OUTPUTS[kind], call_id) not in answered:
+                what = "function call" if kind == "function_call" else "custom tool call"
+                return f"No tool output found for {what} {call_id}."
+        return None
+
+    def _store(self, body: dict[str, Any]) -> None:
+        calls = [
+            (str(item["type"]), str(item.get("call_id")))
+            for item in body.get("output") or []
+            if isinstance(item, dict) and item.get("type") in _CALL_OUTPUTS
+        ]
+        with self._lock:
+            self._stored[str(body.get("id"))] = calls
 
     async def _answer(
         self,
@@ -312,7 +359,9 @@ class MockProvider(LoopbackServer):
         if failure == "never":
             await _wait_closed(request, exchange)
             return web.Response(status=504)  # never sent: the connection is gone
-        scenario = SCENARIOS[plan.scenario]
+        scenario = SCENARIOS.get(plan.scenario) or RESPONSES_SCENARIOS[plan.scenario]
+        if dialect == "responses" and payload.get("store") is not False:
+            self._store(openai_responses_json(scenario, model))
         default_ms = DRIP_DELAY_MS if plan.drip else SLOW_DELAY_MS if plan.slow else self.delay_ms
         delay_ms = int(exchange.headers.get("x-mock-delay-ms", default_ms))
         if payload.get("stream") is True:
@@ -520,9 +569,46 @@ def _close(request: web.Request, exchange: Exchange, response: web.StreamRespons
     return response
 
 
+def _unanswered_history(dialect: Dialect, payload: dict[str, Any]) -> str | None:
+    """The real APIs' refusal of a history with a tool call left unanswered."""
+    found = payload.get("messages")
+    messages = [m for m in found if isinstance(m, dict)] if isinstance(found, list) else []
+    for position, message in enumerate(messages):
+        if message.get("role") != "assistant":
+            continue
+        later = messages[position + 1 :]
+        if dialect == "openai":
+            asked = {str(c.get("id")) for c in message.get("tool_calls") or [] if isinstance(c, dict)}
+            answers = itertools.takewhile(lambda m: m.get("role") == "tool", later)
+            missing = asked - {str(m.get("tool_call_id")) for m in answers}
+            if missing:
+                return (
+                    "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                    f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(sorted(missing))}"
+                )
+            continue
+        content = _blocks(message)
+        asked = {str(b.get("id")) for b in content if b.get("type") == "tool_use"}
+        missing = asked - {str(b.get("tool_use_id")) for b in (_blocks(later[0]) if later else [])}
+        if missing:
+            return (
+                f"messages.{position + 1}: `tool_use` ids were found without `tool_result` blocks immediately after: "
+                f"{', '.join(sorted(missing))}. Each `tool_use` block must have a corresponding `tool_result` block "
+                "in the next message."
+            )
+    return None
+
+
+def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    content = message.get("content")
+    return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
+
+
 def _marker(payload: dict[str, Any]) -> str | None:
     """The `[[mock:NAME]]` marker in the text of the last user message, if any."""
-    messages = payload.get("messages")
+    messages = payload.get("messages", payload.get("input"))
+    if isinstance(messages, str):
+        messages = [{"role": "user", "content": messages}]
     if not isinstance(messages, list):
         return None
     for message in reversed(messages):
@@ -537,7 +623,9 @@ def _text_of(content: Any) -> str:
         return content
     if isinstance(content, list):
         return " ".join(
-            str(part.get("text", "")) for part in content if isinstance(part, dict) and part.get("type") == "text"
+            str(part.get("text", ""))
+            for part in content
+            if isinstance(part, dict) and part.get("type") in ("text", "input_text")
         )
     return ""
 
@@ -545,6 +633,8 @@ def _text_of(content: Any) -> str:
 def _stream_events(dialect: Dialect, scenario: Scenario, model: str, payload: dict[str, Any]) -> list[bytes]:
     if dialect == "anthropic":
         return anthropic_sse(scenario, model)
+    if dialect == "responses":
+        return openai_responses_sse(scenario, model)
     options = payload.get("stream_options")
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
     return openai_chat_sse(scenario, model, include_usage)
@@ -553,6 +643,8 @@ def _stream_events(dialect: Dialect, scenario: Scenario, model: str, payload: di
 def _json_body(dialect: Dialect, scenario: Scenario, model: str) -> dict[str, Any]:
     if dialect == "anthropic":
         return anthropic_json(scenario, model)
+    if dialect == "responses":
+        return openai_responses_json(scenario, model)
     return openai_chat_json(scenario, model)
 
 
@@ -566,15 +658,18 @@ def _spoil(failure: str | None, dialect: Dialect, events: list[bytes]) -> tuple[
     if failure == "malformed_sse":
         if dialect == "anthropic":
             broken = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_del\n\n'
+        elif dialect == "responses":
+            broken = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequ\n\n'
         else:
             broken = b'data: {"id":"chatcmpl-broken","choices":[{"index":0,"delta":{"content":"x"\n\n'
         return [*events[:middle], broken, *events[middle:]], "end"
     if failure == "truncated":
         return [*events[:middle], events[middle][: len(events[middle]) // 2]], "close"
     if failure == "anthropic_stream_error":
-        return [*events[:middle], _error_event(dialect)], "end"
+        return [*events[:middle], _error_event(dialect, middle)], "end"
     if failure == "error_after_blocks":
-        return [*events[: _content_end(dialect, events)], _error_event(dialect)], "end"
+        end = _content_end(dialect, events)
+        return [*events[:end], _error_event(dialect, end)], "end"
     if failure == "cut_before_finish":
         return events[: _content_end(dialect, events)], "close"
     if failure == "stall":
@@ -586,18 +681,31 @@ def _spoil(failure: str | None, dialect: Dialect, events: list[bytes]) -> tuple[
     return events, "end"
 
 
-def _error_event(dialect: Dialect) -> bytes:
+def _error_event(dialect: Dialect, sequence_number: int) -> bytes:
+    """A mid-stream error; the Responses API's is a top-level `error` event."""
+    if dialect == "responses":
+        body = {
+            "type": "error",
+            "sequence_number": sequence_number,
+            "code": "server_error",
+            "message": "Overloaded",
+            "param": None,
+        }
+        return f"event: error\ndata: {json.dumps(body, separators=(',', ':'))}\n\n".encode()
     data = json.dumps(_error_body(dialect, "overloaded_error", "Overloaded"), separators=(",", ":"))
     return (f"event: error\ndata: {data}\n\n" if dialect == "anthropic" else f"data: {data}\n\n").encode()
 
 
 def _content_end(dialect: Dialect, events: list[bytes]) -> int:
-    """Where the content ends: Anthropic's message_delta, OpenAI's finish_reason chunk."""
+    """Where the content ends: Anthropic's message_delta, OpenAI's finish_reason chunk,
+    the Responses API's response.completed."""
     for position, raw in enumerate(events):
         payload = parse_event_block(raw).json()
         if not isinstance(payload, dict):
             continue
         if dialect == "anthropic" and payload.get("type") == "message_delta":
+            return position
+        if dialect == "responses" and payload.get("type") == "response.completed":
             return position
         if dialect == "openai" and any(choice.get("finish_reason") for choice in payload.get("choices") or ()):
             return position

@@ -21,13 +21,19 @@ from typing import Any, Literal, cast
 from anthropic._models import construct_type
 from anthropic.lib.streaming._messages import accumulate_event
 from anthropic.types import Message, ParsedMessage, RawMessageStreamEvent
+from openai import omit
+from openai._models import construct_type_unchecked
 from openai.lib.streaming.chat import ChatCompletionStreamState
+from openai.lib.streaming.responses import ResponseStreamState
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.responses import Response, ResponseStreamEvent
 from protocol_check import (
     check_anthropic_message,
     check_anthropic_stream,
     check_openai_chat_completion,
     check_openai_chat_stream,
+    check_openai_response,
+    check_openai_responses_stream,
 )
 from pydantic import Field
 
@@ -40,8 +46,11 @@ from interlock.policy.chain import PolicyChain
 from interlock.sse import parse_all
 from policies.registry import build_chain
 
-Dialect = Literal["anthropic-messages", "openai-chat"]
-DIALECTS: tuple[Dialect, ...] = ("anthropic-messages", "openai-chat")
+Dialect = Literal["anthropic-messages", "openai-chat", "openai-responses"]
+DIALECTS: tuple[Dialect, ...] = ("anthropic-messages", "openai-chat", "openai-responses")
+RESPONSES = "openai-responses"
+# The stop reason of a turn that ends without tool calls (a Responses status has no tool stop).
+TURN_ENDED = {"anthropic-messages": "end_turn", "openai-chat": "stop", RESPONSES: "completed"}
 HOOKS = ("on_request", "on_text", "on_text_end", "on_tool_call", "on_stream_end", "on_response")
 
 # --- test policies ---------------------------------------------------------------------
@@ -229,10 +238,14 @@ def stream_violations(dialect: str, body: bytes, request: dict[str, Any] | None 
     stream must also carry the usage chunk its `stream_options.include_usage` asked for."""
     if dialect == "anthropic-messages":
         return check_anthropic_stream(parse_all(body))
+    if dialect == RESPONSES:
+        return check_openai_responses_stream(parse_all(body))
     return check_openai_chat_stream(parse_all(body), request=request)
 
 
 def body_violations(dialect: str, body: dict[str, Any]) -> list[str]:
+    if dialect == RESPONSES:
+        return check_openai_response(body)
     check = check_anthropic_message if dialect == "anthropic-messages" else check_openai_chat_completion
     return check(body)
 
@@ -262,9 +275,30 @@ def openai_sdk_completion(body: bytes) -> ChatCompletion:
     return state.get_final_completion()
 
 
+def openai_sdk_response(body: bytes) -> Response:
+    """The response the `openai` SDK's Responses stream accumulator builds (what
+    `client.responses.stream(...).get_final_response()` returns)."""
+    state: ResponseStreamState[None] = ResponseStreamState(input_tools=[], text_format=omit)
+    for event in parse_all(body):
+        payload = event.json()
+        if isinstance(payload, dict):
+            state.handle_event(cast(Any, construct_type_unchecked(type_=cast(Any, ResponseStreamEvent), value=payload)))
+    completed = state._completed_response
+    assert completed is not None, "the stream never completed"
+    return completed
+
+
 def sdk_summary(dialect: str, body: bytes | dict[str, Any]) -> tuple[str, list[tuple[str, Any]], str | None]:
     """(text, [(tool name, arguments)], stop reason) as the official SDK parses a stream
-    (bytes) or a whole body (dict)."""
+    (bytes) or a whole body (dict); a Responses custom tool call's arguments are its input."""
+    if dialect == RESPONSES:
+        response = openai_sdk_response(body) if isinstance(body, bytes) else Response.model_validate(body)
+        calls = [
+            (item.name, json.loads(item.arguments) if item.type == "function_call" else item.input)
+            for item in response.output
+            if item.type in ("function_call", "custom_tool_call")
+        ]
+        return response.output_text, calls, response.status
     if dialect == "anthropic-messages":
         message = anthropic_sdk_message(body) if isinstance(body, bytes) else Message.model_validate(body)
         text = "".join(b.text for b in message.content if b.type == "text")

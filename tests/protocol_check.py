@@ -464,3 +464,177 @@ def check_openai_chat_completion(body: Any) -> list[str]:
         if not violations and usage["total_tokens"] != usage["prompt_tokens"] + usage["completion_tokens"]:
             violations.append("usage: total_tokens is not prompt_tokens + completion_tokens")
     return violations
+
+
+# --- OpenAI Responses ------------------------------------------------------------------
+
+_RESPONSES_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+_RESPONSES_CALL_FIELDS = {"function_call": "arguments", "custom_tool_call": "input"}
+_RESPONSES_INPUT_DELTAS = {
+    "response.function_call_arguments.delta": "response.function_call_arguments.done",
+    "response.custom_tool_call_input.delta": "response.custom_tool_call_input.done",
+}
+
+
+@dataclass
+class _ResponsesItem:
+    id: Any
+    type: Any
+    done: bool = False
+    input: list[str] = field(default_factory=list)  # argument or input deltas
+    texts: dict[int, list[str]] = field(default_factory=dict)  # content index -> text deltas
+
+
+class _ResponsesStreamCheck:
+    def __init__(self) -> None:
+        self.violations: list[str] = []
+        self.items: list[_ResponsesItem] = []
+        self.done_items: list[Any] = []
+        self.last_sequence: int | None = None
+        self.ended: str | None = None
+
+    def run(self, events: list[SSEEvent]) -> list[str]:
+        found = _payloads(events, self.violations, frozenset())
+        if not found:
+            return [*self.violations, "the stream holds no event"]
+        for number, (position, event, payload) in enumerate(found):
+            where = f"event {position}"
+            if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
+                self.violations.append(f"{where}: payload without a type")
+                continue
+            kind = payload["type"]
+            if event.event != kind:
+                self.violations.append(f"{where}: `event: {event.event}` line differs from its type {kind!r}")
+            if number == 0 and kind != "response.created":
+                self.violations.append(f"{where}: the first event is {kind!r}, not response.created")
+            if self.ended is not None:
+                self.violations.append(f"{where}: {kind} after the stream's end ({self.ended})")
+            self.sequence(where, payload)
+            self.event(where, kind, payload)
+        if self.ended is None:
+            self.violations.append("the stream does not end with response.completed, .incomplete, .failed or error")
+        return self.violations
+
+    def sequence(self, where: str, payload: dict[str, Any]) -> None:
+        number = payload.get("sequence_number")
+        if not isinstance(number, int):
+            self.violations.append(f"{where}: no sequence_number")
+            return
+        if self.last_sequence is not None and number <= self.last_sequence:
+            self.violations.append(f"{where}: sequence_number {number} does not increase (after {self.last_sequence})")
+        self.last_sequence = number
+
+    def event(self, where: str, kind: str, payload: dict[str, Any]) -> None:
+        if kind in _RESPONSES_TERMINAL or kind == "error":
+            self.ended = kind
+            if kind in _RESPONSES_TERMINAL:
+                self.terminal(where, kind, payload.get("response"))
+            return
+        if kind == "response.output_item.added":
+            self.added(where, payload)
+            return
+        index = payload.get("output_index")
+        if index is None:
+            return  # response.created, in_progress, unknown events without an item
+        item = self.items[index] if isinstance(index, int) and 0 <= index < len(self.items) else None
+        if item is None or item.done:
+            self.violations.append(f"{where}: {kind} for output_index {index}, which is not open")
+            return
+        if kind != "response.output_item.done" and payload.get("item_id") != item.id:
+            self.violations.append(f"{where}: item_id {payload.get('item_id')!r} is not item {index}'s {item.id!r}")
+        if kind in _RESPONSES_INPUT_DELTAS:
+            item.input.append(str(payload.get("delta", "")))
+        elif kind in _RESPONSES_INPUT_DELTAS.values():
+            value = payload.get("arguments" if item.type == "function_call" else "input")
+            if value != "".join(item.input):
+                self.violations.append(f"{where}: {kind} carries {value!r}, not the concatenated deltas")
+        elif kind == "response.output_text.delta":
+            item.texts.setdefault(int(payload.get("content_index") or 0), []).append(str(payload.get("delta", "")))
+        elif kind == "response.output_text.done":
+            sent = "".join(item.texts.get(int(payload.get("content_index") or 0), []))
+            if payload.get("text") != sent:
+                self.violations.append(f"{where}: output_text.done text differs from the concatenated deltas")
+        elif kind == "response.output_item.done":
+            self.item_done(where, index, item, payload.get("item"))
+
+    def added(self, where: str, payload: dict[str, Any]) -> None:
+        item = payload.get("item")
+        index = payload.get("output_index")
+        if index != len(self.items):
+            self.violations.append(f"{where}: output_item.added at output_index {index}, expected {len(self.items)}")
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            self.violations.append(f"{where}: output_item.added without an item type")
+            item = {}
+        if any(known.id == item.get("id") for known in self.items):
+            self.violations.append(f"{where}: item id {item.get('id')!r} added twice")
+        self.items.append(_ResponsesItem(item.get("id"), item.get("type")))
+
+    def item_done(self, where: str, index: int, item: _ResponsesItem, done: Any) -> None:
+        item.done = True
+        if not isinstance(done, dict) or done.get("id") != item.id or done.get("type") != item.type:
+            self.violations.append(f"{where}: output_item.done for item {index} has another id or type")
+            return
+        self.done_items.append(done)
+        field_name = _RESPONSES_CALL_FIELDS.get(str(done.get("type")))
+        if field_name is not None:
+            if not isinstance(done.get("call_id"), str) or not done.get("name"):
+                self.violations.append(f"{where}: tool call item {index} lacks call_id or name")
+            if item.input and done.get(field_name) != "".join(item.input):
+                self.violations.append(f"{where}: item {index}'s {field_name} differs from its deltas")
+            if field_name == "arguments":
+                violation = _tool_arguments_violation(f"{where} item {index}", str(done.get("arguments")))
+                if violation:
+                    self.violations.append(violation)
+        for content_index, deltas in item.texts.items():
+            content = done.get("content")
+            part = content[content_index] if isinstance(content, list) and content_index < len(content) else None
+            if not isinstance(part, dict) or part.get("text") != "".join(deltas):
+                self.violations.append(f"{where}: item {index}'s text {content_index} differs from its deltas")
+
+    def terminal(self, where: str, kind: str, response: Any) -> None:
+        if not isinstance(response, dict):
+            self.violations.append(f"{where}: {kind} without its response")
+            return
+        if kind == "response.completed":
+            for index, item in enumerate(self.items):
+                if not item.done:
+                    self.violations.append(f"{where}: item {index} was added but never done")
+        if response.get("output") != self.done_items:
+            self.violations.append(f"{where}: {kind}.response.output is not the items the stream sent")
+
+
+def check_openai_responses_stream(events: list[SSEEvent]) -> list[str]:
+    """Violations in a Responses event stream."""
+    return _ResponsesStreamCheck().run(events)
+
+
+def check_openai_response(body: Any) -> list[str]:
+    """Violations in a non-streamed Responses body."""
+    if not isinstance(body, dict):
+        return ["the body is not a JSON object"]
+    violations: list[str] = []
+    if body.get("object") != "response":
+        violations.append(f"object must be 'response', got {body.get('object')!r}")
+    output = body.get("output")
+    if not isinstance(output, list):
+        return [*violations, "no output list"]
+    ids = [item.get("id") for item in output if isinstance(item, dict)]
+    if len(ids) != len(set(ids)) or len(ids) != len(output):
+        violations.append("output items are not objects with distinct ids")
+    for index, item in enumerate(output):
+        field_name = _RESPONSES_CALL_FIELDS.get(str(item.get("type"))) if isinstance(item, dict) else None
+        if field_name is None:
+            continue
+        if (
+            not isinstance(item.get("call_id"), str)
+            or not item.get("name")
+            or not isinstance(item.get(field_name), str)
+        ):
+            violations.append(f"output {index}: tool call item lacks call_id, name or {field_name}")
+        elif field_name == "arguments":
+            violation = _tool_arguments_violation(f"output {index}", item["arguments"])
+            if violation:
+                violations.append(violation)
+    if "usage" in body and body["usage"] is not None:
+        violations += _usage_violations(body["usage"], ("input_tokens", "output_tokens", "total_tokens"), "usage")
+    return violations

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from mitmproxy import contentviews, http
 from mitmproxy.test import taddons, tflow
 from wire_scenarios import (
+    RESPONSES_SCENARIOS,
     SCENARIOS,
     anthropic_json,
     anthropic_sse,
@@ -26,6 +27,8 @@ from wire_scenarios import (
     openai_chat_json,
     openai_chat_sse,
     openai_finish_reason,
+    openai_responses_json,
+    openai_responses_sse,
     openai_tool_id,
 )
 
@@ -37,12 +40,18 @@ from interlock.dialects import DIALECTS
 
 OPENAI = "openai-chat"
 ANTHROPIC = "anthropic-messages"
-URLS = {OPENAI: "https://api.openai.com/v1/chat/completions", ANTHROPIC: "https://api.anthropic.com/v1/messages"}
-MODELS = {OPENAI: "gpt-4o-mini", ANTHROPIC: "claude-sonnet-4-6"}
+RESPONSES = "openai-responses"
+URLS = {
+    OPENAI: "https://api.openai.com/v1/chat/completions",
+    ANTHROPIC: "https://api.anthropic.com/v1/messages",
+    RESPONSES: "https://api.openai.com/v1/responses",
+}
+MODELS = {OPENAI: "gpt-4o-mini", ANTHROPIC: "claude-sonnet-4-6", RESPONSES: "gpt-5-codex"}
 API_KEY = "sk-test-SECRET-contentview"
 HEADERS: dict[str, dict[str | bytes, str | bytes]] = {
     OPENAI: {"authorization": f"Bearer {API_KEY}"},
     ANTHROPIC: {"x-api-key": API_KEY},
+    RESPONSES: {"authorization": f"Bearer {API_KEY}"},
 }
 
 OPENAI_REQUEST: dict[str, Any] = {
@@ -221,6 +230,60 @@ def test_a_response_shows_the_assistant_turn_and_how_it_ended(
     assert conversation_part(streamed) == conversation_part(whole)
     assert "data:" not in streamed and "event:" not in streamed
     assert "stream note" not in streamed
+
+
+RESPONSES_REQUEST: dict[str, Any] = {
+    "model": "gpt-5-codex",
+    "instructions": "You are Codex.",
+    "stream": True,
+    "tools": [{"type": "function", "name": "exec_command"}, {"type": "custom", "name": "apply_patch"}],
+    "input": [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Tidy the notes."}]},
+        {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "Look first."}]},
+        {"type": "function_call", "call_id": "call_ls", "name": "exec_command", "arguments": '{"cmd":"ls"}'},
+        {"type": "function_call_output", "call_id": "call_ls", "output": "notes.txt"},
+        {"type": "custom_tool_call", "call_id": "call_p", "name": "apply_patch", "input": "*** Begin Patch"},
+        {"type": "custom_tool_call_output", "call_id": "call_p", "output": "Done!"},
+    ],
+}
+
+
+def test_a_responses_request_reads_as_a_conversation(views: ConversationViews) -> None:
+    text = as_conversation(RESPONSES, call_flow(RESPONSES, RESPONSES_REQUEST))
+    assert text.startswith("openai-responses request: 6 messages\nmodel: gpt-5-codex\n")
+    assert "── system ──\nYou are Codex." in text
+    assert "── 1 user ──\nTidy the notes." in text
+    assert "── 2 assistant ──\n[thinking]\n    Look first." in text
+    assert '── 3 assistant ──\n[tool call] exec_command  (id call_ls)\n    {\n      "cmd": "ls"\n    }' in text
+    assert "── 4 tool ──\n[tool result] for call_ls\n    notes.txt" in text
+    assert "── 5 assistant ──\n[tool call, custom_tool_call] apply_patch  (id call_p)\n    *** Begin Patch" in text
+    assert "── 6 tool ──\n[tool result] for call_p\n    Done!" in text
+    assert API_KEY not in text
+
+
+@pytest.mark.parametrize("name", ["tool", "thinking", "custom_tool", "shell", "unicode"])
+def test_a_responses_response_shows_items_streamed_or_not(views: ConversationViews, name: str) -> None:
+    scenario = SCENARIOS.get(name) or RESPONSES_SCENARIOS[name]
+    model = MODELS[RESPONSES]
+    stream = b"".join(openai_responses_sse(scenario, model))
+    whole = response_text(
+        RESPONSES, call_flow(RESPONSES, RESPONSES_REQUEST, json.dumps(openai_responses_json(scenario, model)).encode())
+    )
+    streamed = response_text(RESPONSES, call_flow(RESPONSES, RESPONSES_REQUEST, stream, "text/event-stream"))
+    for text in (whole, streamed):
+        assert f"\nmodel: {model}\nstop reason: completed\n" in text
+        if scenario.text:
+            assert "".join(scenario.text) in text
+        if scenario.thinking:
+            assert f"[thinking]\n    {''.join(scenario.thinking)}" in text
+        for call in scenario.tool_calls:
+            assert f"[tool call] {call.name}  (id {openai_tool_id(call)})" in text
+        for call in getattr(scenario, "custom_calls", []):
+            assert f"[tool call, custom_tool_call] {call.name}  (id {openai_tool_id(call)})" in text
+            assert call.argument_pieces[0].splitlines()[0] in text
+    assert "reassembled from" in streamed.splitlines()[0]
+    assert conversation_part(streamed) == conversation_part(whole)
+    assert "event:" not in streamed and "stream note" not in streamed
 
 
 def test_an_empty_stream_body_says_how_to_keep_it(views: ConversationViews) -> None:

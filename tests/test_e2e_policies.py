@@ -33,14 +33,16 @@ from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletion
 from policy_fixtures import FailingPolicy, SleepyPolicy, fixture_path, stream_violations
 
-Dialect = Literal["openai-chat", "anthropic-messages"]
-DIALECTS: tuple[Dialect, ...] = ("openai-chat", "anthropic-messages")
+Dialect = Literal["openai-chat", "anthropic-messages", "openai-responses"]
+RESPONSES: Dialect = "openai-responses"
+DIALECTS: tuple[Dialect, ...] = ("openai-chat", "anthropic-messages", RESPONSES)
 CALL_ID = "x-interlock-call-id"
 MOCK_ID = "x-mock-request-id"
-MODELS = {"openai-chat": "gpt-4o-mini", "anthropic-messages": "claude-sonnet-4-6"}
+MODELS = {"openai-chat": "gpt-4o-mini", "anthropic-messages": "claude-sonnet-4-6", RESPONSES: "gpt-5"}
 URLS = {
     "openai-chat": "https://api.openai.com/v1/chat/completions",
     "anthropic-messages": "https://api.anthropic.com/v1/messages",
+    RESPONSES: "https://api.openai.com/v1/responses",
 }
 FIXTURES_ENV = {"PYTHONPATH": str(Path(__file__).resolve().parent)}  # policy_fixtures for mitmdump
 WEATHER_OPENAI: Any = {
@@ -49,6 +51,11 @@ WEATHER_OPENAI: Any = {
         "name": "get_weather",
         "parameters": {"type": "object", "properties": {"location": {"type": "string"}}},
     },
+}
+WEATHER_RESPONSES: Any = {
+    "type": "function",
+    "name": "get_weather",
+    "parameters": {"type": "object", "properties": {"location": {"type": "string"}}},
 }
 WEATHER_ANTHROPIC: Any = {
     "name": "get_weather",
@@ -68,7 +75,10 @@ BUILTINS: dict[str, list[dict[str, Any]]] = {
     "redact": [{"policy": "redact"}],
     "deny_tools": [{"policy": "deny_tools", "deny": ["get_weather"]}],
     "model_rewrite": [
-        {"policy": "model_rewrite", "map": {"gpt-4o-mini": "gpt-4.1-nano", "claude-sonnet-*": "claude-haiku-4-5"}}
+        {
+            "policy": "model_rewrite",
+            "map": {"gpt-4o-mini": "gpt-4.1-nano", "claude-sonnet-*": "claude-haiku-4-5", "gpt-5": "gpt-5-mini"},
+        }
     ],
     "system_prompt": [{"policy": "system_prompt", "text": "Answer in French.", "position": "prepend"}],
 }
@@ -114,6 +124,8 @@ class Answer:
 def ask(clients: ClientFactory, dialect: Dialect, prompt: str, stream: bool) -> Answer:
     """One SDK call (streamed: accumulated by the SDK's own stream helpers)."""
     messages: Any = [{"role": "user", "content": prompt}]
+    if dialect == RESPONSES:
+        return ask_responses(clients, messages, stream)
     if dialect == "openai-chat":
         client = clients.openai().chat.completions.with_raw_response
         if stream:
@@ -158,6 +170,29 @@ def ask(clients: ClientFactory, dialect: Dialect, prompt: str, stream: bool) -> 
     text = "".join(b.text for b in message.content if b.type == "text")
     tools = [(b.name, b.input) for b in message.content if b.type == "tool_use"]
     return Answer(headers[CALL_ID], headers[MOCK_ID], text, tools, message.stop_reason, message.model)
+
+
+def ask_responses(clients: ClientFactory, messages: Any, stream: bool) -> Answer:
+    """`client.responses`: streamed through `responses.stream(...).get_final_response()`."""
+    arguments: Any = {"model": MODELS[RESPONSES], "input": messages, "tools": [WEATHER_RESPONSES]}
+    if stream:
+        with clients.openai().responses.stream(**arguments) as response_stream:
+            response: Any = response_stream.get_final_response()
+            headers = response_stream._response.headers
+    else:
+        raw = clients.openai().responses.with_raw_response.create(**arguments)
+        response, headers = raw.parse(), raw.headers
+    tools = [(item.name, json.loads(item.arguments)) for item in response.output if item.type == "function_call"]
+    return Answer(headers[CALL_ID], headers[MOCK_ID], response.output_text, tools, response.status, response.model)
+
+
+def conversation(dialect: Dialect, body: dict[str, Any]) -> Any:
+    """Where a request body keeps its conversation."""
+    return body["input"] if dialect == RESPONSES else body["messages"]
+
+
+# How a turn without surviving tool calls ends.
+ENDED = {"openai-chat": "stop", "anthropic-messages": "end_turn", RESPONSES: "completed"}
 
 
 def policy_events(db: CallsDB, call_id: str) -> list[tuple[str, str, dict[str, Any]]]:
@@ -226,9 +261,9 @@ def test_each_builtin_end_to_end(
 
     if builtin == "replace":
         assert answer.text == "Hello from the real vendor."
-        assert "kindly say hello" in json.dumps(upstream["messages"])
-        assert "please say hello" in json.dumps(request_original["messages"])
-        assert request_final["messages"] == upstream["messages"]
+        assert "kindly say hello" in json.dumps(conversation(dialect, upstream))
+        assert "please say hello" in json.dumps(conversation(dialect, request_original))
+        assert conversation(dialect, request_final) == conversation(dialect, upstream)
         assert "mock provider" in json.dumps(response_original) and "real vendor" in json.dumps(response_final)
         assert [(p, a, d["side"]) for p, a, d in events] == [
             ("replace", "modified", "request"),
@@ -250,17 +285,25 @@ def test_each_builtin_end_to_end(
         assert "Interlock blocked the tool call `get_weather`: tool `get_weather` is denied" in answer.text
         assert '"location": "Paris, France"' in answer.text
         assert answer.tools == []
-        assert answer.stop == ("end_turn" if anthropic_dialect else "stop")
+        assert answer.stop == ENDED[dialect]
         assert request_original == request_final
         assert response_original != response_final
         assert [(p, a, d["tool_name"]) for p, a, d in events] == [("deny_tools", "blocked", "get_weather")]
         assert call["verdict"] == "blocked"
     elif builtin == "model_rewrite":
-        final_model = "claude-haiku-4-5" if anthropic_dialect else "gpt-4.1-nano"
+        final_model = {"anthropic-messages": "claude-haiku-4-5", "openai-chat": "gpt-4.1-nano"}.get(
+            dialect, "gpt-5-mini"
+        )
         assert upstream["model"] == final_model
         assert answer.model == final_model  # the mock answers as the model it was asked for
         assert (call["model"], call["model_final"]) == (MODELS[dialect], final_model)
         assert [(p, a, d["model_to"]) for p, a, d in events] == [("model_rewrite", "modified", final_model)]
+        assert call["verdict"] == "modified"
+    elif dialect == RESPONSES:  # system_prompt: the instructions
+        assert upstream["instructions"] == "Answer in French."
+        assert "instructions" not in request_original
+        assert request_final == upstream
+        assert [(p, a) for p, a, _ in events] == [("system_prompt", "modified")]
         assert call["verdict"] == "modified"
     else:
         system = upstream["system"] if anthropic_dialect else upstream["messages"][0]
@@ -275,7 +318,7 @@ def test_each_builtin_end_to_end(
         assert [(p, a) for p, a, _ in events] == [("system_prompt", "modified")]
         assert call["verdict"] == "modified"
     if builtin != "deny_tools":
-        assert answer.stop == ("end_turn" if anthropic_dialect else "stop")
+        assert answer.stop == ENDED[dialect]
     if builtin in ("redact", "model_rewrite", "system_prompt"):
         assert request_original != request_final
 
@@ -284,7 +327,8 @@ def test_each_builtin_end_to_end(
 
 
 def request_body(dialect: Dialect, scenario: str, stream: bool = True) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": MODELS[dialect], "messages": [{"role": "user", "content": f"[[mock:{scenario}]]"}]}
+    key = "input" if dialect == RESPONSES else "messages"
+    body: dict[str, Any] = {"model": MODELS[dialect], key: [{"role": "user", "content": f"[[mock:{scenario}]]"}]}
     if dialect == "anthropic-messages":
         body["max_tokens"] = 256
     if stream:
@@ -295,7 +339,7 @@ def request_body(dialect: Dialect, scenario: str, stream: bool = True) -> dict[s
 
 
 def auth(dialect: Dialect, api_key: str) -> dict[str, str]:
-    if dialect == "openai-chat":
+    if dialect != "anthropic-messages":
         return {"authorization": f"Bearer {api_key}"}
     return {"x-api-key": api_key, "anthropic-version": "2023-06-01"}
 
@@ -489,7 +533,7 @@ def test_a_held_stream_does_not_stall_another(
     assert paced.body == mock_provider.exchange(paced.mock_id).sent
     # ...and it really was held meanwhile: its text came before, its tool call after.
     tool_marker = b"get_weather"
-    text_marker = b"Let me check" if dialect == "anthropic-messages" else b'"content":"Let me check"'
+    text_marker = b'"content":"Let me check"' if dialect == "openai-chat" else b"Let me check"
     assert held.first_arrival_of(text_marker) < paced.arrivals[0][0]
     assert held.first_arrival_of(tool_marker) > paced.arrivals[-1][0]
     assert held.body == mock_provider.exchange(held.mock_id).sent  # the policy kept everything

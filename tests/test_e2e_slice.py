@@ -22,23 +22,27 @@ from harness_clients import ClientFactory, auth_headers, llm_request, timed_chun
 from harness_db import CallsDB, RecordedCall
 from mock_provider import SLOW_DELAY_MS, Exchange, MockProvider
 from openai.lib.streaming.chat import ChatCompletionStreamState
-from protocol_check import check_anthropic_stream, check_openai_chat_stream
+from protocol_check import check_anthropic_stream, check_openai_chat_stream, check_openai_responses_stream
 from wire_scenarios import SCENARIOS, anthropic_tool_id, openai_tool_id
 
 from interlock.sse import parse_all
 
-Dialect = Literal["openai", "anthropic"]
+Dialect = Literal["openai", "anthropic", "openai-responses"]
+RESPONSES: Dialect = "openai-responses"
+ALL: tuple[Dialect, ...] = ("openai", "anthropic", RESPONSES)
 STATUS_ERRORS = (openai.APIStatusError, anthropic.APIStatusError)
 CALL_ID = "x-interlock-call-id"
 MOCK_ID = "x-mock-request-id"
 URLS = {
     "openai": "https://api.openai.com/v1/chat/completions",
     "anthropic": "https://api.anthropic.com/v1/messages",
+    RESPONSES: "https://api.openai.com/v1/responses",
 }
 # Models the price map knows (claude-sonnet-4-5 would do, but the SDK warns it is deprecated).
 OPENAI_MODEL = "gpt-4o-mini"
 ANTHROPIC_MODEL = "claude-sonnet-4-6"
-MODELS = {"openai": OPENAI_MODEL, "anthropic": ANTHROPIC_MODEL}
+RESPONSES_MODEL = "gpt-5"
+MODELS = {"openai": OPENAI_MODEL, "anthropic": ANTHROPIC_MODEL, RESPONSES: RESPONSES_MODEL}
 UNKNOWN_MODEL = "mock-unknown-model"
 WEATHER_TOOL_OPENAI: Any = {
     "type": "function",
@@ -113,6 +117,8 @@ def stream_raw(
 
 def violations(dialect: Dialect, body: bytes) -> list[str]:
     events = parse_all(body)
+    if dialect == RESPONSES:
+        return check_openai_responses_stream(events)
     return check_anthropic_stream(events) if dialect == "anthropic" else check_openai_chat_stream(events)
 
 
@@ -391,7 +397,7 @@ def test_claude_code_tool_result_turn_keeps_the_typed_words(clients: ClientFacto
 # --- exact bytes, both dialects, streamed and not ------------------------------------
 
 
-@pytest.mark.parametrize("dialect", ["openai", "anthropic"])
+@pytest.mark.parametrize("dialect", ALL)
 @pytest.mark.parametrize("scenario", ["text", "tools2", "thinking", "unicode"])
 def test_stream_bytes_reach_the_client_exactly(
     clients: ClientFactory,
@@ -412,7 +418,7 @@ def test_stream_bytes_reach_the_client_exactly(
     assert call.stages["response_final"]["raw"] == sent
 
 
-@pytest.mark.parametrize("dialect", ["openai", "anthropic"])
+@pytest.mark.parametrize("dialect", ALL)
 @pytest.mark.parametrize("scenario", ["text", "tools2", "unicode"])
 def test_json_bytes_reach_the_client_exactly(
     clients: ClientFactory,
@@ -431,7 +437,7 @@ def test_json_bytes_reach_the_client_exactly(
     assert call.stage_body("response_final") == json.loads(sent)
 
 
-@pytest.mark.parametrize("dialect", ["openai", "anthropic"])
+@pytest.mark.parametrize("dialect", ALL)
 @pytest.mark.parametrize("stream", [True, False])
 def test_cache_tokens_are_split_from_input(clients: ClientFactory, db: CallsDB, dialect: Dialect, stream: bool) -> None:
     response = post_raw(clients, dialect, request_body(dialect, "cache", stream))
@@ -443,12 +449,12 @@ def test_cache_tokens_are_split_from_input(clients: ClientFactory, db: CallsDB, 
         cache.output_tokens,
         cache.cache_read_tokens,
     )
-    if dialect == "anthropic":
+    if dialect != "openai":  # Chat Completions reports no cache writes
         assert call["cache_write_tokens"] == cache.cache_write_tokens
     assert_priced(call)
 
 
-@pytest.mark.parametrize("dialect", ["openai", "anthropic"])
+@pytest.mark.parametrize("dialect", ALL)
 def test_unknown_model_has_no_cost(clients: ClientFactory, db: CallsDB, dialect: Dialect) -> None:
     response = post_raw(
         clients,
@@ -471,15 +477,17 @@ def sdk_call(clients: ClientFactory, dialect: Dialect, scenario: str) -> None:
     messages = user(f"[[mock:{scenario}]]")
     if dialect == "openai":
         clients.openai().chat.completions.create(model=OPENAI_MODEL, messages=messages, stream=True)
+    elif dialect == RESPONSES:
+        clients.openai().responses.create(model=RESPONSES_MODEL, input=messages, stream=True)
     else:
         clients.anthropic().messages.create(model=ANTHROPIC_MODEL, max_tokens=10, messages=messages, stream=True)
 
 
-@pytest.mark.parametrize("dialect", ["openai", "anthropic"])
+@pytest.mark.parametrize("dialect", ALL)
 def test_upstream_429_reaches_the_sdk(
     clients: ClientFactory, db: CallsDB, mock_provider: MockProvider, dialect: Dialect
 ) -> None:
-    error = openai.RateLimitError if dialect == "openai" else anthropic.RateLimitError
+    error = anthropic.RateLimitError if dialect == "anthropic" else openai.RateLimitError
     with pytest.raises(error) as caught:
         sdk_call(clients, dialect, "error_429")
     assert isinstance(caught.value, STATUS_ERRORS)
@@ -493,11 +501,11 @@ def test_upstream_429_reaches_the_sdk(
     assert call.stage_body("response_original") == json.loads(exchange.sent)
 
 
-@pytest.mark.parametrize("dialect", ["openai", "anthropic"])
+@pytest.mark.parametrize("dialect", ALL)
 def test_upstream_500_html_page(
     clients: ClientFactory, db: CallsDB, mock_provider: MockProvider, dialect: Dialect
 ) -> None:
-    error = openai.InternalServerError if dialect == "openai" else anthropic.InternalServerError
+    error = anthropic.InternalServerError if dialect == "anthropic" else openai.InternalServerError
     with pytest.raises(error) as caught:
         sdk_call(clients, dialect, "error_500_html")
     assert isinstance(caught.value, STATUS_ERRORS)
@@ -513,7 +521,7 @@ def test_upstream_500_html_page(
     assert original["note"]
 
 
-@pytest.mark.parametrize("dialect", ["openai", "anthropic"])
+@pytest.mark.parametrize("dialect", ALL)
 def test_malformed_sse_is_forwarded_and_noted(
     clients: ClientFactory, db: CallsDB, mock_provider: MockProvider, dialect: Dialect
 ) -> None:
@@ -528,7 +536,7 @@ def test_malformed_sse_is_forwarded_and_noted(
     assert call["error"]
 
 
-@pytest.mark.parametrize("dialect", ["openai", "anthropic"])
+@pytest.mark.parametrize("dialect", ALL)
 def test_truncated_stream_is_forwarded_and_noted(
     clients: ClientFactory, db: CallsDB, mock_provider: MockProvider, dialect: Dialect
 ) -> None:
@@ -577,7 +585,7 @@ def test_client_disconnect_mid_stream(clients: ClientFactory, db: CallsDB) -> No
 # --- streaming pace --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dialect", ["openai", "anthropic"])
+@pytest.mark.parametrize("dialect", ALL)
 def test_events_arrive_as_they_are_sent(clients: ClientFactory, mock_provider: MockProvider, dialect: Dialect) -> None:
     response, received, arrivals, failure = stream_raw(clients, dialect, request_body(dialect, "slow", stream=True))
     assert failure is None

@@ -26,7 +26,7 @@ from policy_fixtures import (
     sdk_summary,
     stream_violations,
 )
-from wire_scenarios import SCENARIOS, anthropic_sse, openai_chat_sse
+from wire_scenarios import SCENARIOS, sse_for
 
 from interlock.engine.driver import Driver, Step, run
 from interlock.neutral import ToolCall
@@ -36,7 +36,7 @@ from interlock.sse import parse_all
 
 def events(dialect: str, scenario: str) -> list[bytes]:
     s = SCENARIOS[scenario]
-    return anthropic_sse(s, "m") if dialect == "anthropic-messages" else openai_chat_sse(s, "m", include_usage=True)
+    return sse_for(dialect, s, "m")
 
 
 class Gate(Policy):
@@ -124,13 +124,14 @@ async def test_a_hung_decision_times_out_and_the_stream_completes(dialect: str, 
 @pytest.mark.parametrize("dialect", DIALECTS)
 async def test_an_abandoned_stream_decides_what_it_holds_and_sends_nothing(dialect: str) -> None:
     """A connection cut mid-body (mitmproxy never sends the end) with both tool calls
-    complete and held (Anthropic: their decisions under way; OpenAI: not started until
-    the message ends): they are still decided, so the record has the decisions, and
+    complete and held (Anthropic, Responses: their decisions under way; OpenAI chat: not
+    started until the message ends): they are still decided, so the record has the decisions, and
     nothing more goes out, not even the calls allowed."""
     chain = chain_of({"policy": fixture_path(SleepyPolicy), "seconds": 0.05})
     stream = policed_stream(chain, context(dialect))
     wire = events(dialect, "tools2")
-    end = next(i for i, e in enumerate(wire) if b"message_delta" in e or b'"finish_reason":"tool_calls"' in e)
+    ends = (b"message_delta", b'"finish_reason":"tool_calls"', b"event: response.completed")
+    end = next(i for i, e in enumerate(wire) if any(marker in e for marker in ends))
     sent = b"".join(b"".join(stream(chunk)) for chunk in wire[:end])
     assert b"get_weather" not in sent
     await stream.abandon()

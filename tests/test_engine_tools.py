@@ -15,12 +15,14 @@ from typing import Any
 import pytest
 from anthropic.types import Message
 from openai.types.chat import ChatCompletion
+from openai.types.responses import Response
 from policy_fixtures import (
     DIALECTS,
     anthropic_sdk_message,
     body_violations,
     chain_of,
     openai_sdk_completion,
+    openai_sdk_response,
     police_body,
     police_stream,
     stream_violations,
@@ -28,12 +30,10 @@ from policy_fixtures import (
 from wire_scenarios import (
     Scenario,
     ScenarioToolCall,
-    anthropic_json,
-    anthropic_sse,
     anthropic_tool_id,
-    openai_chat_json,
-    openai_chat_sse,
+    json_for,
     openai_tool_id,
+    sse_for,
 )
 
 MODEL = "test-model"
@@ -65,9 +65,7 @@ def scenario(*calls: ScenarioToolCall, text: bool = True) -> Scenario:
 
 
 def wire(dialect: str, s: Scenario) -> tuple[list[bytes], dict[str, Any]]:
-    if dialect == "anthropic-messages":
-        return anthropic_sse(s, MODEL), anthropic_json(s, MODEL)
-    return openai_chat_sse(s, MODEL, include_usage=True), openai_chat_json(s, MODEL)
+    return sse_for(dialect, s, MODEL), json_for(dialect, s, MODEL)
 
 
 def tool_id(dialect: str, call: ScenarioToolCall) -> str:
@@ -83,6 +81,17 @@ def read_result(dialect: str, out: bytes | dict[str, Any]) -> tuple[list[str], l
         texts = [b.text for b in message.content if b.type == "text"]
         calls: list[tuple[str, str, Any]] = [(b.id, b.name, b.input) for b in message.content if b.type == "tool_use"]
         return texts, calls, message.stop_reason
+    if dialect == "openai-responses":
+        response = openai_sdk_response(out) if isinstance(out, bytes) else Response.model_validate(out)
+        texts = [
+            part.text
+            for item in response.output
+            if item.type == "message"
+            for part in item.content
+            if part.type == "output_text"
+        ]
+        calls = [(i.call_id, i.name, json.loads(i.arguments)) for i in response.output if i.type == "function_call"]
+        return texts, calls, response.status
     completion = openai_sdk_completion(out) if isinstance(out, bytes) else ChatCompletion.model_validate(out)
     choice = completion.choices[0]
     texts = [choice.message.content] if choice.message.content else []
@@ -108,7 +117,11 @@ def expected_calls(dialect: str, *calls: ScenarioToolCall) -> list[tuple[str, st
     return [(tool_id(dialect, c), c.name, json.loads(c.arguments)) for c in calls]
 
 
-STOP = {"anthropic-messages": ("tool_use", "end_turn"), "openai-chat": ("tool_calls", "stop")}
+STOP = {
+    "anthropic-messages": ("tool_use", "end_turn"),
+    "openai-chat": ("tool_calls", "stop"),
+    "openai-responses": ("completed", "completed"),  # a response's status says nothing of tool calls
+}
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)

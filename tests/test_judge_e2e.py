@@ -27,14 +27,20 @@ from policy_fixtures import body_violations, sdk_summary, stream_violations
 
 from interlock.sse import parse_all
 
-Dialect = Literal["openai-chat", "anthropic-messages"]
-DIALECTS: tuple[Dialect, ...] = ("openai-chat", "anthropic-messages")
+Dialect = Literal["openai-chat", "anthropic-messages", "openai-responses"]
+RESPONSES: Dialect = "openai-responses"
+DIALECTS: tuple[Dialect, ...] = ("openai-chat", "anthropic-messages", RESPONSES)
 URLS = {
     "openai-chat": "https://api.openai.com/v1/chat/completions",
     "anthropic-messages": "https://api.anthropic.com/v1/messages",
+    RESPONSES: "https://api.openai.com/v1/responses",
 }
-MODELS = {"openai-chat": "gpt-4o-mini", "anthropic-messages": "claude-sonnet-4-6"}
-STOPS = {"anthropic-messages": ("tool_use", "end_turn"), "openai-chat": ("tool_calls", "stop")}
+MODELS = {"openai-chat": "gpt-4o-mini", "anthropic-messages": "claude-sonnet-4-6", RESPONSES: "gpt-5"}
+STOPS = {
+    "anthropic-messages": ("tool_use", "end_turn"),
+    "openai-chat": ("tool_calls", "stop"),
+    RESPONSES: ("completed", "completed"),  # a response's status says nothing of tool calls
+}
 CALL_ID = "x-interlock-call-id"
 KEY_ENV = "INTERLOCK_TEST_JUDGE_KEY"
 JUDGE_KEY = "sk-judge-SECRET-e2e-0123456789"
@@ -42,7 +48,11 @@ TIMEOUT_S = 2.0  # the main proxy's judge timeout
 MARGIN_S = 0.75
 PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")
 WEATHER_SCHEMA = {"type": "object", "properties": {"location": {"type": "string"}, "unit": {"type": "string"}}}
+_TOOL_NAMES = (("get_weather", "Current weather."), ("read_file", "Read a file."), ("Bash", "Run a command."))
 TOOLS: dict[Dialect, list[Any]] = {
+    RESPONSES: [
+        {"type": "function", "name": n, "description": d, "parameters": WEATHER_SCHEMA} for n, d in _TOOL_NAMES
+    ],
     "openai-chat": [
         {"type": "function", "function": {"name": n, "description": d, "parameters": WEATHER_SCHEMA}}
         for n, d in (("get_weather", "Current weather."), ("read_file", "Read a file."), ("Bash", "Run a command."))
@@ -124,6 +134,14 @@ Summary = tuple[str, list[tuple[str, Any]], str | None, str]  # text, tools, sto
 
 def sdk_stream(clients: ClientFactory, dialect: Dialect, scenario: str) -> Summary:
     """A streamed call through the official SDK's own stream helpers."""
+    if dialect == RESPONSES:
+        with clients.openai().responses.stream(
+            model=MODELS[dialect], input=prompt(scenario), tools=TOOLS[dialect]
+        ) as response_stream:
+            response = response_stream.get_final_response()
+            call_id = response_stream._response.headers[CALL_ID]
+        calls = [(i.name, json.loads(i.arguments)) for i in response.output if i.type == "function_call"]
+        return response.output_text, calls, response.status, call_id
     if dialect == "anthropic-messages":
         with clients.anthropic().messages.stream(
             model=MODELS[dialect], max_tokens=256, messages=prompt(scenario), tools=TOOLS[dialect]
@@ -152,6 +170,10 @@ def sdk_whole(clients: ClientFactory, dialect: Dialect, scenario: str) -> tuple[
     if dialect == "anthropic-messages":
         raw = clients.anthropic().messages.with_raw_response.create(
             model=MODELS[dialect], max_tokens=256, messages=prompt(scenario), tools=TOOLS[dialect]
+        )
+    elif dialect == RESPONSES:
+        raw = clients.openai().responses.with_raw_response.create(  # type: ignore[assignment]
+            model=MODELS[dialect], input=prompt(scenario), tools=TOOLS[dialect]
         )
     else:
         raw = clients.openai().chat.completions.with_raw_response.create(  # type: ignore[assignment]
@@ -340,10 +362,11 @@ def test_three_calls_with_a_1s_judge_take_under_2s(clients: ClientFactory, judge
     assert stream_violations(dialect, received, body(dialect, "tools3", True)) == []
 
 
-def test_a_concurrent_stream_is_not_stalled(clients: ClientFactory, judge: JudgeMock) -> None:
+@pytest.mark.parametrize("judged_dialect", ["anthropic-messages", RESPONSES])
+def test_a_concurrent_stream_is_not_stalled(clients: ClientFactory, judge: JudgeMock, judged_dialect: Dialect) -> None:
     """While one stream waits 1 s for its judge, another streams at the mock's own pace."""
     judge.reset(default=allow(delay_s=1.0))
-    judged = threading.Thread(target=raw_stream, args=(clients, "anthropic-messages", "tools3"))
+    judged = threading.Thread(target=raw_stream, args=(clients, judged_dialect, "tools3"))
     judged.start()
     deadline = time.monotonic() + 5
     while not judge.requests and time.monotonic() < deadline:

@@ -29,7 +29,7 @@ from policy_fixtures import (
     sdk_summary,
     stream_violations,
 )
-from wire_scenarios import SCENARIOS, anthropic_json, anthropic_sse, openai_chat_json, openai_chat_sse
+from wire_scenarios import SCENARIOS, json_for, sse_for
 
 from interlock.config import ConfigError, parse_config
 from interlock.neutral import ToolCall
@@ -391,18 +391,18 @@ def test_an_unguardable_transport_refuses_start_up(
 
 
 def sse(dialect: str, scenario: str) -> list[bytes]:
-    if dialect == "anthropic-messages":
-        return anthropic_sse(SCENARIOS[scenario], "m")
-    return openai_chat_sse(SCENARIOS[scenario], "m", include_usage=True)
+    return sse_for(dialect, SCENARIOS[scenario], "m")
 
 
 def whole(dialect: str, scenario: str) -> dict[str, Any]:
-    if dialect == "anthropic-messages":
-        return anthropic_json(SCENARIOS[scenario], "m")
-    return openai_chat_json(SCENARIOS[scenario], "m")
+    return json_for(dialect, SCENARIOS[scenario], "m")
 
 
-STOPS = {"anthropic-messages": ("tool_use", "end_turn"), "openai-chat": ("tool_calls", "stop")}
+STOPS = {
+    "anthropic-messages": ("tool_use", "end_turn"),
+    "openai-chat": ("tool_calls", "stop"),
+    "openai-responses": ("completed", "completed"),
+}
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)

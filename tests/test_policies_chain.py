@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from policy_fixtures import (
     DIALECTS,
+    TURN_ENDED,
     FailingPolicy,
     TagPolicy,
     body_violations,
@@ -25,7 +26,7 @@ from policy_fixtures import (
     sdk_summary,
     stream_violations,
 )
-from wire_scenarios import SCENARIOS, anthropic_json, anthropic_sse, openai_chat_json, openai_chat_sse
+from wire_scenarios import SCENARIOS, json_for, sse_for
 
 from interlock.config import ConfigError, parse_config
 from interlock.neutral import ToolCall, Usage
@@ -40,9 +41,7 @@ NOTICE = "[Interlock blocked this content: policy 'failing' failed"
 def wire(dialect: str, scenario: str) -> tuple[list[bytes], dict[str, Any]]:
     """The upstream stream chunks and the non-streamed body of a scenario."""
     s = SCENARIOS[scenario]
-    if dialect == "anthropic-messages":
-        return anthropic_sse(s, MODEL), anthropic_json(s, MODEL)
-    return openai_chat_sse(s, MODEL, include_usage=True), openai_chat_json(s, MODEL)
+    return sse_for(dialect, s, MODEL), json_for(dialect, s, MODEL)
 
 
 def tags(n: int) -> list[dict[str, Any]]:
@@ -143,7 +142,7 @@ def assert_blocked_result(dialect: str, before: str, summary: tuple[str, list[An
     assert text.startswith(before)
     assert NOTICE in text
     assert tools == []
-    assert stop == ("end_turn" if dialect == "anthropic-messages" else "stop")
+    assert stop == TURN_ENDED[dialect]
 
 
 @pytest.mark.parametrize("mode", ["raise", "hang"])

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from policy_fixtures import DIALECTS, chain_of, context, police_stream, sdk_summary, stream_violations
-from wire_scenarios import Scenario, anthropic_sse, openai_chat_sse
+from wire_scenarios import Scenario, sse_for
 
 from interlock.policy.chain import PolicyChain
 
@@ -105,7 +105,7 @@ async def test_through_the_engine_the_sdk_reads_the_replaced_text(
     dialect: str, text: str, cuts: list[int], found: list[dict[str, Any]]
 ) -> None:
     s = Scenario(text=split(text, cuts))
-    chunks = anthropic_sse(s, "m") if dialect == "anthropic-messages" else openai_chat_sse(s, "m", include_usage=True)
+    chunks = sse_for(dialect, s, "m")
     out, ctx = await police_stream(chain_of({"policy": "replace", "rules": found}), dialect, chunks)
     expected = whole_text(text, found)
     if expected:  # a message whose text all went away has no text block (and no empty one)

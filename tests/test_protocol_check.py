@@ -13,14 +13,19 @@ from protocol_check import (
     check_anthropic_stream,
     check_openai_chat_completion,
     check_openai_chat_stream,
+    check_openai_response,
+    check_openai_responses_stream,
 )
 from wire_scenarios import (
+    RESPONSES_SCENARIOS,
     SCENARIOS,
     Scenario,
     anthropic_json,
     anthropic_sse,
     openai_chat_json,
     openai_chat_sse,
+    openai_responses_json,
+    openai_responses_sse,
 )
 
 from interlock.sse import SSEEvent, parse_all
@@ -705,3 +710,98 @@ def test_openai_completion_checker_catches(label: str, name: str, mutate: BodyMu
 def test_non_objects_are_rejected() -> None:
     assert check_anthropic_message([]) == ["the body is not a JSON object"]
     assert check_openai_chat_completion("x") == ["the body is not a JSON object"]
+
+
+# --- OpenAI Responses ---------------------------------------------------------------------
+
+
+def responses_events(items: Payloads) -> list[SSEEvent]:
+    return parse_all(b"".join(f"event: {p['type']}\ndata: {json.dumps(p)}\n\n".encode() for p in items))
+
+
+def responses_payloads(name: str) -> Payloads:
+    return payloads(openai_responses_sse((SCENARIOS | RESPONSES_SCENARIOS)[name], MODEL))
+
+
+def _where(items: Payloads, kind: str, nth: int = 0) -> int:
+    return [i for i, p in enumerate(items) if p["type"] == kind][nth]
+
+
+def _drop(kind: str, nth: int = 0) -> Mutation:
+    def mutate(items: Payloads) -> Payloads:
+        return items[: _where(items, kind, nth)] + items[_where(items, kind, nth) + 1 :]
+
+    return mutate
+
+
+def _edit(kind: str, change: Callable[[dict[str, Any]], None], nth: int = 0) -> Mutation:
+    def mutate(items: Payloads) -> Payloads:
+        items = copy.deepcopy(items)
+        change(items[_where(items, kind, nth)])
+        return items
+
+    return mutate
+
+
+def _repeat_sequence(items: Payloads) -> Payloads:
+    items = copy.deepcopy(items)
+    items[5]["sequence_number"] = items[4]["sequence_number"]
+    return items
+
+
+def _after_the_end(items: Payloads) -> Payloads:
+    return [*items, {**items[_where(items, "response.output_text.delta")], "sequence_number": 999}]
+
+
+RESPONSES_BREAKS: list[tuple[str, str, Mutation, str]] = [
+    ("sequence repeats", "text", _repeat_sequence, "does not increase"),
+    ("no terminal", "text", _drop("response.completed"), "does not end with"),
+    ("event after the end", "text", _after_the_end, "after the stream's end"),
+    ("created missing", "text", _drop("response.created"), "not response.created"),
+    ("item never done", "tool", _drop("response.output_item.done", 1), "added but never done"),
+    ("gap in output indices", "tool", _edit("response.output_item.added", lambda p: p.update(output_index=2), 1),
+     "expected 1"),
+    ("delta for a done item", "tool", _edit("response.function_call_arguments.delta", lambda p: p.update(output_index=0)),
+     "not open"),
+    ("delta names another item", "tool", _edit("response.output_text.delta", lambda p: p.update(item_id="msg_x")),
+     "is not item 0's"),
+    ("arguments differ from deltas", "tool",
+     _edit("response.function_call_arguments.done", lambda p: p.update(arguments='{"location":"Rome"}')),
+     "not the concatenated deltas"),
+    ("custom input differs", "custom_tool",
+     _edit("response.custom_tool_call_input.done", lambda p: p.update(input="*** other")), "not the concatenated deltas"),
+    ("text done differs", "text", _edit("response.output_text.done", lambda p: p.update(text="Hi")),
+     "differs from the concatenated deltas"),
+    ("completed output differs", "tool",
+     _edit("response.completed", lambda p: p["response"].update(output=p["response"]["output"][:1])),
+     "is not the items the stream sent"),
+    ("call without call_id", "tool", _edit("response.output_item.done", lambda p: p["item"].pop("call_id"), 1),
+     "lacks call_id or name"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("label", "name", "mutate", "expected"), RESPONSES_BREAKS, ids=[b[0] for b in RESPONSES_BREAKS]
+)
+def test_responses_stream_checker_catches(label: str, name: str, mutate: Mutation, expected: str) -> None:
+    items = responses_payloads(name)
+    assert check_openai_responses_stream(responses_events(items)) == []
+    violations = check_openai_responses_stream(responses_events(mutate(items)))
+    assert any(expected in v for v in violations), (label, violations)
+
+
+def test_responses_event_lines_must_name_the_data_type() -> None:
+    body = b"".join(openai_responses_sse(SCENARIOS["text"], MODEL))
+    broken = body.replace(b"event: response.output_text.delta\n", b"event: message\n", 1)
+    assert any("line differs from its type" in v for v in check_openai_responses_stream(parse_all(broken)))
+
+
+def test_responses_body_checker_catches() -> None:
+    body = openai_responses_json(SCENARIOS["tools2"], MODEL)
+    assert check_openai_response(body) == []
+    twice = {**body, "output": [*body["output"], body["output"][-1]]}
+    assert any("distinct ids" in v for v in check_openai_response(twice))
+    bad = copy.deepcopy(body)
+    bad["output"][1]["arguments"] = '{"location":'
+    assert any("not valid JSON" in v for v in check_openai_response(bad))
+    assert any("object must be 'response'" in v for v in check_openai_response({**body, "object": "chat.completion"}))

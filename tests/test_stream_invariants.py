@@ -1,6 +1,6 @@
 """The stream rewriters keep their promises for any stream, any end, any chain (property tests).
 
-Hypothesis draws, for both dialects: an assistant turn in the real wire shapes of
+Hypothesis draws, for every dialect: an assistant turn in the real wire shapes of
 `wire_scenarios` (text, 0-3 tool calls whose arguments are cut anywhere; OpenAI calls one
 after the other or interleaved by index), keep-alives between events (SSE comments, and
 Anthropic pings), an end (clean; an error event at any event boundary before the message
@@ -16,7 +16,8 @@ What the client got is read by a parser written here, independent of the codecs,
 - after any end but the client leaving, it holds every complete call the policies allowed,
   in order, and a notice for each one they blocked; incomplete calls never appear;
 - no delta repeats the role, or a call's id, type or name (OpenAI); block indices count up
-  from 0 (Anthropic);
+  from 0 (Anthropic); output indices count up from 0, deltas only for open items and
+  sequence numbers increase (Responses);
 - when nothing was blocked or changed it is byte-identical to what upstream sent (a cut-off
   last event is dropped when tool calls are held), a prefix of it while the stream is cut
   short;
@@ -57,7 +58,9 @@ from wire_scenarios import (
     anthropic_sse,
     anthropic_tool_id,
     openai_chat_sse,
+    openai_responses_sse,
     openai_tool_id,
+    sse_for,
 )
 
 from interlock.neutral import ToolCall
@@ -66,6 +69,7 @@ from interlock.policy.chain import PolicyChain
 from policies.builtin.tool_text import blocked_notice
 
 ANTHROPIC = "anthropic-messages"
+RESPONSES = "openai-responses"
 NOTICE = "Interlock blocked the tool call"
 
 
@@ -183,6 +187,18 @@ class Upstream:
             payload = _payload(raw)
             if not isinstance(payload, dict):
                 continue
+            if self.dialect == RESPONSES:
+                kind, item = payload.get("type"), payload.get("item") or {}
+                if kind == "response.output_item.added" and item.get("type") == "function_call":
+                    blocks[payload["output_index"]] = len(blocks)
+                    self.first[blocks[payload["output_index"]]] = position
+                elif kind == "response.output_item.done" and payload["output_index"] in blocks:
+                    self.done[blocks[payload["output_index"]]] = position
+                elif kind == "response.output_text.delta":
+                    self.texts.append((position, payload["delta"]))
+                elif kind == "response.completed":
+                    self.message_end = position
+                continue
             if self.dialect == ANTHROPIC:
                 kind, index = payload.get("type"), payload.get("index")
                 if kind == "content_block_start" and payload["content_block"]["type"] == "tool_use":
@@ -246,6 +262,8 @@ class End:
 
 
 def error_event(dialect: str) -> bytes:
+    if dialect == RESPONSES:  # numbered above any event of the drawn streams
+        return b'event: error\ndata: {"type":"error","sequence_number":100000,"code":"server_error","message":"Overloaded","param":null}\n\n'
     if dialect == ANTHROPIC:
         return b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
     return b'data: {"error":{"message":"Overloaded","type":"server_error","param":null,"code":null}}\n\n'
@@ -257,6 +275,7 @@ NAMES = ["Bash", "get_weather", "read_file"]
 KEEPALIVES = {
     ANTHROPIC: [b'event: ping\ndata: {"type": "ping"}\n\n', b": keep-alive\n\n"],
     "openai-chat": [b": keep-alive\n\n", b": OPENROUTER PROCESSING\n\n"],
+    RESPONSES: [b": keep-alive\n\n"],
 }
 
 
@@ -282,7 +301,7 @@ def tool_calls(draw: st.DrawFn) -> list[ScenarioToolCall]:
 def upstreams(draw: st.DrawFn, dialect: str) -> Upstream:
     scenario = Scenario(
         model="claude-sonnet-4-5",
-        thinking=draw(st.lists(st.sampled_from(["hmm", " ok"]), max_size=2)) if dialect == ANTHROPIC else [],
+        thinking=draw(st.lists(st.sampled_from(["hmm", " ok"]), max_size=2)) if dialect != "openai-chat" else [],
         text=draw(st.lists(st.sampled_from(WORDS), max_size=4)),
         tool_calls=draw(tool_calls()),
         interleave_tool_calls=draw(st.booleans()),
@@ -290,6 +309,8 @@ def upstreams(draw: st.DrawFn, dialect: str) -> Upstream:
     )
     if dialect == ANTHROPIC:
         events = anthropic_sse(scenario, "m")
+    elif dialect == RESPONSES:
+        events = openai_responses_sse(scenario, "m")
     else:
         events = openai_chat_sse(scenario, "m", include_usage=draw(st.booleans()))
     for position in sorted(draw(st.lists(st.integers(1, len(events) - 1), max_size=4)), reverse=True):
@@ -299,7 +320,7 @@ def upstreams(draw: st.DrawFn, dialect: str) -> Upstream:
 
 @st.composite
 def ends(draw: st.DrawFn, up: Upstream) -> End:
-    kinds = ["clean", "error", "truncate", "gone"] + (["done_early"] if up.dialect != ANTHROPIC else [])
+    kinds = ["clean", "error", "truncate", "gone"] + (["done_early"] if up.dialect == "openai-chat" else [])
     kind = draw(st.sampled_from(kinds))
     if kind == "clean":
         return End(kind)
@@ -394,7 +415,47 @@ def read_anthropic(body: bytes) -> Received:
     return got
 
 
+def read_responses(body: bytes) -> Received:
+    got = Received()
+    items: dict[int, tuple[Any, ClientCall | None]] = {}  # output index -> (item id, call)
+    closed: set[int] = set()
+    last = -1
+    for payload in client_events(body):
+        if not isinstance(payload, dict):
+            continue
+        kind, index = payload.get("type"), payload.get("output_index")
+        if payload.get("sequence_number", last + 1) <= last:
+            got.problems.append(f"sequence_number {payload.get('sequence_number')} after {last}")
+        last = payload.get("sequence_number", last)
+        if kind == "response.output_item.added":
+            item = payload["item"]
+            if index != len(items):
+                got.problems.append(f"output index {index} after {len(items)} items")
+            call = ClientCall(item.get("call_id"), item.get("name")) if item["type"] == "function_call" else None
+            items[len(items)] = (item.get("id"), call)
+            if call is not None:
+                got.calls.append(call)
+        elif index is not None:
+            if index not in items or index in closed:
+                got.problems.append(f"{kind} for output index {index}, which is not open")
+                continue
+            item_id, call = items[index]
+            if kind == "response.output_item.done":
+                closed.add(index)
+                if payload["item"].get("id") != item_id:
+                    got.problems.append(f"item {index} done with another id")
+            elif payload.get("item_id") != item_id:
+                got.problems.append(f"{kind} for item {index} names another item")
+            elif kind == "response.output_text.delta":
+                got.text += payload["delta"]
+            elif kind == "response.function_call_arguments.delta" and call is not None:
+                call.arguments += payload["delta"]
+    return got
+
+
 def read(dialect: str, body: bytes) -> Received:
+    if dialect == RESPONSES:
+        return read_responses(body)
     return read_anthropic(body) if dialect == ANTHROPIC else read_openai(body)
 
 
@@ -483,6 +544,8 @@ def check(up: Upstream, end: End, chain: Chain, out: bytes, ctx: PolicyContext) 
         assert stop == (
             ("tool_use" if survivors else "end_turn")
             if dialect == ANTHROPIC
+            else "completed"
+            if dialect == RESPONSES
             else ("tool_calls" if survivors else "stop")
         )
 
@@ -505,7 +568,7 @@ async def test_any_stream_any_end_any_chain(dialect: str, data: st.DataObject) -
 
 def upstream(dialect: str, scenario: str | Scenario) -> Upstream:
     s = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
-    events = anthropic_sse(s, "m") if dialect == ANTHROPIC else openai_chat_sse(s, "m", include_usage=True)
+    events = sse_for(dialect, s, "m")
     return Upstream(dialect, events, s.tool_calls)
 
 

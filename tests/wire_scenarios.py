@@ -496,3 +496,227 @@ SCENARIOS: dict[str, Scenario] = {
         ],
     ),
 }
+
+
+# --- OpenAI Responses --------------------------------------------------------------
+
+
+@dataclass
+class ResponsesScenario(Scenario):
+    """A turn only the Responses API carries: custom tool calls (free-form `input`, as
+    Codex's `apply_patch`) after the function calls."""
+
+    custom_calls: list[ScenarioToolCall] = field(default_factory=list)
+
+
+def _responses_ids(s: Scenario) -> tuple[str, str]:
+    """Response id and the stem of its item ids."""
+    digest = _digest(s)
+    return f"resp_{digest[:48]}", digest[8:40]
+
+
+def _responses_usage(s: Scenario) -> dict[str, Any]:
+    """Usage as the Responses API reports it: `input_tokens` includes cache reads and
+    writes, `output_tokens` the reasoning tokens."""
+    prompt = s.input_tokens + s.cache_read_tokens + s.cache_write_tokens
+    reasoning = 8 if s.thinking else 0
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": s.cache_read_tokens, "cache_write_tokens": s.cache_write_tokens},
+        "output_tokens": s.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": reasoning},
+        "total_tokens": prompt + s.output_tokens,
+    }
+
+
+def _responses_object(s: Scenario, model: str, status: str, output: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The `response` object: in `response.created` (in progress, no output yet), in
+    `response.completed`, and as the non-streamed body."""
+    response_id, _ = _responses_ids(s)
+    done = status == "completed"
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": _CREATED,
+        "status": status,
+        "background": False,
+        "completed_at": _CREATED + 2 if done else None,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": None,
+        "max_output_tokens": None,
+        "max_tool_calls": None,
+        "model": model,
+        "output": output or [],
+        "parallel_tool_calls": True,
+        "previous_response_id": None,
+        "prompt_cache_key": None,
+        "reasoning": {"effort": "medium" if s.thinking else None, "summary": "auto" if s.thinking else None},
+        "safety_identifier": None,
+        "service_tier": "default",
+        "store": True,
+        "temperature": 1.0,
+        "text": {"format": {"type": "text"}, "verbosity": "medium"},
+        "tool_choice": "auto",
+        "tools": [],
+        "top_logprobs": 0,
+        "top_p": 1.0,
+        "truncation": "disabled",
+        "usage": _responses_usage(s) if done else None,
+        "user": None,
+        "metadata": {},
+    }
+
+
+@dataclass
+class _Item:
+    """One output item: its `output_item.added` form, the events between added and
+    done (type and fields, without item_id/output_index/sequence_number), its done form."""
+
+    added: dict[str, Any]
+    events: list[dict[str, Any]]
+    done: dict[str, Any]
+
+
+def _responses_items(s: Scenario) -> list[_Item]:
+    _, stem = _responses_ids(s)
+    items: list[_Item] = []
+    if s.thinking:
+        summary = "".join(s.thinking)
+        part: dict[str, Any] = {"type": "summary_text", "text": ""}
+        items.append(
+            _Item(
+                {"id": f"rs_{stem}", "type": "reasoning", "summary": []},
+                [
+                    {"type": "response.reasoning_summary_part.added", "summary_index": 0, "part": part},
+                    *(
+                        {"type": "response.reasoning_summary_text.delta", "summary_index": 0, "delta": piece}
+                        for piece in s.thinking
+                    ),
+                    {"type": "response.reasoning_summary_text.done", "summary_index": 0, "text": summary},
+                    {
+                        "type": "response.reasoning_summary_part.done",
+                        "summary_index": 0,
+                        "part": {**part, "text": summary},
+                    },
+                ],
+                {"id": f"rs_{stem}", "type": "reasoning", "summary": [{"type": "summary_text", "text": summary}]},
+            )
+        )
+    if s.text:
+        text = "".join(s.text)
+        part = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
+        head = {"id": f"msg_{stem}", "type": "message", "role": "assistant"}
+        items.append(
+            _Item(
+                {**head, "status": "in_progress", "content": []},
+                [
+                    {"type": "response.content_part.added", "content_index": 0, "part": part},
+                    *(
+                        {"type": "response.output_text.delta", "content_index": 0, "delta": piece, "logprobs": []}
+                        for piece in s.text
+                    ),
+                    {"type": "response.output_text.done", "content_index": 0, "text": text, "logprobs": []},
+                    {"type": "response.content_part.done", "content_index": 0, "part": {**part, "text": text}},
+                ],
+                {**head, "status": "completed", "content": [{**part, "text": text}]},
+            )
+        )
+    for position, call in enumerate(s.tool_calls):
+        head = {"id": f"fc_{stem}{position:02d}", "type": "function_call"}
+        tail = {"call_id": openai_tool_id(call), "name": call.name}
+        items.append(
+            _Item(
+                {**head, "status": "in_progress", "arguments": "", **tail},
+                [
+                    *({"type": "response.function_call_arguments.delta", "delta": p} for p in call.argument_pieces),
+                    {"type": "response.function_call_arguments.done", "arguments": call.arguments},
+                ],
+                {**head, "status": "completed", "arguments": call.arguments, **tail},
+            )
+        )
+    for position, call in enumerate(getattr(s, "custom_calls", [])):
+        head = {"id": f"ctc_{stem}{position:02d}", "type": "custom_tool_call"}
+        tail = {"call_id": openai_tool_id(call), "name": call.name}
+        items.append(
+            _Item(
+                {**head, "status": "in_progress", "input": "", **tail},
+                [
+                    *({"type": "response.custom_tool_call_input.delta", "delta": p} for p in call.argument_pieces),
+                    {"type": "response.custom_tool_call_input.done", "input": call.arguments},
+                ],
+                {**head, "status": "completed", "input": call.arguments, **tail},
+            )
+        )
+    return items
+
+
+def openai_responses_sse(s: Scenario, model: str) -> list[bytes]:
+    """The typed events of a streamed Response: `event:` and `data:` lines, every payload
+    with its `type` and an increasing `sequence_number`, deltas with an `obfuscation`
+    string, `response.completed` (with the whole response) last, no `[DONE]`."""
+    seed = _digest(s)
+    events: list[bytes] = []
+
+    def event(body: dict[str, Any]) -> None:
+        payload = {"type": body["type"], "sequence_number": len(events)}
+        payload.update((k, v) for k, v in body.items() if k != "type")
+        if payload["type"].endswith(".delta"):
+            payload["obfuscation"] = _obfuscation(seed, len(events))
+        events.append(f"event: {payload['type']}\ndata: {_dumps(payload)}\n\n".encode())
+
+    items = _responses_items(s)
+    event({"type": "response.created", "response": _responses_object(s, model, "in_progress", None)})
+    event({"type": "response.in_progress", "response": _responses_object(s, model, "in_progress", None)})
+    for index, item in enumerate(items):
+        event({"type": "response.output_item.added", "output_index": index, "item": item.added})
+        for inner in item.events:
+            event({"type": inner["type"], "item_id": item.added["id"], "output_index": index, **inner})
+        event({"type": "response.output_item.done", "output_index": index, "item": item.done})
+    completed = _responses_object(s, model, "completed", [item.done for item in items])
+    event({"type": "response.completed", "response": completed})
+    return events
+
+
+def openai_responses_json(s: Scenario, model: str) -> dict[str, Any]:
+    """The non-streamed Response of the same turn."""
+    return _responses_object(s, model, "completed", [item.done for item in _responses_items(s)])
+
+
+_APPLY_PATCH = ScenarioToolCall(
+    id="01G3nV5pRw8Kd2hXs6tM9bQ",
+    name="apply_patch",
+    argument_pieces=["*** Begin Patch\n*** Update File: notes.txt\n", "@@\n-old line\n+new line\n", "*** End Patch"],
+)
+_SHELL_RM = ScenarioToolCall(
+    id="01H6qY1sUa4Lf9jZv2wN5cE",
+    name="exec_command",
+    argument_pieces=['{"cmd": "rm -rf ', '/tmp/precious"}'],
+)
+
+# Scenarios only the Responses route serves (custom tool calls have no twin elsewhere).
+RESPONSES_SCENARIOS: dict[str, ResponsesScenario] = {
+    "custom_tool": ResponsesScenario(
+        model="gpt-5-codex", text=["Patching", " the notes."], custom_calls=[_APPLY_PATCH]
+    ),
+    "shell": ResponsesScenario(model="gpt-5-codex", thinking=["Cleaning", " up."], tool_calls=[_SHELL_RM]),
+}
+
+
+def sse_for(dialect: str, s: Scenario, model: str) -> list[bytes]:
+    """The streamed events of `s` in a dialect (by its registry name); OpenAI chat with
+    the usage chunk."""
+    if dialect == "anthropic-messages":
+        return anthropic_sse(s, model)
+    if dialect == "openai-responses":
+        return openai_responses_sse(s, model)
+    return openai_chat_sse(s, model, include_usage=True)
+
+
+def json_for(dialect: str, s: Scenario, model: str) -> dict[str, Any]:
+    """The non-streamed body of `s` in a dialect (by its registry name)."""
+    if dialect == "anthropic-messages":
+        return anthropic_json(s, model)
+    if dialect == "openai-responses":
+        return openai_responses_json(s, model)
+    return openai_chat_json(s, model)

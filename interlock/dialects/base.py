@@ -98,6 +98,12 @@ class Dialect(ABC):
     def blocked_request(self, notice: str) -> dict[str, Any]:
         """The dialect's error body for a request a policy blocked."""
 
+    def continue_request(self, ctx: PolicyContext, request: dict[str, Any]) -> dict[str, Any]:
+        """The request as it must go upstream after the policies: a dialect whose provider
+        stores conversations adds what earlier policy decisions kept from the client
+        (recording it in `ctx`). The same object when nothing is added."""
+        return request
+
     # -- upstream failures -------------------------------------------------------------
 
     @abstractmethod

@@ -91,11 +91,16 @@ _AGENT_WRAPPERS = re.compile(
 )
 
 
+def without_agent_wrappers(text: str) -> str:
+    """The user's own words: `text` without agent wrappers, stripped."""
+    return _AGENT_WRAPPERS.sub("", text).strip()
+
+
 def typed_text(request: dict[str, Any]) -> str:
     """The words of the latest user message that has any once agent wrappers (system
     reminders, hook output) are taken out; tool-result-only messages are skipped."""
     for message in reversed(_user_messages(request)):
-        text = _AGENT_WRAPPERS.sub("", content_text(message.get("content"))).strip()
+        text = without_agent_wrappers(content_text(message.get("content")))
         if text:
             return text
     return ""
