@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from interlock.secrets import (
+    Scrubber,
     redact_headers,
     redact_url,
-    scrub,
     secret_values,
 )
 from recorder.models import CallRecord, JudgeRecord, PolicyEventRecord, StageRecord
@@ -93,21 +93,21 @@ def test_secret_values() -> None:
 
 def test_scrub_str_bytes_and_nested() -> None:
     secrets = [KEY, COOKIE]
-    assert scrub(f"key is {KEY}!", secrets) == "key is <redacted>!"
-    assert scrub(f'data: {{"k": "{KEY}"}}\n\n'.encode(), secrets) == b'data: {"k": "<redacted>"}\n\n'
+    assert Scrubber(secrets)(f"key is {KEY}!") == "key is <redacted>!"
+    assert Scrubber(secrets)(f'data: {{"k": "{KEY}"}}\n\n'.encode()) == b'data: {"k": "<redacted>"}\n\n'
     nested = {
         "a": [KEY, {"b": (f"x{COOKIE}y", 3, None, 1.5, True)}],
         KEY: "key as a key",
     }
-    assert scrub(nested, secrets) == {
+    assert Scrubber(secrets)(nested) == {
         "a": ["<redacted>", {"b": ("x<redacted>y", 3, None, 1.5, True)}],
         "<redacted>": "key as a key",
     }
 
 
 def test_scrub_ignores_short_values() -> None:
-    assert scrub("theme=dark", ["dark"]) == "theme=dark"
-    assert scrub(b"abc", ["abc", ""]) == b"abc"
+    assert Scrubber(["dark"])("theme=dark") == "theme=dark"
+    assert Scrubber(["abc", ""])(b"abc") == b"abc"
 
 
 def secret_everywhere() -> CallRecord:
@@ -155,7 +155,7 @@ def secret_everywhere() -> CallRecord:
 def test_scrub_covers_every_field_of_a_record() -> None:
     record = secret_everywhere()
     assert KEY in record.model_dump_json()
-    scrubbed = scrub(record, [KEY])
+    scrubbed = Scrubber([KEY])(record)
     assert KEY not in scrubbed.model_dump_json()
     assert KEY.encode() not in b"".join(stage.raw or b"" for stage in scrubbed.stages)
     assert scrubbed.prompt_text == "my key is <redacted>"
@@ -180,7 +180,7 @@ async def test_secret_never_reaches_the_database_file(tmp_path: Path, scrubbed: 
     db_path = tmp_path / "interlock.db"
     record = secret_everywhere()
     if scrubbed:
-        record = scrub(record, secret_values([("Authorization", f"Bearer {KEY}")], "https://h/p"))
+        record = Scrubber(secret_values([("Authorization", f"Bearer {KEY}")], "https://h/p"))(record)
     writer = RecorderWriter(str(db_path))
     await writer.start()
     writer.submit(record)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, TypeVar
 
+from interlock.detectors import record_detectors
 from interlock.neutral import ToolCall
 from interlock.policy.base import Keep, Policy, PolicyContext, ReplaceWithText, StreamEnd, ToolDecision
 
@@ -61,6 +62,8 @@ def failure_reason(error: BaseException) -> str:
 class PolicyChain:
     def __init__(self, entries: list[ChainedPolicy]) -> None:
         self.entries = entries
+        # What the recorder scrubs from the records of the calls this chain handles.
+        self.record_detectors = record_detectors(e.policy.record_patterns for e in entries)
 
         def using(hook: str) -> list[ChainedPolicy]:
             return [e for e in entries if type(e.policy).overrides(hook)]
