@@ -6,7 +6,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from policy_fixtures import chain_of
 
+from interlock.detectors import check_pattern, record_detectors
 from interlock.secrets import (
     Scrubber,
     redact_headers,
@@ -196,3 +198,64 @@ async def test_secret_never_reaches_the_database_file(tmp_path: Path, scrubbed: 
     # unscrubbed, the key is in the files: the check can see it
     assert contains_key(while_open) is not scrubbed
     assert contains_key(after_close) is not scrubbed
+
+
+AWS = "AKIAIOSFODNN7EXAMPLE"
+
+
+def key_scrubber(*secrets: str, extra: dict[str, str] | None = None) -> Scrubber:
+    return Scrubber(secrets, record_detectors([extra or {}]))
+
+
+def test_detected_keys_become_their_kind_in_str_bytes_and_keys() -> None:
+    scrub = key_scrubber()
+    assert scrub(f"use {KEY} and {AWS}.") == "use <redacted:openai_key> and <redacted:aws_access_key_id>."
+    assert scrub(f"data: {AWS}\n\n".encode()) == b"data: <redacted:aws_access_key_id>\n\n"
+    assert scrub({KEY: [AWS]}) == {"<redacted:openai_key>": ["<redacted:aws_access_key_id>"]}
+
+
+def test_e_mail_is_only_scrubbed_when_a_redact_policy_asks_for_it() -> None:
+    assert key_scrubber()("mail jane@example.org") == "mail jane@example.org"
+    chain = chain_of({"policy": "redact", "detectors": ["email"], "patterns": {"ticket": r"ACME-\d+"}})
+    scrub = Scrubber([], chain.record_detectors)
+    assert scrub(f"mail jane@example.org, ACME-12, {AWS}") == (
+        "mail <redacted:email>, <redacted:ticket>, <redacted:aws_access_key_id>"
+    )
+
+
+def test_exact_secrets_go_first_then_the_detectors() -> None:
+    header_key = "sk-test-SECRET-0123456789abcdef"
+    assert key_scrubber(header_key)(f"{header_key} {KEY}") == "<redacted> <redacted:openai_key>"
+
+
+def test_a_clean_value_comes_back_as_the_same_object() -> None:
+    body = {"messages": [{"role": "user", "content": "nothing to see " * 1000}], "n": 1}
+    assert key_scrubber(KEY)(body) is body
+
+
+def test_bytes_that_are_not_utf8_round_trip() -> None:
+    raw = b"\xff\xfe gzip-ish \x8b " + AWS.encode() + b" \xc3"
+    assert key_scrubber()(raw) == b"\xff\xfe gzip-ish \x8b <redacted:aws_access_key_id> \xc3"
+    assert key_scrubber()(b"\xff\x00 clean") == b"\xff\x00 clean"
+
+
+def test_a_name_taken_by_another_pattern_keeps_both() -> None:
+    detectors = record_detectors([{"ticket": r"ACME-\d+"}, {"ticket": r"TCK-\d+"}])
+    scrub = Scrubber([], detectors)
+    assert scrub("ACME-1 TCK-2") == "<redacted:ticket> <redacted:1.ticket>"
+
+
+@pytest.mark.parametrize("pattern", ["a*", "(x)?", ""])
+def test_a_pattern_matching_nothing_is_refused(pattern: str) -> None:
+    with pytest.raises(ValueError, match="matches the empty string"):
+        check_pattern(pattern)
+
+
+def test_the_record_scrubs_every_field_with_detectors() -> None:
+    record = secret_everywhere()
+    dirty = record.model_copy(update={"prompt_text": f"aws {AWS}", "response_text": f"-- {AWS} --"})
+    scrubbed = key_scrubber()(dirty)
+    dumped = scrubbed.model_dump_json()
+    assert KEY not in dumped and AWS not in dumped
+    assert scrubbed.prompt_text == "aws <redacted:aws_access_key_id>"
+    assert scrubbed.stages[2].raw == b'data: {"text": "<redacted:openai_key>"}\n\n'
