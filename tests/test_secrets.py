@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
-from policy_fixtures import chain_of
+from policy_fixtures import chain_of, context
 
 from interlock.detectors import check_pattern, record_detectors
+from interlock.policy.base import Policy, PolicyContext
 from interlock.secrets import (
     Scrubber,
     redact_headers,
@@ -259,3 +261,22 @@ def test_the_record_scrubs_every_field_with_detectors() -> None:
     assert KEY not in dumped and AWS not in dumped
     assert scrubbed.prompt_text == "aws <redacted:aws_access_key_id>"
     assert scrubbed.stages[2].raw == b'data: {"text": "<redacted:openai_key>"}\n\n'
+
+
+class QuotingPolicy(Policy):
+    """Fails quoting the request's text, as a KeyError on a value would."""
+
+    name = "quoting"
+
+    async def on_request(self, ctx: PolicyContext, request: dict[str, Any]) -> dict[str, Any]:
+        raise KeyError(request["messages"][0]["content"])
+
+
+async def test_a_failing_policy_quoting_a_key_logs_and_records_its_kind(caplog: pytest.LogCaptureFixture) -> None:
+    chain = chain_of({"policy": "test_secrets:QuotingPolicy"})
+    ctx = context("openai-chat")
+    request = {"model": "m", "messages": [{"role": "user", "content": f"deploy {KEY}"}]}
+    assert await chain.request(ctx, request) is request  # on_error: allow
+    (event,) = ctx.events
+    assert event.reason == "KeyError: 'deploy <redacted:openai_key>'"
+    assert "<redacted:openai_key>" in caplog.text and KEY not in caplog.text
