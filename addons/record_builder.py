@@ -10,6 +10,7 @@ all of it (in a worker thread: bodies of 100+ KB take milliseconds to search).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from mitmproxy import http
@@ -79,9 +80,28 @@ def _dict(value: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def record_scrubber(state: CallState) -> Scrubber:
-    """What scrubs this call's record: its header and URL secrets, its chain's detectors."""
-    return Scrubber(state.secrets, state.chain.record_detectors)
+def record_scrubber(state: CallState) -> Callable[[CallRecord], CallRecord]:
+    """What scrubs this call's record: its header and URL secrets, its chain's detectors.
+
+    A streamed stage whose message holds a detected secret keeps no raw bytes: a model
+    streams a key in pieces, one per event, which no search of the bytes would find."""
+    scrubber = Scrubber(state.secrets, state.chain.record_detectors)
+
+    def scrub(record: CallRecord) -> CallRecord:
+        stages = [_without_secret_stream(stage, scrubber) for stage in record.stages]
+        return scrubber(record.model_copy(update={"stages": stages}))
+
+    return scrub
+
+
+def _without_secret_stream(stage: StageRecord, scrubber: Scrubber) -> StageRecord:
+    if stage.raw is None or stage.body is None:
+        return stage
+    kinds = scrubber.kinds(stage.body)
+    if not kinds:
+        return stage
+    withheld = f"raw stream not kept: its message held {', '.join(sorted(kinds))}"
+    return stage.model_copy(update={"raw": None, "note": "; ".join(n for n in (stage.note, withheld) if n)})
 
 
 def build_record(state: CallState, flow: http.HTTPFlow, session_id: str | None, error: str | None) -> CallRecord:

@@ -103,6 +103,17 @@ class Detectors:
 
         return self._alternation(candidates).sub(replacement, text)
 
+    def kinds(self, text: str) -> set[str]:
+        """The names of the detectors that match somewhere in `text`."""
+        found: set[str] = set()
+
+        def note(name: str) -> str:
+            found.add(name)
+            return name
+
+        self.sub(text, note)
+        return found
+
     def _alternation(self, active: tuple[int, ...]) -> re.Pattern[str]:
         if active not in self._alternations:
             self._alternations[active] = re.compile("|".join(f"(?P<{_group(i)}>{self._patterns[i]})" for i in active))

@@ -128,6 +128,14 @@ class Scrubber:
         self._secrets = sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
         self._detectors = detectors
 
+    def kinds(self, value: Any) -> set[str]:
+        """The names of the detectors that find something in `value`."""
+        if self._detectors is None:
+            return set()
+        texts: list[str] = []
+        _collect(value, texts)
+        return self._detectors.kinds("\x00".join(texts))
+
     def __call__[T](self, value: T) -> T:
         texts: list[str] = []
         _collect(value, texts)

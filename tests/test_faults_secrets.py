@@ -76,7 +76,8 @@ def test_secrets_in_prompts_and_answers_never_reach_the_database(
     mode: str,
 ) -> None:
     values = fresh_secrets()
-    SCENARIOS[LEAKY] = Scenario(text=["Noted: ", f"{values['openai_key']} and {values['aws_access_key_id']}", " ok"])
+    key = values["openai_key"]  # streamed in two pieces, as a model would
+    SCENARIOS[LEAKY] = Scenario(text=["Noted: ", key[:12], f"{key[12:]} and {values['aws_access_key_id']}", " ok"])
     proxy = start_proxy(config={"policies": MODES[mode]})
     clients = make_clients(proxy)
     paced = PacedStream(clients)
@@ -115,8 +116,13 @@ def test_secrets_in_prompts_and_answers_never_reach_the_database(
         for kind in recorded_kinds:
             assert f"<redacted:{kind}>" in original
             assert (f"[REDACTED:{kind}]" if mode == "redact" else f"<redacted:{kind}>") in final
+        streamed = db.rows("select stream from calls where call_id = ?", (call_id,))[0]["stream"]
         for stage in ("response_original", "response_final"):
             assert "<redacted:openai_key> and <redacted:aws_access_key_id>" in stage_text(db, call_id, stage)
+            if streamed:  # the key's pieces were in the raw stream: it is not kept
+                (row,) = db.rows("select raw, note from stages where call_id = ? and stage = ?", (call_id, stage))
+                assert row["raw"] is None
+                assert row["note"] == "raw stream not kept: its message held aws_access_key_id, openai_key"
     if mode == "no_policy":  # not a secret to anyone: recorded as sent
         assert values["ticket"] in stage_text(db, leaky[0], "request_original")
     # (3) full-text search finds the marker, not the secret
@@ -127,7 +133,7 @@ def test_secrets_in_prompts_and_answers_never_reach_the_database(
 
     totals = assert_accounted(proxy, len(cases) + paced.calls)
     assert len(leaky) == len(cases)
-    hidden = [api_key, values["openai_key"], values["aws_access_key_id"], token.lower()]
+    hidden = [api_key, key, key[12:], values["aws_access_key_id"], token.lower()]
     assert_no_secret(db_path, *hidden, *([values["ticket"]] if mode != "no_policy" else []))
     report(
         f"secrets in prompt and answer ({mode})",

@@ -280,3 +280,10 @@ async def test_a_failing_policy_quoting_a_key_logs_and_records_its_kind(caplog: 
     (event,) = ctx.events
     assert event.reason == "KeyError: 'deploy <redacted:openai_key>'"
     assert "<redacted:openai_key>" in caplog.text and KEY not in caplog.text
+
+
+def test_kinds_names_what_the_detectors_find() -> None:
+    scrub = key_scrubber()
+    assert scrub.kinds({"content": [f"a {AWS}", {"t": KEY}]}) == {"aws_access_key_id", "openai_key"}
+    assert scrub.kinds({"content": "clean"}) == set()
+    assert Scrubber([KEY]).kinds(KEY) == set()  # exact secrets are not detections
