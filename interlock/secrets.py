@@ -136,18 +136,24 @@ class Scrubber:
         _collect(value, texts)
         return self._detectors.kinds("\x00".join(texts))
 
+    def finds(self, value: Any) -> bool:
+        """Whether `value` holds anything to scrub: the search alone, without the rebuild."""
+        return self._rewrite(value) is not None
+
     def __call__[T](self, value: T) -> T:
+        rewrite = self._rewrite(value)
+        if rewrite is None:
+            return value
+        result: T = rewrite.value(value)
+        return result
+
+    def _rewrite(self, value: Any) -> _Rewrite | None:
         texts: list[str] = []
         _collect(value, texts)
-        if not texts:
-            return value
         joined = "\x00".join(texts)
         secrets = [s for s in self._secrets if s in joined]
-        active = self._detectors.active(joined) if self._detectors else ()
-        if not secrets and not active:
-            return value
-        result: T = _Rewrite(secrets, self._detectors, active).value(value)
-        return result
+        active = self._detectors.active(joined) if self._detectors and joined else ()
+        return _Rewrite(secrets, self._detectors, active) if secrets or active else None
 
 
 def _decode(raw: bytes) -> str:
