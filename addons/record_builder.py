@@ -88,10 +88,6 @@ class RecordScrubber:
     def __init__(self, state: CallState) -> None:
         self.scrubber = Scrubber(state.secrets, state.chain.record_detectors)
 
-    def finds(self, record: CallRecord) -> bool:
-        """Whether there is anything to scrub (usually not; about 2 ms per 100 KB)."""
-        return self.scrubber.finds(record)
-
     def __call__(self, record: CallRecord) -> CallRecord:
         stages = [_without_secret_stream(stage, self.scrubber) for stage in record.stages]
         return self.scrubber(record.model_copy(update={"stages": stages}))

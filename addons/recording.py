@@ -2,8 +2,7 @@
 
 Options: `interlock_db` (default `$INTERLOCK_DB`, else the config's
 `recorder.database`). The writer runs in the background: `submit` never waits for the
-disk. The record is built at `response` or `error` and scrubbed of secrets (searched on
-the event loop; rewritten, when it holds any, in a worker thread); other addons (the terminal line,
+disk. The record is built and scrubbed of secrets at `response` or `error`; other addons (the terminal line,
 mitmweb's marks) react to the `interlock_call_ended` hook.
 """
 
@@ -88,21 +87,15 @@ class Recording:
             session_id = session_id_for(
                 state.dialect, state.request_original, flow.request.headers, loaded.config.sessions
             )
-            record = build_record(state, flow, session_id, error)
-            scrub = RecordScrubber(state)
+            # Scrubbed here, on the event loop: searching a 100 KB prompt takes about 1.5 ms
+            # (4 ms when it holds a secret). A worker thread holds the GIL all the same and
+            # the hop cost each streamed call ~30 ms through mitmdump (measured A/B).
+            record = RecordScrubber(state)(build_record(state, flow, session_id, error))
         except Exception:  # a record we cannot build must not break the flow
             logger.exception("Interlock could not build the record of call %s", state.call_id)
             return
         finally:
             self.calls.detach(flow)
-        try:
-            # The search runs here; a rewrite (a record with something to scrub) in a worker
-            # thread, so other flows go on. A hop for every call costs this flow 3-15 ms.
-            if scrub.finds(record):
-                record = await asyncio.to_thread(scrub, record)
-        except Exception:
-            logger.exception("Interlock could not scrub the record of call %s: not recorded", state.call_id)
-            return
         if self.writer is not None:
             self.writer.submit(record)
         await ctx.master.addons.trigger_event(CallEndedHook(flow, record))

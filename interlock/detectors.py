@@ -103,6 +103,13 @@ class Detectors:
 
         return self._alternation(candidates).sub(replacement, text)
 
+    def hint_positions(self, index: int, text: str) -> list[int] | None:
+        """Where detector `index`'s pre-check matches in `text`; None for a custom pattern
+        (its matches may overlap, so positions would not say where all of them are)."""
+        if DETECTORS.get(self.names[index]) != self._patterns[index]:
+            return None
+        return [match.start() for match in self._hints[index].finditer(text)]
+
     def kinds(self, text: str) -> set[str]:
         """The names of the detectors that match somewhere in `text`."""
         found: set[str] = set()

@@ -12,7 +12,9 @@ nothing of the secret itself, not even a prefix or suffix.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import bisect
+import itertools
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
@@ -136,10 +138,6 @@ class Scrubber:
         _collect(value, texts)
         return self._detectors.kinds("\x00".join(texts))
 
-    def finds(self, value: Any) -> bool:
-        """Whether `value` holds anything to scrub: the search alone, without the rebuild."""
-        return self._rewrite(value) is not None
-
     def __call__[T](self, value: T) -> T:
         rewrite = self._rewrite(value)
         if rewrite is None:
@@ -153,7 +151,27 @@ class Scrubber:
         joined = "\x00".join(texts)
         secrets = [s for s in self._secrets if s in joined]
         active = self._detectors.active(joined) if self._detectors and joined else ()
-        return _Rewrite(secrets, self._detectors, active) if secrets or active else None
+        if not secrets and not active:
+            return None
+        hits = [self._detectors.hint_positions(i, joined) for i in active] if self._detectors else []
+        if any(positions is None for positions in hits):
+            return _Rewrite(secrets, self._detectors, active, None)  # a custom pattern: every text
+        for secret in secrets:
+            hits.append(list(_occurrences(joined, secret)))
+        return _Rewrite(secrets, self._detectors, active, _texts_at(texts, hits))
+
+
+def _occurrences(text: str, part: str) -> Iterator[int]:
+    at = text.find(part)
+    while at >= 0:
+        yield at
+        at = text.find(part, at + 1)
+
+
+def _texts_at(texts: list[str], hits: list[list[int] | None]) -> set[str]:
+    """The texts (joined with one separator each) that the positions `hits` fall in."""
+    starts = list(itertools.accumulate((len(t) + 1 for t in texts[:-1]), initial=0))
+    return {texts[bisect.bisect_right(starts, at) - 1] for positions in hits for at in positions or ()}
 
 
 def _decode(raw: bytes) -> str:
@@ -179,14 +197,20 @@ def _collect(value: Any, texts: list[str]) -> None:
 
 
 class _Rewrite:
-    """One rebuild of a value, with the secrets and detectors its texts were found to hold."""
+    """One rebuild of a value, with the secrets and detectors its texts were found to
+    hold, and the texts they were found in (None: look in every text)."""
 
-    def __init__(self, secrets: list[str], detectors: Detectors | None, active: tuple[int, ...]) -> None:
+    def __init__(
+        self, secrets: list[str], detectors: Detectors | None, active: tuple[int, ...], dirty: set[str] | None
+    ) -> None:
         self.secrets = secrets
         self.detectors = detectors
         self.active = active
+        self.dirty = dirty
 
     def text(self, text: str) -> str:
+        if self.dirty is not None and text not in self.dirty:
+            return text
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
