@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from policy_fixtures import chain_of, context
 
-from interlock.detectors import check_pattern, record_detectors
+from interlock.detectors import DETECTORS, check_pattern, record_detectors
 from interlock.policy.base import Policy, PolicyContext
 from interlock.secrets import (
     Scrubber,
@@ -287,3 +289,19 @@ def test_kinds_names_what_the_detectors_find() -> None:
     assert scrub.kinds({"content": [f"a {AWS}", {"t": KEY}]}) == {"aws_access_key_id", "openai_key"}
     assert scrub.kinds({"content": "clean"}) == set()
     assert Scrubber([KEY]).kinds(KEY) == set()  # exact secrets are not detections
+
+
+FRAGMENTS = [KEY, AWS, "sk-", "AKIA", "ACME-7", "x", " ", "jane@example.org", "\n", "eyJ", "ä"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts=st.lists(st.lists(st.sampled_from(FRAGMENTS), max_size=6).map("".join), max_size=8))
+def test_rewriting_only_the_texts_found_equals_rewriting_every_text(texts: list[str]) -> None:
+    """Positions map each hit to its own text: nothing a detector matches is skipped."""
+    detectors = record_detectors([{"email": DETECTORS["email"]}])
+    expected = []
+    for text in texts:
+        text = text.replace(KEY, "<redacted>")
+        expected.append(detectors.sub(text, lambda name: f"<redacted:{name}>"))
+    value = {"texts": texts, "raw": [t.encode() for t in texts]}
+    assert Scrubber([KEY], detectors)(value) == {"texts": expected, "raw": [t.encode() for t in expected]}
