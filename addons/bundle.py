@@ -1,8 +1,9 @@
 """Entry script for `mitmdump -s addons/bundle.py`: the whole Interlock bundle.
 
 One addon per concern, in hook order: the configuration, matching LLM calls (call
-state), policing them, giving up on a silent upstream, recording them, then what people see (the terminal line, marks
-in mitmweb, a conversation view per dialect). mitmproxy puts this file's directory
+state), policing them, giving up on a silent upstream, recording them, then what people
+see (the terminal line, marks in mitmweb, a conversation view per dialect, mitmdump's
+flow lines without `?key=`). mitmproxy puts this file's directory
 first on sys.path while it runs it, so modules in `addons/` must not share a name with
 a top-level package they import.
 """
@@ -10,6 +11,7 @@ a top-level package they import.
 from addons.call_state import CallStates
 from addons.config_watch import ConfigWatch
 from addons.contentview import ConversationViews
+from addons.flow_line import FlowLineRedaction
 from addons.matcher import CallMatcher
 from addons.policing import Policing
 from addons.recording import Recording
@@ -27,4 +29,5 @@ addons = [
     CallLine(),
     FlowMarks(),
     ConversationViews(config),
+    FlowLineRedaction(),
 ]

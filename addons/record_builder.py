@@ -1,9 +1,10 @@
-"""Turns a finished flow and its `CallState` into a secret-free `CallRecord`.
+"""Turns a finished flow and its `CallState` into a `CallRecord`, and scrubs it.
 
 Streams are not parsed again here: their original and final messages come from the
-reassemblers fed as the stream passed (`StreamTap`, `PolicyStream`). Secrets found in
-the request's headers and URL are scrubbed from each piece as the record is put
-together, so the record is validated once and never round-tripped.
+reassemblers fed as the stream passed (`StreamTap`, `PolicyStream`). Headers are
+redacted as the record is put together; `RecordScrubber` then scrubs the secrets found
+in the request's headers and URL, and whatever the chain's record detectors find, from
+all of it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from addons.policing import is_sse, response_body_bytes
 from interlock.dialects.base import Dialect
 from interlock.neutral import Reassembly, Usage
 from interlock.policy.records import PolicyEventRecord
-from interlock.secrets import redact_headers, scrub
+from interlock.secrets import Scrubber, redact_headers
 from interlock.sse import parse_all
 from recorder.models import CallRecord, Stage, StageRecord, Verdict
 
@@ -80,21 +81,35 @@ def _dict(value: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+class RecordScrubber:
+    """Scrubs one call's record: its header and URL secrets, its chain's detectors.
+
+    A streamed stage whose message holds a detected secret keeps no raw bytes: a model
+    streams a key in pieces, one per event, which no search of the bytes would find."""
+
+    def __init__(self, state: CallState) -> None:
+        self.scrubber = Scrubber(state.secrets, state.chain.record_detectors)
+
+    def __call__(self, record: CallRecord) -> CallRecord:
+        stages = [_without_secret_stream(stage, self.scrubber) for stage in record.stages]
+        return self.scrubber(record.model_copy(update={"stages": stages}))
+
+
+def _without_secret_stream(stage: StageRecord, scrubber: Scrubber) -> StageRecord:
+    if stage.raw is None or stage.body is None:
+        return stage
+    kinds = scrubber.kinds(stage.body)
+    if not kinds:
+        return stage
+    withheld = f"raw stream not kept: its message held {', '.join(sorted(kinds))}"
+    return stage.model_copy(update={"raw": None, "note": "; ".join(n for n in (stage.note, withheld) if n)})
+
+
 def build_record(state: CallState, flow: http.HTTPFlow, session_id: str | None, error: str | None) -> CallRecord:
+    """The call's record, not scrubbed yet (`RecordScrubber`): never hand it out as it is."""
     dialect = state.dialect
     request = flow.request
-    secrets = state.secrets
     error = error or state.upstream_error
-    # The same object (an unchanged body in two stages) is scrubbed once; the value is
-    # kept beside its result so its id cannot be reused meanwhile.
-    cleaned: dict[int, tuple[Any, Any]] = {}
-
-    def clean[T](value: T) -> T:
-        if id(value) not in cleaned:
-            cleaned[id(value)] = (value, scrub(value, secrets))
-        result: T = cleaned[id(value)][1]
-        return result
-
     raw_request = request.raw_content if state.request_original is None else None
     stages = [
         StageRecord(
@@ -113,13 +128,6 @@ def build_record(state: CallState, flow: http.HTTPFlow, session_id: str | None, 
         ),
         *_response_stages(state, flow.response),
     ]
-    for stage in stages:
-        stage.headers, stage.body, stage.raw, stage.note = (
-            clean(stage.headers),
-            clean(stage.body),
-            clean(stage.raw),
-            clean(stage.note),
-        )
     responded = len(stages) == 4
     original_message = _dict(stages[2].body) if responded else None
     final_message = _dict(stages[3].body) if responded else None
@@ -151,13 +159,13 @@ def build_record(state: CallState, flow: http.HTTPFlow, session_id: str | None, 
         response_model=dialect.response_model(original_message) if original_message else None,
         stream=state.streamed or state.stream_requested,
         status=status,
-        error=clean("; ".join(notes)) or None,
+        error="; ".join(notes) or None,
         verdict=verdict(events, changed, error),
         usage=dialect.usage(original_message) if original_message else Usage(),
-        prompt_text=clean(dialect.typed_text(final_body)) if final_body else None,
-        user_text=clean(dialect.last_user_text(final_body)) if final_body else None,
-        response_text=clean(dialect.response_text(final_message)) if final_message else None,
+        prompt_text=dialect.typed_text(final_body) if final_body else None,
+        user_text=dialect.last_user_text(final_body) if final_body else None,
+        response_text=dialect.response_text(final_message) if final_message else None,
         stages=stages,
-        events=clean(events),
-        judgements=clean(state.policy.judgements) if state.policy is not None else [],
+        events=events,
+        judgements=state.policy.judgements if state.policy is not None else [],
     )

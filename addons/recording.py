@@ -2,7 +2,7 @@
 
 Options: `interlock_db` (default `$INTERLOCK_DB`, else the config's
 `recorder.database`). The writer runs in the background: `submit` never waits for the
-disk. The record is built at `response` or `error`; other addons (the terminal line,
+disk. The record is built and scrubbed of secrets at `response` or `error`; other addons (the terminal line,
 mitmweb's marks) react to the `interlock_call_ended` hook.
 """
 
@@ -17,7 +17,7 @@ from mitmproxy import ctx, http
 
 from addons.call_state import CallEndedHook, CallStates
 from addons.config_watch import ConfigWatch
-from addons.record_builder import build_record
+from addons.record_builder import RecordScrubber, build_record
 from interlock.sessions import session_id_for
 from recorder import cost
 from recorder.writer import RecorderWriter
@@ -87,7 +87,10 @@ class Recording:
             session_id = session_id_for(
                 state.dialect, state.request_original, flow.request.headers, loaded.config.sessions
             )
-            record = build_record(state, flow, session_id, error)
+            # Scrubbed here, on the event loop: searching a 100 KB prompt takes about 1.5 ms
+            # (4 ms when it holds a secret). A worker thread holds the GIL all the same and
+            # the hop cost each streamed call ~30 ms through mitmdump (measured A/B).
+            record = RecordScrubber(state)(build_record(state, flow, session_id, error))
         except Exception:  # a record we cannot build must not break the flow
             logger.exception("Interlock could not build the record of call %s", state.call_id)
             return

@@ -2,8 +2,9 @@
 
 Headers and URLs are redacted where they are captured (`redact_headers`, `redact_url`);
 the raw secret values found there (`secret_values`) are then scrubbed from everything
-else recorded about the call (`scrub`): a client may echo its key in a
-body, or a provider in an error message.
+else recorded about the call (`Scrubber`): a client may echo its key in a body, or a
+provider in an error message. The `Scrubber` also marks whatever the record detectors
+(`interlock.detectors`) find: keys pasted into a prompt, a tool's output.
 
 Markers keep what helps debugging (the auth scheme, cookie names, the length) and
 nothing of the secret itself, not even a prefix or suffix.
@@ -11,11 +12,15 @@ nothing of the secret itself, not even a prefix or suffix.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import bisect
+import itertools
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from pydantic import BaseModel
+
+from interlock.detectors import Detectors, record_marker
 
 SECRET_HEADERS = frozenset(
     {
@@ -111,31 +116,120 @@ def secret_values(headers: Iterable[tuple[str, str]], url: str) -> list[str]:
     return list(dict.fromkeys(value for value in found if value))
 
 
-def scrub[T](value: T, secrets: Iterable[str]) -> T:
-    """`value` (str, bytes, pydantic models, or dicts/lists/tuples of them) with every secret of at least
-    MIN_SECRET_LENGTH characters replaced by "<redacted>"; other values unchanged."""
-    usable = sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
-    if not usable:
-        return value
-    return _scrub(value, usable, [(s.encode(), REDACTED.encode()) for s in usable])
+class Scrubber:
+    """Scrubs one call's secrets from anything recorded about it: str, bytes, pydantic
+    models, and dicts/lists/tuples of them (keys included).
 
+    The secret values seen in its headers and URL (at least MIN_SECRET_LENGTH characters)
+    become "<redacted>"; whatever `detectors` find becomes `record_marker(kind)`. A value
+    is first searched whole (its texts joined): the usual value, with nothing to scrub,
+    comes back as the same object, not rebuilt.
+    """
 
-def _scrub(value: Any, secrets: list[str], byte_secrets: list[tuple[bytes, bytes]]) -> Any:
-    if isinstance(value, str):
+    def __init__(self, secrets: Iterable[str], detectors: Detectors | None = None) -> None:
+        self._secrets = sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
+        self._detectors = detectors
+
+    def kinds(self, value: Any) -> set[str]:
+        """The names of the detectors that find something in `value`."""
+        if self._detectors is None:
+            return set()
+        texts: list[str] = []
+        _collect(value, texts)
+        return self._detectors.kinds("\x00".join(texts))
+
+    def __call__[T](self, value: T) -> T:
+        rewrite = self._rewrite(value)
+        if rewrite is None:
+            return value
+        result: T = rewrite.value(value)
+        return result
+
+    def _rewrite(self, value: Any) -> _Rewrite | None:
+        texts: list[str] = []
+        _collect(value, texts)
+        joined = "\x00".join(texts)
+        secrets = [s for s in self._secrets if s in joined]
+        active = self._detectors.active(joined) if self._detectors and joined else ()
+        if not secrets and not active:
+            return None
+        hits = [self._detectors.hint_positions(i, joined) for i in active] if self._detectors else []
+        if any(positions is None for positions in hits):
+            return _Rewrite(secrets, self._detectors, active, None)  # a custom pattern: every text
         for secret in secrets:
-            if secret in value:
-                value = value.replace(secret, REDACTED)
+            hits.append(list(_occurrences(joined, secret)))
+        return _Rewrite(secrets, self._detectors, active, _texts_at(texts, hits))
+
+
+def _occurrences(text: str, part: str) -> Iterator[int]:
+    at = text.find(part)
+    while at >= 0:
+        yield at
+        at = text.find(part, at + 1)
+
+
+def _texts_at(texts: list[str], hits: list[list[int] | None]) -> set[str]:
+    """The texts (joined with one separator each) that the positions `hits` fall in."""
+    starts = list(itertools.accumulate((len(t) + 1 for t in texts[:-1]), initial=0))
+    return {texts[bisect.bisect_right(starts, at) - 1] for positions in hits for at in positions or ()}
+
+
+def _decode(raw: bytes) -> str:
+    """Bytes as text, losslessly (bytes that are not UTF-8 round-trip as surrogates)."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _collect(value: Any, texts: list[str]) -> None:
+    if isinstance(value, str):
+        texts.append(value)
+    elif isinstance(value, bytes):
+        texts.append(_decode(value))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _collect(key, texts)
+            _collect(item, texts)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _collect(item, texts)
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            _collect(getattr(value, name), texts)
+
+
+class _Rewrite:
+    """One rebuild of a value, with the secrets and detectors its texts were found to
+    hold, and the texts they were found in (None: look in every text)."""
+
+    def __init__(
+        self, secrets: list[str], detectors: Detectors | None, active: tuple[int, ...], dirty: set[str] | None
+    ) -> None:
+        self.secrets = secrets
+        self.detectors = detectors
+        self.active = active
+        self.dirty = dirty
+
+    def text(self, text: str) -> str:
+        if self.dirty is not None and text not in self.dirty:
+            return text
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        if self.detectors is not None and self.active:
+            text = self.detectors.sub(text, record_marker, self.active)
+        return text
+
+    def value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, bytes):
+            text = _decode(value)
+            scrubbed = self.text(text)
+            return value if scrubbed == text else scrubbed.encode("utf-8", "surrogateescape")
+        if isinstance(value, dict):
+            return {self.value(key): self.value(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self.value(item) for item in value)
+        if isinstance(value, BaseModel):
+            fields = type(value).model_fields
+            return value.model_copy(update={name: self.value(getattr(value, name)) for name in fields})
         return value
-    if isinstance(value, bytes):
-        for secret_bytes, marker in byte_secrets:
-            if secret_bytes in value:
-                value = value.replace(secret_bytes, marker)
-        return value
-    if isinstance(value, dict):
-        return {_scrub(key, secrets, byte_secrets): _scrub(item, secrets, byte_secrets) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_scrub(item, secrets, byte_secrets) for item in value)
-    if isinstance(value, BaseModel):
-        fields = type(value).model_fields
-        return value.model_copy(update={name: _scrub(getattr(value, name), secrets, byte_secrets) for name in fields})
-    return value

@@ -276,7 +276,11 @@ def test_each_builtin_end_to_end(
         sent_upstream = json.dumps(upstream)
         assert SECRET_EMAIL not in sent_upstream and SECRET_AWS not in sent_upstream
         assert "[REDACTED:email]" in sent_upstream and "[REDACTED:aws_access_key_id]" in sent_upstream
-        assert SECRET_EMAIL in json.dumps(request_original) and request_final == upstream
+        # the record keeps where they were, never what they were (issue 9)
+        recorded = json.dumps(request_original)
+        assert SECRET_EMAIL not in recorded and SECRET_AWS not in recorded
+        assert "<redacted:email>" in recorded and "<redacted:aws_access_key_id>" in recorded
+        assert request_final == upstream
         assert response_original == response_final
         assert events == [("redact", "redacted", {"counts": {"email": 1, "aws_access_key_id": 1}})]
         assert call["verdict"] == "modified"

@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from policy_fixtures import chain_of, context
 
+from interlock.detectors import DETECTORS
 from interlock.neutral import ToolCall
 from interlock.policy.base import Keep, ReplaceWithText
-from policies.builtin.redact import DETECTORS
+from interlock.secrets import Scrubber
 from policies.builtin.tool_text import MAX_ARGUMENT_CHARS, blocked_notice
 
 SECRETS = {
@@ -234,3 +235,15 @@ async def test_redact_pre_checks_never_skip_a_detector_that_matches(pieces: list
     request = {"model": "m", "messages": [{"role": "user", "content": text}]}
     edited = await chain_of({"policy": "redact"}).request(context("openai-chat"), request)
     assert edited["messages"][0]["content"] == expected
+
+
+async def test_redact_record_only_leaves_the_request_and_scrubs_the_record() -> None:
+    options = {"policy": "redact", "patterns": {"ticket": r"ACME-\d+"}, "mode": "record_only"}
+    chain = chain_of(options)
+    ctx = context("openai-chat")
+    text = f"{SECRETS['aws_access_key_id']} ACME-42 {SECRETS['email']}"
+    request = {"model": "m", "messages": [{"role": "user", "content": text}]}
+    assert await chain.request(ctx, request) is request
+    assert ctx.events == []
+    scrubbed = Scrubber([], chain.record_detectors)(text)
+    assert scrubbed == "<redacted:aws_access_key_id> <redacted:ticket> <redacted:email>"

@@ -226,6 +226,8 @@ class ExplodingPolicy(Policy):
         ({"policy": "model_rewrite", "map": {"a": 3}}, r"\(model_rewrite\)\.map\.a: Input should be a valid string"),
         ({"policy": "system_prompt", "text": "x", "position": "middle"}, r"\(system_prompt\)\.position"),
         ({"policy": "redact", "patterns": {"mine": "(("}}, r"\(redact\)\.patterns: .*'mine' is not a valid"),
+        ({"policy": "redact", "patterns": {"any": ".*"}}, r"\(redact\)\.patterns: .*'any' matches the empty string"),
+        ({"policy": "redact", "mode": "upstream"}, r"\(redact\)\.mode: Input should be 'request' or 'record_only'"),
         (
             {"policy": "test_policies_chain:ExplodingPolicy"},
             r"policies\.0 \(test_policies_chain:ExplodingPolicy\): cannot start",

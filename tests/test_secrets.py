@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from policy_fixtures import chain_of, context
 
+from interlock.detectors import DETECTORS, check_pattern, record_detectors
+from interlock.policy.base import Policy, PolicyContext
 from interlock.secrets import (
+    Scrubber,
     redact_headers,
     redact_url,
-    scrub,
     secret_values,
 )
 from recorder.models import CallRecord, JudgeRecord, PolicyEventRecord, StageRecord
@@ -93,21 +99,21 @@ def test_secret_values() -> None:
 
 def test_scrub_str_bytes_and_nested() -> None:
     secrets = [KEY, COOKIE]
-    assert scrub(f"key is {KEY}!", secrets) == "key is <redacted>!"
-    assert scrub(f'data: {{"k": "{KEY}"}}\n\n'.encode(), secrets) == b'data: {"k": "<redacted>"}\n\n'
+    assert Scrubber(secrets)(f"key is {KEY}!") == "key is <redacted>!"
+    assert Scrubber(secrets)(f'data: {{"k": "{KEY}"}}\n\n'.encode()) == b'data: {"k": "<redacted>"}\n\n'
     nested = {
         "a": [KEY, {"b": (f"x{COOKIE}y", 3, None, 1.5, True)}],
         KEY: "key as a key",
     }
-    assert scrub(nested, secrets) == {
+    assert Scrubber(secrets)(nested) == {
         "a": ["<redacted>", {"b": ("x<redacted>y", 3, None, 1.5, True)}],
         "<redacted>": "key as a key",
     }
 
 
 def test_scrub_ignores_short_values() -> None:
-    assert scrub("theme=dark", ["dark"]) == "theme=dark"
-    assert scrub(b"abc", ["abc", ""]) == b"abc"
+    assert Scrubber(["dark"])("theme=dark") == "theme=dark"
+    assert Scrubber(["abc", ""])(b"abc") == b"abc"
 
 
 def secret_everywhere() -> CallRecord:
@@ -155,7 +161,7 @@ def secret_everywhere() -> CallRecord:
 def test_scrub_covers_every_field_of_a_record() -> None:
     record = secret_everywhere()
     assert KEY in record.model_dump_json()
-    scrubbed = scrub(record, [KEY])
+    scrubbed = Scrubber([KEY])(record)
     assert KEY not in scrubbed.model_dump_json()
     assert KEY.encode() not in b"".join(stage.raw or b"" for stage in scrubbed.stages)
     assert scrubbed.prompt_text == "my key is <redacted>"
@@ -180,7 +186,7 @@ async def test_secret_never_reaches_the_database_file(tmp_path: Path, scrubbed: 
     db_path = tmp_path / "interlock.db"
     record = secret_everywhere()
     if scrubbed:
-        record = scrub(record, secret_values([("Authorization", f"Bearer {KEY}")], "https://h/p"))
+        record = Scrubber(secret_values([("Authorization", f"Bearer {KEY}")], "https://h/p"))(record)
     writer = RecorderWriter(str(db_path))
     await writer.start()
     writer.submit(record)
@@ -196,3 +202,106 @@ async def test_secret_never_reaches_the_database_file(tmp_path: Path, scrubbed: 
     # unscrubbed, the key is in the files: the check can see it
     assert contains_key(while_open) is not scrubbed
     assert contains_key(after_close) is not scrubbed
+
+
+AWS = "AKIAIOSFODNN7EXAMPLE"
+
+
+def key_scrubber(*secrets: str, extra: dict[str, str] | None = None) -> Scrubber:
+    return Scrubber(secrets, record_detectors([extra or {}]))
+
+
+def test_detected_keys_become_their_kind_in_str_bytes_and_keys() -> None:
+    scrub = key_scrubber()
+    assert scrub(f"use {KEY} and {AWS}.") == "use <redacted:openai_key> and <redacted:aws_access_key_id>."
+    assert scrub(f"data: {AWS}\n\n".encode()) == b"data: <redacted:aws_access_key_id>\n\n"
+    assert scrub({KEY: [AWS]}) == {"<redacted:openai_key>": ["<redacted:aws_access_key_id>"]}
+
+
+def test_e_mail_is_only_scrubbed_when_a_redact_policy_asks_for_it() -> None:
+    assert key_scrubber()("mail jane@example.org") == "mail jane@example.org"
+    chain = chain_of({"policy": "redact", "detectors": ["email"], "patterns": {"ticket": r"ACME-\d+"}})
+    scrub = Scrubber([], chain.record_detectors)
+    assert scrub(f"mail jane@example.org, ACME-12, {AWS}") == (
+        "mail <redacted:email>, <redacted:ticket>, <redacted:aws_access_key_id>"
+    )
+
+
+def test_exact_secrets_go_first_then_the_detectors() -> None:
+    header_key = "sk-test-SECRET-0123456789abcdef"
+    assert key_scrubber(header_key)(f"{header_key} {KEY}") == "<redacted> <redacted:openai_key>"
+
+
+def test_a_clean_value_comes_back_as_the_same_object() -> None:
+    body = {"messages": [{"role": "user", "content": "nothing to see " * 1000}], "n": 1}
+    assert key_scrubber(KEY)(body) is body
+
+
+def test_bytes_that_are_not_utf8_round_trip() -> None:
+    raw = b"\xff\xfe gzip-ish \x8b " + AWS.encode() + b" \xc3"
+    assert key_scrubber()(raw) == b"\xff\xfe gzip-ish \x8b <redacted:aws_access_key_id> \xc3"
+    assert key_scrubber()(b"\xff\x00 clean") == b"\xff\x00 clean"
+
+
+def test_a_name_taken_by_another_pattern_keeps_both() -> None:
+    detectors = record_detectors([{"ticket": r"ACME-\d+"}, {"ticket": r"TCK-\d+"}])
+    scrub = Scrubber([], detectors)
+    assert scrub("ACME-1 TCK-2") == "<redacted:ticket> <redacted:1.ticket>"
+
+
+@pytest.mark.parametrize("pattern", ["a*", "(x)?", ""])
+def test_a_pattern_matching_nothing_is_refused(pattern: str) -> None:
+    with pytest.raises(ValueError, match="matches the empty string"):
+        check_pattern(pattern)
+
+
+def test_the_record_scrubs_every_field_with_detectors() -> None:
+    record = secret_everywhere()
+    dirty = record.model_copy(update={"prompt_text": f"aws {AWS}", "response_text": f"-- {AWS} --"})
+    scrubbed = key_scrubber()(dirty)
+    dumped = scrubbed.model_dump_json()
+    assert KEY not in dumped and AWS not in dumped
+    assert scrubbed.prompt_text == "aws <redacted:aws_access_key_id>"
+    assert scrubbed.stages[2].raw == b'data: {"text": "<redacted:openai_key>"}\n\n'
+
+
+class QuotingPolicy(Policy):
+    """Fails quoting the request's text, as a KeyError on a value would."""
+
+    name = "quoting"
+
+    async def on_request(self, ctx: PolicyContext, request: dict[str, Any]) -> dict[str, Any]:
+        raise KeyError(request["messages"][0]["content"])
+
+
+async def test_a_failing_policy_quoting_a_key_logs_and_records_its_kind(caplog: pytest.LogCaptureFixture) -> None:
+    chain = chain_of({"policy": "test_secrets:QuotingPolicy"})
+    ctx = context("openai-chat")
+    request = {"model": "m", "messages": [{"role": "user", "content": f"deploy {KEY}"}]}
+    assert await chain.request(ctx, request) is request  # on_error: allow
+    (event,) = ctx.events
+    assert event.reason == "KeyError: 'deploy <redacted:openai_key>'"
+    assert "<redacted:openai_key>" in caplog.text and KEY not in caplog.text
+
+
+def test_kinds_names_what_the_detectors_find() -> None:
+    scrub = key_scrubber()
+    assert scrub.kinds({"content": [f"a {AWS}", {"t": KEY}]}) == {"aws_access_key_id", "openai_key"}
+    assert scrub.kinds({"content": "clean"}) == set()
+    assert Scrubber([KEY]).kinds(KEY) == set()  # exact secrets are not detections
+
+
+FRAGMENTS = [KEY, AWS, "sk-", "AKIA", "ACME-7", "x", " ", "jane@example.org", "\n", "eyJ", "ä"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts=st.lists(st.lists(st.sampled_from(FRAGMENTS), max_size=6).map("".join), max_size=8))
+def test_rewriting_only_the_texts_found_equals_rewriting_every_text(texts: list[str]) -> None:
+    """Positions map each hit to its own text: nothing a detector matches is skipped."""
+    detectors = record_detectors([{"email": DETECTORS["email"]}])
+    expected = []
+    for text in texts:
+        text = text.replace(KEY, "<redacted>")
+        expected.append(detectors.sub(text, lambda name: f"<redacted:{name}>"))
+    value = {"texts": texts, "raw": [t.encode() for t in texts]}
+    assert Scrubber([KEY], detectors)(value) == {"texts": expected, "raw": [t.encode() for t in expected]}

@@ -17,7 +17,9 @@ included), for policies that need a field the neutral view leaves out.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -103,6 +105,9 @@ class Policy:
     name: ClassVar[str] = ""
     Options: ClassVar[type[PolicyOptions]] = PolicyOptions
     description: ClassVar[str] = ""
+    # Named patterns whose matches must never be recorded: the recorder scrubs them from
+    # everything it records about the calls this policy's chain handles.
+    record_patterns: Mapping[str, str] = MappingProxyType({})
 
     def __init__(self, options: PolicyOptions, instance_name: str) -> None:
         self.options = options

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, TypeVar
 
+from interlock.detectors import record_detectors, record_marker
 from interlock.neutral import ToolCall
 from interlock.policy.base import Keep, Policy, PolicyContext, ReplaceWithText, StreamEnd, ToolDecision
 
@@ -61,6 +62,8 @@ def failure_reason(error: BaseException) -> str:
 class PolicyChain:
     def __init__(self, entries: list[ChainedPolicy]) -> None:
         self.entries = entries
+        # What the recorder scrubs from the records of the calls this chain handles.
+        self.record_detectors = record_detectors(e.policy.record_patterns for e in entries)
 
         def using(hook: str) -> list[ChainedPolicy]:
             return [e for e in entries if type(e.policy).overrides(hook)]
@@ -96,7 +99,8 @@ class PolicyChain:
             async with asyncio.timeout(entry.timeout_s):
                 return await call()
         except Exception as error:  # noqa: BLE001 - a policy's failure must never reach the flow
-            reason = failure_reason(error)
+            # A policy's message may quote what it read: no key goes to the log or the record.
+            reason = self.record_detectors.sub(failure_reason(error), record_marker)
             logger.warning("policy %s failed in %s: %s (on_error=%s)", entry.name, hook, reason, entry.on_error)
             ctx.record(entry.name, "error", reason, hook=hook, on_error=entry.on_error)
             if entry.on_error == "block":

@@ -31,7 +31,7 @@ from functools import cache
 from types import ModuleType
 from typing import Any
 
-from interlock.secrets import scrub
+from interlock.secrets import Scrubber
 
 logger = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ class JudgeClient:
     def _detail(self, error: BaseException, attempts: int) -> str:
         first_line = (str(error).splitlines() or [""])[0][:MAX_DETAIL_CHARS]
         text = f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
-        return f"{scrub(text, [self.api_key] if self.api_key else [])} (attempts: {attempts})"
+        return f"{Scrubber([self.api_key] if self.api_key else [])(text)} (attempts: {attempts})"
 
     async def ask(self, messages: list[dict[str, str]], deadline: float) -> JudgeReply:
         """The judge's answer, or `JudgeFailure` by `deadline` (the loop's clock)."""
