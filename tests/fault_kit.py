@@ -108,6 +108,33 @@ def assert_accounted(proxy: ProxyProcess, calls: int, *, removed: int = 0) -> Re
     return totals
 
 
+def conclude(
+    proxy: ProxyProcess,
+    calls: int,
+    case: str,
+    outcome: str,
+    *,
+    secrets: tuple[str, ...],
+    paced: PacedStream,
+    **figures: Any,
+) -> RecorderTotals:
+    """The end of a case that must lose nothing: every call recorded and none dropped
+    (`assert_accounted`), no secret in the database; its figures reported."""
+    totals = assert_accounted(proxy, calls)
+    assert totals.dropped == 0, totals
+    assert_no_secret(proxy.db_path, *secrets)
+    report(
+        case,
+        outcome,
+        **figures,
+        records=totals.written,
+        calls=calls,
+        dropped=totals.dropped,
+        paced_max_gap_s=round(paced.max_gap, 3),
+    )
+    return totals
+
+
 def assert_no_secret(db_path: Path | None, *secrets: str) -> None:
     """None of `secrets` is anywhere in the database's files (WAL and shm included)."""
     if db_path is None or not db_path.exists():

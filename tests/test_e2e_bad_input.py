@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from fault_kit import PacedStream, assert_accounted, assert_no_secret, report
+from fault_kit import PacedStream, conclude
 from harness import ProxyLauncher, ProxyProcess
 from harness_clients import ClientFactory
 from harness_db import CallsDB
@@ -92,16 +92,13 @@ def test_bad_input_is_forwarded_and_recorded(
         assert call["verdict"] == "pass"
     assert proxy.addon_errors() == []
     calls = 2 + paced.calls
-    totals = assert_accounted(proxy, calls)
-    assert totals.dropped == 0
-    assert_no_secret(proxy.db_path, api_key)
-    report(
+    conclude(
+        proxy,
+        calls,
         f"{kind}, {'policies' if config else 'no policies'}",
         "forwarded, answered, recorded" + ("" if is_json else " raw with a note"),
+        secrets=(api_key,),
+        paced=paced,
         answer_s=round(answered_s, 2),
         status=response.status_code,
-        records=totals.written,
-        calls=calls,
-        dropped=totals.dropped,
-        paced_max_gap_s=round(paced.max_gap, 3),
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from fault_kit import PacedStream, assert_accounted, assert_no_secret, report
+from fault_kit import PacedStream, conclude
 from harness import ProxyLauncher, ProxyProcess
 from harness_clients import ClientFactory, auth_headers, llm_request
 from harness_db import CallsDB
@@ -126,17 +126,14 @@ def test_client_leaves_while_a_tool_call_is_held(
         assert [d["decision"] for d in decisions] == ["allowed"], decisions
     assert recorded_after < PAUSE_S + JUDGE_DELAY_S + 2  # no wait for the stalled upstream or more
     calls = 2 + paced.calls
-    totals = assert_accounted(proxy, calls)
-    assert totals.dropped == 0
-    assert_no_secret(proxy.db_path, api_key)
-    report(
+    conclude(
+        proxy,
+        calls,
         f"client leaves mid-stream, {holder} holding ({dialect})",
         "recorded with the decision and the departure; nothing released",
+        secrets=(api_key,),
+        paced=paced,
         recorded_s=round(recorded_after, 2),
-        records=totals.written,
-        calls=calls,
-        dropped=totals.dropped,
-        paced_max_gap_s=round(paced.max_gap, 3),
     )
 
 
@@ -173,16 +170,13 @@ def test_a_10_mb_request(
     assert call["status"] == 200 and call["error"] is None
     assert after_mb - before_mb < RSS_GROWTH_BOUND_MB, (before_mb, after_mb)
     calls = 1 + paced.calls
-    totals = assert_accounted(proxy, calls)
-    assert totals.dropped == 0
-    assert_no_secret(proxy.db_path, api_key)
-    report(
+    conclude(
+        proxy,
+        calls,
         "10 MB request",
         "forwarded intact, recorded",
+        secrets=(api_key,),
+        paced=paced,
         answer_s=round(answered_s, 2),
         rss_growth_mb=round(after_mb - before_mb, 1),
-        records=totals.written,
-        calls=calls,
-        dropped=totals.dropped,
-        paced_max_gap_s=round(paced.max_gap, 3),
     )

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import pytest
-from fault_kit import PacedStream, assert_accounted, assert_no_secret, report
+from fault_kit import PacedStream, conclude
 from harness import ProxyLauncher, ProxyProcess
 from harness_clients import ClientFactory, auth_headers, llm_request
 from harness_db import CallsDB
@@ -95,17 +95,14 @@ def test_an_invalid_edit_keeps_the_previous_config(
     paced.assert_paced()
     assert proxy.addon_errors() == []
     calls = 3 + paced.calls
-    totals = assert_accounted(proxy, calls)
-    assert totals.dropped == 0
-    assert_no_secret(proxy.db_path, api_key)
-    report(
+    conclude(
+        proxy,
+        calls,
         f"config edited to invalid ({edit})",
         "previous config kept, key logged, calls flowing",
+        secrets=(api_key,),
+        paced=paced,
         answer_s=round(answered_s, 2),
-        records=totals.written,
-        calls=calls,
-        dropped=totals.dropped,
-        paced_max_gap_s=round(paced.max_gap, 3),
     )
 
 
@@ -148,15 +145,12 @@ def test_calls_in_flight_finish_on_the_chain_they_started_with(
     finals = {call_id: db.wait_call(call_id)["response_text"] for call_id in (id_before, id_after)}
     assert finals == {id_before: f"Hello from the {FIRST} provider.", id_after: f"Hello from the {SECOND} provider."}
     calls = 2 + paced.calls
-    totals = assert_accounted(proxy, calls)
-    assert totals.dropped == 0
-    assert_no_secret(proxy.db_path, api_key)
-    report(
+    conclude(
+        proxy,
+        calls,
         f"config reload with a call in flight ({dialect})",
         "in-flight stream finished on its chain, the next on the new one",
+        secrets=(api_key,),
+        paced=paced,
         reload_into_stream_s=round(reloaded_at - times_before["headers"], 2),
-        records=totals.written,
-        calls=calls,
-        dropped=totals.dropped,
-        paced_max_gap_s=round(paced.max_gap, 3),
     )

@@ -53,8 +53,12 @@ def tool_arguments(raw: Any) -> Any:
     return parse_arguments(raw) if raw else {}
 
 
-def content_text(content: Any) -> str:
-    """Text of a message `content`: a string, or a list of parts whose text parts count."""
+TEXT_PART_TYPES = frozenset({"text"})
+
+
+def content_text(content: Any, text_types: frozenset[str] = TEXT_PART_TYPES) -> str:
+    """Text of a message `content`: a string, or a list of parts whose text parts (of
+    one of `text_types`) count, joined by newlines."""
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
@@ -62,7 +66,7 @@ def content_text(content: Any) -> str:
     return "\n".join(
         part["text"]
         for part in content
-        if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
+        if isinstance(part, dict) and part.get("type") in text_types and isinstance(part.get("text"), str)
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from interlock.dialects.base import SystemPosition, TextEdit
 from interlock.dialects.common import (
+    content_text,
     conversation_fingerprint,
     edit_message_content,
     string_field,
@@ -38,15 +39,7 @@ def input_items(request: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 def part_text(content: Any) -> str:
     """Text of a message item's `content`: a string, or its text parts joined."""
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        return ""
-    return "\n".join(
-        part["text"]
-        for part in content
-        if isinstance(part, dict) and part.get("type") in TEXT_PARTS and isinstance(part.get("text"), str)
-    )
+    return content_text(content, TEXT_PARTS)
 
 
 def _user_items(request: dict[str, Any]) -> list[dict[str, Any]]:
