@@ -78,7 +78,9 @@ def test_registry_matches_host_and_path_only() -> None:
     azure = registry.match("POST", "myco.openai.azure.com", "/openai/deployments/gpt4o/chat/completions")
     assert azure is not None and azure.provider == "azure-openai"
     assert registry.match("GET", "api.openai.com", "/v1/chat/completions") is None
-    assert registry.match("POST", "api.openai.com", "/v1/responses") is None
+    responses = registry.match("POST", "api.openai.com", "/v1/responses")
+    assert responses is not None and responses.dialect == "openai-responses"
+    assert registry.match("POST", "api.openai.com", "/v1/embeddings") is None
     assert registry.match("POST", "api.anthropic.com", "/api/claude_code/settings") is None
     assert registry.match("POST", "example.com", "/v1/chat/completions") is None
 

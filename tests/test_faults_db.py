@@ -241,7 +241,7 @@ def test_disk_full_then_space_freed(
     if not can_mount_tmpfs(tmp_path):
         pytest.skip("needs a small tmpfs (root, mount allowed); test_recorder_faults covers max_page_count")
     calls = Calls()
-    with small_disk(tmp_path, 4096) as disk:
+    with small_disk(tmp_path, 32 * 1024) as disk:  # room for the WAL to grow until the filler takes the rest
         proxy = start_proxy(db=disk / "interlock.db")
         clients = make_clients(proxy)
         wait_for(lambda: (disk / "interlock.db").exists(), "the database is created")
