@@ -37,6 +37,21 @@ HINTS: dict[str, str] = {
     "jwt": "eyJ",
     "email": r"@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
 }
+# Literals at least one of which every match of a detector holds: `str in` finds a
+# literal several times faster than `re` does, so a text holding none of a detector's
+# literals (the usual text) never reaches its pre-check.
+LITERALS: dict[str, tuple[str, ...]] = {
+    "private_key": ("-----BEGIN ",),
+    "anthropic_key": ("sk-ant-",),
+    "openai_key": ("sk-",),
+    "github_token": ("gh",),
+    "slack_token": ("xox",),
+    "google_api_key": ("AIza",),
+    "stripe_key": ("_live_", "_test_"),
+    "aws_access_key_id": ("AKIA", "ASIA"),
+    "jwt": ("eyJ",),
+    "email": ("@",),
+}
 # Credentials, as opposed to personal data (e-mail addresses): never recorded, whatever
 # the configuration says.
 KEY_DETECTORS: tuple[str, ...] = tuple(name for name in DETECTORS if name != "email")
@@ -77,10 +92,12 @@ class Detectors:
     def __init__(self, named: Mapping[str, str]) -> None:
         self.names = list(named)
         self._patterns = list(named.values())
+        built_in = [DETECTORS.get(name) == pattern for name, pattern in named.items()]
         self._hints = [
-            re.compile(HINTS[name]) if DETECTORS.get(name) == pattern else re.compile(pattern)
-            for name, pattern in named.items()
+            re.compile(HINTS[name]) if own else re.compile(pattern)
+            for own, (name, pattern) in zip(built_in, named.items(), strict=True)
         ]
+        self._literals = [LITERALS[name] if own else () for own, name in zip(built_in, named, strict=True)]
         self._alternations: dict[tuple[int, ...], re.Pattern[str]] = {}
 
     def __bool__(self) -> bool:
@@ -88,7 +105,11 @@ class Detectors:
 
     def active(self, text: str) -> tuple[int, ...]:
         """The detectors that may match in `text` (their pre-check finds something)."""
-        return tuple(i for i, hint in enumerate(self._hints) if hint.search(text))
+        return tuple(
+            i
+            for i, (hint, literals) in enumerate(zip(self._hints, self._literals, strict=True))
+            if (not literals or any(literal in text for literal in literals)) and hint.search(text)
+        )
 
     def sub(self, text: str, replace: Callable[[str], str], active: tuple[int, ...] | None = None) -> str:
         """`text` with each match replaced by `replace(detector name)`; where several

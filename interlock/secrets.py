@@ -179,21 +179,27 @@ def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-def _collect(value: Any, texts: list[str]) -> None:
-    if isinstance(value, str):
-        texts.append(value)
-    elif isinstance(value, bytes):
-        texts.append(_decode(value))
+def _collect(value: Any, texts: list[str], seen: set[str] | None = None) -> None:
+    """The distinct texts of `value`, in order, into `texts`. A record holds the same
+    text several times (a prompt in both request stages, `prompt_text`, `user_text`):
+    searching it once is enough, as texts are rewritten by value."""
+    if seen is None:
+        seen = set()
+    if isinstance(value, str | bytes):
+        text = value if isinstance(value, str) else _decode(value)
+        if text not in seen:
+            seen.add(text)
+            texts.append(text)
     elif isinstance(value, dict):
         for key, item in value.items():
-            _collect(key, texts)
-            _collect(item, texts)
+            _collect(key, texts, seen)
+            _collect(item, texts, seen)
     elif isinstance(value, list | tuple):
         for item in value:
-            _collect(item, texts)
+            _collect(item, texts, seen)
     elif isinstance(value, BaseModel):
         for name in type(value).model_fields:
-            _collect(getattr(value, name), texts)
+            _collect(getattr(value, name), texts, seen)
 
 
 class _Rewrite:
