@@ -71,10 +71,12 @@ class PacedStream(threading.Thread):
     def max_gap(self) -> float:
         return max(self.gaps, default=0.0)
 
-    def assert_paced(self) -> None:
+    def assert_paced(self, slack_s: float = PACING_SLACK_S) -> None:
+        """No failure, and no gap beyond the pace plus `slack_s` (a case that makes the
+        proxy do seconds-scale CPU work on one flow says so with a larger slack)."""
         assert self.failures == [], self.failures
         assert self.gaps, "the paced stream received nothing"
-        assert self.max_gap < SLOW_DELAY_MS / 1000 + PACING_SLACK_S, f"max gap {self.max_gap:.3f} s"
+        assert self.max_gap < SLOW_DELAY_MS / 1000 + slack_s, f"max gap {self.max_gap:.3f} s"
 
 
 @dataclass(frozen=True)
