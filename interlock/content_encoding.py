@@ -81,10 +81,18 @@ class _Zstd(Decoder):
         self._codec = zstd.ZstdDecompressor()
 
     def decode(self, chunk: bytes) -> bytes:
+        """Frames may follow one another (each is decoded by a fresh decompressor); an
+        empty chunk, after the last frame too, decodes to nothing."""
+        out = bytearray()
         try:
-            return bytes(self._codec.decompress(chunk))
+            while chunk:
+                if self._codec.eof:
+                    self._codec = zstd.ZstdDecompressor()
+                out += self._codec.decompress(chunk)
+                chunk = self._codec.unused_data if self._codec.eof else b""
         except (zstd.ZstdError, EOFError) as error:
             raise DecodeError(f"not valid zstd: {error}") from None
+        return bytes(out)
 
 
 def decoder_for(content_encoding: str | None) -> Decoder | None:

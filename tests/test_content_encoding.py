@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from mock_provider import ENCODINGS, Compressor
 from wire_scenarios import SCENARIOS, anthropic_sse
@@ -34,11 +34,21 @@ def split(data: bytes, cuts: list[int]) -> list[bytes]:
 @pytest.mark.parametrize("encoding", ENCODINGS)
 @settings(max_examples=40, deadline=None)
 @given(cuts=st.lists(st.integers(min_value=0), max_size=12))
+@example(cuts=[-1])  # a cut at the very end: an empty piece after the last byte
 def test_any_split_decodes_to_the_same_bytes(encoding: str, cuts: list[int]) -> None:
     decoder = decoder_for(encoding)
     assert decoder is not None
     out = b"".join(decoder.decode(piece) for piece in split(compressed(encoding), cuts))
     assert out + decoder.finish() == PLAIN
+
+
+def test_zstd_frames_back_to_back_decode_as_one_body() -> None:
+    """RFC 8878 allows several frames in one body; one piece may end a frame and begin the next."""
+    first, second = Compressor("zstd"), Compressor("zstd")
+    data = first.piece(PLAIN[:500]) + first.end() + second.piece(PLAIN[500:]) + second.end()
+    decoder = decoder_for("zstd")
+    assert decoder is not None
+    assert b"".join(decoder.decode(piece) for piece in split(data, [7, 300, len(data) // 2])) == PLAIN
 
 
 def test_identity_needs_no_decoder_and_unknown_encodings_are_refused() -> None:
