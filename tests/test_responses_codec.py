@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from policy_fixtures import openai_sdk_response
+from policy_fixtures import chain_of, context, openai_sdk_response, policed_stream
 from protocol_check import check_openai_responses_stream
 from wire_scenarios import (
     RESPONSES_SCENARIOS,
@@ -217,3 +217,14 @@ def test_removed_calls_are_supplied_once_each_and_forgotten_oldest_first() -> No
     memory.remember("resp_c", call)
     assert memory.missing({"previous_response_id": "resp_a"}) == []  # the oldest was forgotten
     assert memory.missing({"previous_response_id": "resp_c"}) == [call]
+
+
+def test_a_policed_stream_forwards_json_that_is_no_typed_event_as_it_came() -> None:
+    """Malformed upstream traffic (a JSON event without `type`, e.g. a chat chunk) passes
+    through a policed Responses stream byte for byte instead of failing the rewriter."""
+    stream = policed_stream(
+        chain_of({"policy": "replace", "rules": [{"find": "zzz", "replace": "y"}]}), context("openai-responses")
+    )
+    untyped = b'data: {"id":"chatcmpl-1","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+    sent = b"".join(stream(untyped)) + b"".join(stream(b""))
+    assert sent == untyped

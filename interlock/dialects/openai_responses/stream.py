@@ -107,7 +107,10 @@ class ResponsesStreamRewriter(StreamRewriter):
 
     def _send(self, out: _Out) -> None:
         payload, kind = out.payload, out.payload.get("type")
-        changed = out.event is None or (payload is not out.event.json() and out.event.data is not None)
+        # An event kept as it came (`_other`: a comment, or JSON that is no typed event) has no payload.
+        changed = out.event is None or (
+            bool(payload) and payload is not out.event.json() and out.event.data is not None
+        )
         if kind == "response.output_item.added" and out.key is not None:
             self.indices[out.key] = len(self.indices)
         if "output_index" in payload:
