@@ -37,6 +37,19 @@ def event_payload(event: SSEEvent, position: int, errors: list[str], sentinels: 
     return payload
 
 
+def typed_payload(event: SSEEvent, position: int, errors: list[str]) -> tuple[dict[str, Any], str] | None:
+    """The payload of a typed-event stream's event and its `type`; None (noted in
+    `errors` when it is not a comment or data-less event) when it has neither."""
+    payload = event_payload(event, position, errors)
+    if payload is None or payload is UNDECODABLE:
+        return None
+    kind = payload.get("type") if isinstance(payload, dict) else None
+    if not isinstance(kind, str):
+        errors.append(f"event {position} has no type, skipped")
+        return None
+    return payload, kind
+
+
 def parse_arguments(raw: str) -> Any:
     """Tool arguments as parsed JSON, or the raw string when they do not parse."""
     try:

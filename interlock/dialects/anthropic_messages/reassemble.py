@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from interlock.dialects.base import Reassembler
-from interlock.dialects.common import UNDECODABLE, error_message, event_payload, int_field, string_field, tool_arguments
+from interlock.dialects.common import error_message, int_field, string_field, tool_arguments, typed_payload
 from interlock.neutral import Reassembly
 from interlock.sse import SSEEvent
 
@@ -79,13 +79,10 @@ class MessagesReassembler(Reassembler):
 
     def feed(self, event: SSEEvent) -> bool:
         position, self.position = self.position, self.position + 1
-        payload = event_payload(event, position, self.errors)
-        if payload is None or payload is UNDECODABLE:
+        typed = typed_payload(event, position, self.errors)
+        if typed is None:
             return False
-        kind = payload.get("type") if isinstance(payload, dict) else None
-        if not isinstance(kind, str):
-            self.errors.append(f"event {position} has no type, skipped")
-            return False
+        payload, kind = typed
         if self.stopped and kind != "ping":
             self.errors.append(f"event {position} ({kind}) arrived after message_stop")
         if kind == "message_start":

@@ -15,7 +15,7 @@ import copy
 from typing import Any
 
 from interlock.dialects.base import Reassembler
-from interlock.dialects.common import UNDECODABLE, error_message, event_payload, int_field
+from interlock.dialects.common import error_message, int_field, typed_payload
 from interlock.neutral import Reassembly
 from interlock.sse import SSEEvent
 
@@ -47,13 +47,10 @@ class ResponsesReassembler(Reassembler):
 
     def feed(self, event: SSEEvent) -> bool:
         position, self.position = self.position, self.position + 1
-        payload = event_payload(event, position, self.errors)
-        if payload is None or payload is UNDECODABLE:
+        typed = typed_payload(event, position, self.errors)
+        if typed is None:
             return False
-        if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
-            self.errors.append(f"event {position} has no type, skipped")
-            return False
-        kind = payload["type"]
+        payload, kind = typed
         self._sequence(position, payload)
         if self.terminal is not None:
             self.errors.append(f"event {position} ({kind}) arrived after {self.terminal}")
