@@ -54,6 +54,7 @@ class CallState:
     policy_stream: PolicyStream | None = None  # set when a policed stream is rewritten live
     response_original_body: bytes | None = None  # a whole body before policies rewrote it
     upstream_error: str | None = None  # why Interlock gave up on upstream (see addons.upstream_idle)
+    stream_tail: bytes = b""  # what Interlock sent after the stream it gave up on (its error event)
 
     @property
     def streamed(self) -> bool:

@@ -50,6 +50,9 @@ def _response_stages(state: CallState, response: http.Response | None) -> list[S
     if tap is not None:
         first = _stream_stage("response_original", headers, bytes(tap.raw), tap.reassembler.result(), tap.decode_error)
         stream = state.policy_stream
+        if state.stream_tail:  # Interlock ended the stream with an event of its own: parsed once more
+            sent = (bytes(stream.final) if stream is not None else bytes(tap.raw)) + state.stream_tail
+            return [first, _body_stage("response_final", state.dialect, headers, sent, sse=True)]
         if stream is None or not stream.changed:
             return [first, first.model_copy(update={"stage": "response_final"})]
         return [first, _stream_stage("response_final", headers, bytes(stream.final), stream.final_reassembly())]

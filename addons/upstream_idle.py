@@ -103,7 +103,8 @@ class Watch:
 
     def stream_error(self) -> bytes:
         self.state.upstream_error = self.reason
-        return self.state.dialect.stream_error(self._message())
+        self.state.stream_tail = self.state.dialect.stream_error(self._message())
+        return self.state.stream_tail
 
 
 class UpstreamIdle:

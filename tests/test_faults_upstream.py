@@ -337,6 +337,7 @@ def test_a_stream_that_falls_silent_ends_with_the_dialect_error_event(
     record = wait_record(case, received.call_id)
     assert IDLE_ERROR in record["error"] and record["status"] == 200
     assert record.stages["response_original"]["raw"] == exchange.sent
+    assert record.stages["response_final"]["raw"] == received.body  # the error event included
     case.close(f"idle mid-stream ({dialect})", "stream error event", answer_s=round(received.took, 2))
 
 
@@ -357,6 +358,7 @@ def test_a_held_tool_call_is_never_released_when_upstream_falls_silent(
     assert received.took < ANSWER_BOUND_S
     record = wait_record(case, received.call_id)
     assert IDLE_ERROR in record["error"]
+    assert record.stages["response_final"]["raw"] == received.body
     case.close(
         f"idle mid-stream, tool call held ({dialect})", "call withheld, error event", answer_s=round(received.took, 2)
     )
