@@ -3,12 +3,14 @@
 A bad file refuses start-up with mitmproxy's own error, naming the key. While running,
 the file is checked once a second; a change that does not validate keeps the previous
 configuration (see `addons.live_config`). Providers and the policy chain reload live;
-recorder settings are read once, at start-up.
+recorder settings are read once, at start-up. An `interlock_*` option given twice
+refuses start-up too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,17 @@ from interlock.config import ConfigError
 
 DEFAULT_CONFIG = str(Path(__file__).resolve().parent.parent / "mitm_config.yaml")
 CHECK_EVERY_S = 1.0
+logger = logging.getLogger(__name__)
+
+
+def refuse_repeated_options() -> None:
+    """`--set interlock_x=a --set interlock_x=b` makes mitmproxy drop the whole bundle
+    without a word (its error is raised in a task nobody awaits): name the option in an
+    error instead, which makes mitmdump refuse to start."""
+    for name, value in ctx.options.deferred.items():
+        values = getattr(value, "val", None)
+        if name.startswith("interlock_") and isinstance(values, list) and len(values) > 1:
+            logger.error("%s: set more than once (%s); give it once", name, ", ".join(map(repr, values)))
 
 
 class ConfigWatch:
@@ -31,6 +44,7 @@ class ConfigWatch:
         return self.live.current if self.live is not None else None
 
     def load(self, loader: Any) -> None:
+        refuse_repeated_options()
         loader.add_option("interlock_config", str, DEFAULT_CONFIG, "Path of Interlock's YAML configuration.")
 
     def configure(self, updated: set[str]) -> None:

@@ -48,6 +48,14 @@ def test_bad_config_refuses_start_naming_the_key(tmp_path: Path, yaml_text: str,
     assert key in output
 
 
+def test_an_option_given_twice_refuses_start_naming_it(tmp_path: Path) -> None:
+    """mitmproxy on its own would start without the bundle and say nothing."""
+    result = run_mitmdump(tmp_path, "--set", "interlock_db=a.db", "--set", "interlock_db=b.db")
+    assert result.returncode != 0
+    assert "interlock_db: set more than once" in result.stdout + result.stderr
+    assert not (tmp_path / "a.db").exists() and not (tmp_path / "b.db").exists()
+
+
 def test_importing_the_bundle_does_not_import_litellm() -> None:
     code = "import addons.bundle, sys; print('litellm' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
