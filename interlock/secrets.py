@@ -64,6 +64,12 @@ def _cookie_pairs(name: str, value: str) -> list[tuple[str, str]]:
     return result
 
 
+def redact_header(name: str, value: str) -> str:
+    """One header's value, redacted when `name` is a credential header."""
+    lower = name.lower()
+    return _redact_value(lower, value) if lower in SECRET_HEADERS else value
+
+
 def _redact_value(name: str, value: str) -> str:
     if name in _COOKIE_HEADERS:
         redacted = "; ".join(f"{cookie}={_marker(v)}" for cookie, v in _cookie_pairs(name, value))
@@ -78,8 +84,7 @@ def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     """Headers as a dict (repeated ones joined with ", "), secret values replaced by markers."""
     result: dict[str, str] = {}
     for name, value in headers:
-        lower = name.lower()
-        shown = _redact_value(lower, value) if lower in SECRET_HEADERS else value
+        shown = redact_header(name, value)
         result[name] = f"{result[name]}, {shown}" if name in result else shown
     return result
 
