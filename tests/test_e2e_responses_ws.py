@@ -174,6 +174,20 @@ async def test_turns_are_calls_and_reach_the_client_frame_for_frame(
     assert calls[1].stage_body("response_final")["output"][0]["type"] == "message"
     assert calls[1]["response_text"] and calls[2]["error"] is None
     assert calls[2].stage_body("response_original")["output"][-1]["name"] == "exec_command"
+    assert b"sk-test-ws" not in db.file_bytes()  # the upgrade's key is scrubbed from the records
+
+
+async def test_a_turn_cut_by_the_client_is_recorded_with_the_reason(plain: ProxyProcess, tls: ssl.SSLContext) -> None:
+    edit_config(plain, {"policies": [DENY]})
+    before = db_of(plain).call_ids()
+    async with connect(plain, tls) as ws:
+        await ws.send_str(json.dumps(create("[[mock:shell+pause]]")))
+        await asyncio.wait_for(ws.receive(), 30)  # response.created; then the client leaves
+    (call,) = new_calls(db_of(plain), before, 1)
+    assert "the WebSocket closed before the turn ended" in call["error"]
+    assert not any(
+        item.get("type") == "function_call" for item in call.stage_body("response_final").get("output") or []
+    )  # the held call was never sent
 
 
 def as_sse_data(frames: list[bytes]) -> bytes:
@@ -239,6 +253,7 @@ async def test_a_held_call_stalls_nothing_is_blocked_and_the_next_turn_is_accept
         frames: list[bytes] = []
         while not frames or json.loads(frames[-1])["type"] != "response.output_item.done":
             frames.append((await asyncio.wait_for(held.receive(), 30)).data.encode())  # the reasoning passes
+        silent_from = time.monotonic()  # the call is held from here: nothing more until the hold ends
         marker = json.dumps({"type": "response.processed", "response_id": "during-hold"})
         await held.send_str(marker)
         async with connect(guarded, tls) as third:
@@ -250,7 +265,7 @@ async def test_a_held_call_stalls_nothing_is_blocked_and_the_next_turn_is_accept
         while json.loads(frames[-1])["type"] != "response.completed":
             message = await asyncio.wait_for(held.receive(), 30)
             if message.type == aiohttp.WSMsgType.PING:
-                pings.append(time.monotonic() - started)
+                pings.append(time.monotonic() - silent_from)
                 await held.pong(message.data)
             else:
                 frames.append(message.data.encode())
@@ -262,7 +277,7 @@ async def test_a_held_call_stalls_nothing_is_blocked_and_the_next_turn_is_accept
     assert json.loads(text_exchange.body)["type"] == "response.create"
     assert text == text_exchange.writes  # policed, nobody changed anything: frame for frame
     assert weather == next(e for e in reversed(mock_provider.exchanges) if b"mock:tool" in e.body).writes
-    assert len(pings) == 1 and 9 < pings[0] < HOLD_S + 1, pings  # one ping, ten seconds into the silence
+    assert len(pings) == 1 and 9 < pings[0] < HOLD_S, pings  # one ping, ten seconds into the silence
     assert violations(frames) == []
     completed = json.loads(frames[-1])["response"]
     assert [item["type"] for item in completed["output"]] == ["reasoning", "message"]
