@@ -39,7 +39,7 @@ from addons.recording import Recording
 from interlock.dialects import dialect_for
 from interlock.dialects.base import WebSocketFrames
 from interlock.engine.driver import start_eager
-from interlock.engine.frames import FrameStream, frame_event
+from interlock.engine.frames import FrameEvent, FrameStream, frame_event
 from interlock.engine.stream import StreamTap
 from interlock.policy.base import PolicyContext
 from interlock.policy.chain import PolicyFailed
@@ -100,12 +100,13 @@ class Turn:
     driving: asyncio.Task[None] | None = None  # awaits a policy's wait
     keepalive: asyncio.Task[None] | None = None  # pings the client while holding
 
-    def push(self, frame: bytes) -> list[bytes]:
+    def push(self, event: FrameEvent) -> list[bytes]:
+        """One server frame; the frames to send now."""
         if self.stream is None:
             assert self.state.tap is not None
-            self.state.tap.take(frame_event(frame))
-            return [frame]
-        frames = self.stream.push(frame)
+            self.state.tap.take(event)
+            return [event.frame]
+        frames = self.stream.push(event)
         self.holding = self.stream.waiting or not frames
         return frames
 
@@ -211,9 +212,17 @@ class WebSocketCalls:
         task.add_done_callback(lambda done: self._requested_later(session, turn, frame, done))
 
     async def _police_request(self, state: CallState, payload: dict[str, Any]) -> dict[str, Any]:
+        """The final request; `PolicyFailed` when it is blocked (Interlock's own failure
+        blocks too: a turn is never sent undecided)."""
         assert state.policy is not None
-        final = await state.chain.request(state.policy, payload)
-        return state.dialect.continue_request(state.policy, final)
+        try:
+            final = await state.chain.request(state.policy, payload)
+            return state.dialect.continue_request(state.policy, final)
+        except PolicyFailed:
+            raise
+        except Exception as error:
+            logger.exception("Interlock could not police call %s", state.call_id)
+            raise PolicyFailed("interlock", f"internal error: {type(error).__name__}") from None
 
     def _requested_later(self, session: Session, turn: Turn, frame: bytes, task: asyncio.Task[Any]) -> None:
         session.requesting = None
@@ -265,9 +274,10 @@ class WebSocketCalls:
             session.downstream.send([message.content], message)
             return
         turn = session.turns[0]
-        session.downstream.send(turn.push(message.content), message)
-        event = _json(message.content)
-        if isinstance(event, dict) and session.frames.ends_turn(event):
+        event = frame_event(message.content)
+        session.downstream.send(turn.push(event), message)
+        payload = event.json()  # parsed once, by the reassembler
+        if isinstance(payload, dict) and session.frames.ends_turn(payload):
             session.turns.popleft()
             if turn.stream is not None:
                 session.downstream.send(turn.stream.end())

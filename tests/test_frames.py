@@ -33,7 +33,7 @@ def frames_of(events: list[bytes]) -> list[bytes]:
 async def run_frames(stream: FrameStream, frames: list[bytes]) -> list[bytes]:
     out: list[bytes] = []
     for frame in [*frames, None]:
-        out += stream.push(frame) if frame is not None else stream.end()
+        out += stream.push(frame_event(frame)) if frame is not None else stream.end()
         while stream.waiting:
             await stream.wait()
             out += stream.resume()

@@ -32,8 +32,7 @@ class FrameStream(PolicyStream):
     """A policed WebSocket turn: `push` each server frame, `end` when the turn ends;
     both (and `resume`) return the frames to send to the client now."""
 
-    def push(self, frame: bytes) -> list[bytes]:
-        event = frame_event(frame)
+    def push(self, event: FrameEvent) -> list[bytes]:
         self.tap.take(event)
         self._queue.append(event)
         return self._pump()
