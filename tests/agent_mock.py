@@ -41,8 +41,11 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import agent_responses as responses
 from aiohttp import web
 from loopback_server import LoopbackServer
+from mock_provider import _error_body, call_items, unanswered_call
+from wire_scenarios import openai_responses_json, openai_responses_sse
 
 MARKER = re.compile(r"\[\[agent:([\w-]+)\]\]")
 SIDE_TEXT = "Mock side answer."
@@ -69,6 +72,11 @@ class Reply:
 
 def bash(command: str, description: str = "Run a shell command") -> ToolUse:
     return ToolUse("Bash", {"command": command, "description": description})
+
+
+def exec_command(command: str) -> ToolUse:
+    """Codex's shell tool (a Responses function call)."""
+    return ToolUse("exec_command", {"cmd": command})
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,9 @@ class AgentMock(LoopbackServer):
         self._exchanges: list[Exchange] = []
         self._scripts: dict[str, Script] = {}
         self._thought: set[str] = set()  # ids of the tool_use blocks issued after a thinking block
+        # Responses API: each response's (type, call_id) calls, and its whole conversation.
+        self._responses_calls: dict[str, list[tuple[str, str]]] = {}
+        self._conversations: dict[str, list[dict[str, Any]]] = {}
 
     @property
     def url(self) -> str:
@@ -158,7 +169,7 @@ class AgentMock(LoopbackServer):
             )
             self._exchanges.append(exchange)
         route = request.path.rstrip("/")
-        model_route = route == "/v1/messages" or route.startswith(("/v1/messages/", "/v1/models"))
+        model_route = route in ("/v1/messages", "/v1/responses") or route.startswith(("/v1/messages/", "/v1/models"))
         if not model_route:
             return await self._json(request, exchange, 404, _error("not_found_error", "Not Found"))
         key = exchange.headers.get("x-api-key")
@@ -170,6 +181,8 @@ class AgentMock(LoopbackServer):
             return await self._json(request, exchange, 200, _models_page())
         if request.method == "GET" and route.startswith("/v1/models/"):
             return await self._json(request, exchange, 200, _model_info(route.rsplit("/", 1)[1]))
+        if request.method == "POST" and route == "/v1/responses":
+            return await self._responses(request, exchange)
         if request.method != "POST" or route not in ("/v1/messages", "/v1/messages/count_tokens"):
             return await self._json(request, exchange, 404, _error("not_found_error", "Not Found"))
         try:
@@ -189,8 +202,45 @@ class AgentMock(LoopbackServer):
             with self._lock:
                 self._thought.update(b["id"] for b in message["content"] if b["type"] == "tool_use")
         if payload.get("stream") is True:
-            return await self._stream(request, exchange, message, reply, "context_management" in payload)
+            events = sse_events(message, reply, context_management="context_management" in payload)
+            return await self._stream(request, exchange, events)
         return await self._json(request, exchange, 200, message)
+
+    async def _responses(self, request: web.Request, exchange: Exchange) -> web.StreamResponse:
+        """A Responses API turn: the conversation is the stored one it chains on plus its input."""
+        try:
+            payload = json.loads(exchange.body)
+        except ValueError as error:
+            return await self._invalid_response(request, exchange, [f"We could not parse the JSON body: {error}"])
+        if not isinstance(payload, dict):
+            return await self._invalid_response(request, exchange, ["body must be a JSON object"])
+        with self._lock:
+            refusal = unanswered_call(payload, self._responses_calls.get)
+            history = self._conversations.get(str(payload.get("previous_response_id")), [])
+        if refusal is not None:
+            return await self._invalid_response(request, exchange, [refusal])
+        found = payload.get("input")
+        own = [{"type": "message", "role": "user", "content": found}] if isinstance(found, str) else found or []
+        items = [*history, *(item for item in own if isinstance(item, dict))]
+        key = responses.marker_key(items, MARKER)
+        turn, step = responses.position(items, MARKER)
+        reply = self._scripted(exchange, key, turn, step, responses.tool_outputs(items))
+        model = str(payload.get("model", ""))
+        scenario = responses.scenario(reply, model, _estimate_tokens(exchange.body))
+        body = openai_responses_json(scenario, model)
+        with self._lock:
+            self._responses_calls[body["id"]] = call_items(body["output"])
+            self._conversations[body["id"]] = [*items, *body["output"]]
+        if payload.get("stream") is True:
+            return await self._stream(request, exchange, openai_responses_sse(scenario, model))
+        return await self._json(request, exchange, 200, body)
+
+    async def _invalid_response(
+        self, request: web.Request, exchange: Exchange, violations: list[str]
+    ) -> web.StreamResponse:
+        exchange.violations += violations
+        body = _error_body("responses", "invalid_request_error", "; ".join(violations))
+        return await self._json(request, exchange, 400, body)
 
     def _thinking_violations(self, messages: list[Any]) -> list[str]:
         """With thinking on, the assistant turn whose tool calls the last message answers
@@ -217,21 +267,24 @@ class AgentMock(LoopbackServer):
 
     def _reply(self, exchange: Exchange, payload: dict[str, Any]) -> Reply:
         messages = payload["messages"]
-        key = _marker_key(messages)
+        turn, step = conversation_position(messages)
+        results = "\n".join(_tool_result_texts(messages[-1]))
+        return self._scripted(exchange, _marker_key(messages), turn, step, results)
+
+    def _scripted(self, exchange: Exchange, key: str | None, turn: int, step: int, results: str) -> Reply:
+        """The script's reply at (turn, step), its text quoting the tool `results`."""
         with self._lock:
             script = self._scripts.get(key) if key else None
         if script is None:
             return Reply(text=SIDE_TEXT)
         exchange.script = key
         exchange.gzip = script.gzip
-        turn, step = conversation_position(messages)
         exchange.turn, exchange.step = turn, step
         if turn >= len(script.turns) or step >= len(script.turns[turn]):
             # Off the script: end the turn rather than loop, and say so in the record.
             exchange.violations.append(f"off script: turn {turn}, step {step}")
             return Reply(text=f"(the mock has no reply for turn {turn}, step {step})")
         reply = script.turns[turn][step]
-        results = "\n".join(_tool_result_texts(messages[-1]))
         return Reply(text=reply.text.replace("{results}", results), tools=reply.tools, thinking=reply.thinking)
 
     async def _invalid(self, request: web.Request, exchange: Exchange, violations: list[str]) -> web.StreamResponse:
@@ -248,15 +301,13 @@ class AgentMock(LoopbackServer):
         await response.write_eof()
         return response
 
-    async def _stream(
-        self, request: web.Request, exchange: Exchange, message: dict[str, Any], reply: Reply, context: bool
-    ) -> web.StreamResponse:
+    async def _stream(self, request: web.Request, exchange: Exchange, events: list[bytes]) -> web.StreamResponse:
         headers = {**_SSE_HEADERS, "content-encoding": "gzip"} if exchange.gzip else _SSE_HEADERS
         response = self._response(exchange, 200, headers)
         response.enable_chunked_encoding()
         await response.prepare(request)
         encoder = zlib.compressobj(wbits=31) if exchange.gzip else None
-        for event in sse_events(message, reply, context_management=context):
+        for event in events:
             exchange.response_body += event
             # A gzip stream flushed after each event, so each one can be decoded as it arrives.
             wire = event if encoder is None else encoder.compress(event) + encoder.flush(zlib.Z_SYNC_FLUSH)
