@@ -1,7 +1,8 @@
 """Entry script for `mitmdump -s addons/bundle.py`: the whole Interlock bundle.
 
 One addon per concern, in hook order: the configuration, matching LLM calls (call
-state), policing them, giving up on a silent upstream, recording them, then what people
+state), policing them, giving up on a silent upstream, recording them, the calls made
+over a WebSocket (each turn recorded through the same recorder), then what people
 see (the terminal line, marks in mitmweb, a conversation view per dialect, mitmdump's
 flow lines without `?key=`). mitmproxy puts this file's directory
 first on sys.path while it runs it, so modules in `addons/` must not share a name with
@@ -17,15 +18,18 @@ from addons.policing import Policing
 from addons.recording import Recording
 from addons.terminal import CallLine, FlowMarks
 from addons.upstream_idle import UpstreamIdle
+from addons.websocket_calls import WebSocketCalls
 
 config = ConfigWatch()
 calls = CallStates()
+recording = Recording(config, calls)
 addons = [
     config,
     CallMatcher(config, calls),
     Policing(calls),
     UpstreamIdle(config, calls),
-    Recording(config, calls),
+    recording,
+    WebSocketCalls(config, recording),
     CallLine(),
     FlowMarks(),
     ConversationViews(config),

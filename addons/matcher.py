@@ -18,6 +18,8 @@ from mitmproxy import http
 from addons.call_state import CALL_ID_HEADER, CallState, CallStates, new_call_id
 from addons.config_watch import ConfigWatch
 from interlock.dialects import dialect_for
+from interlock.policy.chain import PolicyChain
+from interlock.providers import Match
 from interlock.secrets import redact_headers, secret_values
 
 
@@ -29,6 +31,23 @@ def parse_json_body(body: bytes | None) -> tuple[Any | None, str | None]:
         return json.loads(body), None
     except (ValueError, UnicodeDecodeError) as error:
         return None, f"body is not JSON: {error}"
+
+
+def new_call_state(match: Match, request: http.Request, chain: PolicyChain, started_at: float) -> CallState:
+    """A call's state, its request headers redacted and their secrets noted for scrubbing."""
+    state = CallState(
+        call_id=new_call_id(),
+        match=match,
+        dialect=dialect_for(match.dialect),
+        started_at=started_at,
+        host=request.pretty_host,
+        path=request.path.split("?", 1)[0],
+        chain=chain,
+    )
+    headers = list(request.headers.items(multi=True))
+    state.secrets = secret_values(headers, request.pretty_url)
+    state.request_original_headers = redact_headers(headers)
+    return state
 
 
 class CallMatcher:
@@ -44,18 +63,7 @@ class CallMatcher:
         match = loaded.registry.match(request.method, request.pretty_host, request.path)
         if match is None:
             return
-        state = CallState(
-            call_id=new_call_id(),
-            match=match,
-            dialect=dialect_for(match.dialect),
-            started_at=request.timestamp_start or time.time(),
-            host=request.pretty_host,
-            path=request.path.split("?", 1)[0],
-            chain=loaded.chain,
-        )
-        headers = list(request.headers.items(multi=True))
-        state.secrets = secret_values(headers, request.pretty_url)
-        state.request_original_headers = redact_headers(headers)
+        state = new_call_state(match, request, loaded.chain, request.timestamp_start or time.time())
         self.calls.attach(flow, state)
         flow.comment = f"interlock {state.call_id}"
         request.headers["accept-encoding"] = "identity"

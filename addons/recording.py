@@ -15,7 +15,7 @@ from typing import Any
 
 from mitmproxy import ctx, http
 
-from addons.call_state import CallEndedHook, CallStates
+from addons.call_state import CallEndedHook, CallState, CallStates
 from addons.config_watch import ConfigWatch
 from addons.record_builder import RecordScrubber, build_record
 from interlock.sessions import session_id_for
@@ -80,8 +80,17 @@ class Recording:
 
     async def _finish(self, flow: http.HTTPFlow, error: str | None) -> None:
         state = self.calls.get(flow)
+        if state is None:
+            return
+        try:
+            await self.record(state, flow, error)
+        finally:
+            self.calls.detach(flow)
+
+    async def record(self, state: CallState, flow: http.HTTPFlow, error: str | None) -> None:
+        """Record one call of `flow` (an HTTP call, or one turn of a WebSocket)."""
         loaded = self.config.current
-        if state is None or loaded is None:
+        if loaded is None:
             return
         try:
             session_id = session_id_for(
@@ -94,8 +103,6 @@ class Recording:
         except Exception:  # a record we cannot build must not break the flow
             logger.exception("Interlock could not build the record of call %s", state.call_id)
             return
-        finally:
-            self.calls.detach(flow)
         if self.writer is not None:
             self.writer.submit(record)
         await ctx.master.addons.trigger_event(CallEndedHook(flow, record))

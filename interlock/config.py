@@ -108,6 +108,10 @@ class InterlockConfig(StrictModel):
     sessions: SessionConfig = Field(default_factory=SessionConfig)
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
     policies: list[PolicyEntry] = Field(default_factory=list)
+    # A provider's WebSocket transport (Codex's Responses WebSocket): `police` runs the
+    # policies on it, `pass` records it and alters nothing, `refuse` answers the upgrade
+    # with HTTP 426 (Codex then uses HTTP+SSE for the session).
+    responses_websocket: Literal["pass", "police", "refuse"] = "police"
 
     def all_providers(self) -> list[Provider]:
         return [*self.providers, *self.extra_providers]

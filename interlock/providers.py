@@ -38,6 +38,10 @@ class ProviderRegistry:
         """The match for a request, or None. `path` may carry a query string."""
         if method != "POST":
             return None
+        return self.match_route(host, path)
+
+    def match_route(self, host: str, path: str) -> Match | None:
+        """The match for a route whatever the method (a WebSocket upgrade is a GET)."""
         path = path.split("?", 1)[0]
         host = host.lower()
         found = self._exact.get((host, path))

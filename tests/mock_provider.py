@@ -40,6 +40,17 @@ For example `[[mock:tools2+split+keepalive]]`, `[[mock:interleaved+coalesce]]` o
 (`x-mock-delay-ms` header, else `slow`); `split` and `mixed` pause 1 ms between writes
 otherwise, so the pieces reach the reader apart. Transport options apply to streams only.
 
+The Responses WebSocket (Codex's default transport): `GET /v1/responses` upgraded to a
+WebSocket (permessage-deflate when the client offers it). Each `response.create` text
+frame is a turn: its exchange (method `WS`, the frame as its body) is chosen and
+refused as a POST would be (spec from `x-mock-scenario` on the upgrade, else the
+marker), and answered with one text frame per event, the same JSON as the SSE `data:`
+payloads (`Exchange.writes` holds each frame); a refusal is one wrapped `error` frame
+(`{"type":"error","status":400,"error":{...}}`). A `generate: false` turn (a pre-warm)
+gets `response.created` and `response.completed` with no output, under a response id
+of its own, stored so that a turn can chain on it. `response.processed` frames get no
+answer; every client frame is kept in `MockProvider.ws_frames`.
+
 Every exchange is recorded: the request as received, the spec it asked for, and the
 exact body bytes sent back, whole (`Exchange.sent`) and write by write
 (`Exchange.writes`). Each response carries `x-mock-request-id`, the exchange's index,
@@ -225,6 +236,7 @@ class MockProvider(LoopbackServer):
         self._lock = threading.Lock()
         self._exchanges: list[Exchange] = []
         self._stored: dict[str, list[tuple[str, str]]] = {}  # response id -> (item type, call_id)
+        self.ws_frames: list[bytes] = []  # every text frame the WebSocket clients sent, in order
 
     # --- lifecycle --------------------------------------------------------------
 
@@ -278,6 +290,8 @@ class MockProvider(LoopbackServer):
     # --- handling ---------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.method == "GET" and _ROUTES.get(request.path) == "responses" and _is_upgrade(request):
+            return await self._websocket(request)
         exchange = self._record(request, await request.read())
         dialect = _ROUTES.get(request.path) if request.method == "POST" else None
         if dialect is None:
@@ -473,6 +487,87 @@ class MockProvider(LoopbackServer):
         exchange.complete = True
         return response
 
+    # --- the Responses WebSocket ------------------------------------------------
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        if "authorization" not in request.headers:
+            return await self._send_json(
+                request,
+                self._record(request, b""),
+                401,
+                _error_body("responses", "authentication_error", "missing API key"),
+            )
+        ws = web.WebSocketResponse(compress=True, max_msg_size=64 * 1024 * 1024)
+        await ws.prepare(request)
+        async for message in ws:
+            if message.type != web.WSMsgType.TEXT:
+                continue
+            frame = message.data.encode()
+            with self._lock:
+                self.ws_frames.append(frame)
+            try:
+                payload = json.loads(frame)
+            except ValueError:
+                payload = None
+            if isinstance(payload, dict) and payload.get("type") == "response.create":
+                exchange = self._record(request, frame)
+                exchange.method = "WS"
+                exchange.response_headers = dict(ws.headers)
+                await self._ws_turn(ws, exchange, payload)
+        return ws
+
+    async def _ws_turn(self, ws: web.WebSocketResponse, exchange: Exchange, payload: dict[str, Any]) -> None:
+        spec = exchange.headers.get("x-mock-scenario") or _marker(payload) or "text"
+        exchange.scenario = spec
+        try:
+            plan = plan_of(spec, exchange.headers.get("x-mock-chunking"))
+        except ValueError as error:
+            await self._ws_send(ws, exchange, [_ws_error(400, "invalid_request_error", str(error))])
+            return
+        refusal = self._unanswered_call(payload)
+        if refusal is not None:
+            await self._ws_send(ws, exchange, [_ws_error(400, "invalid_request_error", refusal)])
+            return
+        model = str(payload.get("model", ""))
+        scenario = SCENARIOS.get(plan.scenario) or RESPONSES_SCENARIOS[plan.scenario]
+        events = openai_responses_sse(scenario, model)
+        if payload.get("generate") is False:
+            events = _prewarm(events, f"resp_prewarm{exchange.index:040d}")
+            self._store({"id": f"resp_prewarm{exchange.index:040d}", "output": []})
+        elif payload.get("store") is not False:
+            self._store(openai_responses_json(scenario, model))
+        events, ending = _spoil(plan.failure, "responses", events)
+        frames = [parse_event_block(event).data or "" for event in events]
+        default_ms = DRIP_DELAY_MS if plan.drip else SLOW_DELAY_MS if plan.slow else self.delay_ms
+        delay_ms = int(exchange.headers.get("x-mock-delay-ms", default_ms))
+        pause_at = _content_end("responses", events) if plan.pause and ending == "end" else len(frames)
+        if not await self._ws_send(ws, exchange, frames[:pause_at], delay_ms / 1000):
+            return
+        if pause_at < len(frames):
+            await asyncio.sleep(PAUSE_S)
+            if not await self._ws_send(ws, exchange, frames[pause_at:], delay_ms / 1000):
+                return
+        if ending == "end":
+            exchange.complete = True
+        else:  # the failures that cut a stream cut the connection
+            exchange.error = f"{ending} on purpose"
+            await ws.close(code=1011)
+
+    async def _ws_send(self, ws: web.WebSocketResponse, exchange: Exchange, frames: list[str], gap: float = 0) -> bool:
+        """One text frame each, recorded; False if the client went away."""
+        for position, frame in enumerate(frames):
+            if position and gap:
+                await asyncio.sleep(gap)
+            data = frame.encode()
+            exchange.response_body += data
+            exchange.writes.append(data)
+            try:
+                await ws.send_str(frame)
+            except ConnectionError as error:
+                exchange.error = f"client went away: {error}"
+                return False
+        return True
+
     def _response(self, exchange: Exchange, status: int, headers: dict[str, str]) -> web.StreamResponse:
         all_headers = {**headers, "x-mock-request-id": str(exchange.index)}
         exchange.status = status
@@ -581,6 +676,33 @@ def unanswered_call(payload: dict[str, Any], stored: Callable[[str], list[tuple[
             what = "function call" if kind == "function_call" else "custom tool call"
             return f"No tool output found for {what} {call_id}."
     return None
+
+
+def _is_upgrade(request: web.Request) -> bool:
+    return request.headers.get("upgrade", "").lower() == "websocket"
+
+
+def _ws_error(status: int, kind: str, message: str) -> str:
+    """An error as the Responses WebSocket sends it: the HTTP error body, wrapped."""
+    return json.dumps(
+        {"type": "error", "status": status, **_error_body("responses", kind, message)}, separators=(",", ":")
+    )
+
+
+def _prewarm(events: list[bytes], response_id: str) -> list[bytes]:
+    """A pre-warm turn's events: the turn's `response.created` and a `response.completed`
+    with no output and no tokens, under the pre-warm's own response id."""
+    created, completed = (cast(dict[str, Any], parse_event_block(events[i]).json()) for i in (0, -1))
+    usage = {**completed["response"]["usage"], "input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    bodies = [
+        {**created, "response": {**created["response"], "id": response_id}},
+        {
+            **completed,
+            "sequence_number": 1,
+            "response": {**completed["response"], "id": response_id, "output": [], "usage": usage},
+        },
+    ]
+    return [f"event: {b['type']}\ndata: {json.dumps(b, separators=(',', ':'))}\n\n".encode() for b in bodies]
 
 
 def _unanswered_history(dialect: Dialect, payload: dict[str, Any]) -> str | None:

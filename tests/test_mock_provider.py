@@ -7,13 +7,14 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import anthropic
 import httpx2
 import openai
 import pytest
 from mock_provider import Exchange, MockProvider, Plan, plan_of
 from protocol_check import check_anthropic_stream, check_openai_chat_stream
-from wire_scenarios import SCENARIOS, anthropic_sse, openai_chat_sse
+from wire_scenarios import RESPONSES_SCENARIOS, SCENARIOS, anthropic_sse, openai_chat_sse, openai_responses_sse
 
 from interlock.sse import parse_all
 
@@ -243,3 +244,30 @@ def _is_utf8(data: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+async def test_responses_websocket(mock_provider: MockProvider) -> None:
+    """One frame per SSE payload; a pre-warm turn; the tool-output rule; deflate."""
+    url = mock_provider.url.replace("http", "ws") + "/v1/responses"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(url, headers={"authorization": "Bearer k"}, compress=15) as ws,
+    ):
+        assert ws.compress == 15  # permessage-deflate negotiated
+        await ws.send_str(json.dumps({"type": "response.create", "model": "m", "generate": False, "input": []}))
+        prewarm = [json.loads((await ws.receive()).data) for _ in range(2)]
+        assert [e["type"] for e in prewarm] == ["response.created", "response.completed"]
+        assert prewarm[1]["response"]["output"] == []
+        turn = {"model": "gpt-5-codex", "previous_response_id": prewarm[1]["response"]["id"], "input": "[[mock:shell]]"}
+        await ws.send_str(json.dumps({"type": "response.create", **turn}))
+        expected = [
+            e.data for e in parse_all(b"".join(openai_responses_sse(RESPONSES_SCENARIOS["shell"], "gpt-5-codex")))
+        ]
+        frames = [(await ws.receive()).data for _ in expected]
+        assert frames == expected
+        chained = {"previous_response_id": json.loads(frames[-1])["response"]["id"], "input": []}
+        await ws.send_str(json.dumps({"type": "response.create", "model": "m", **chained}))
+        refusal = json.loads((await ws.receive()).data)
+    assert refusal["type"] == "error" and refusal["status"] == 400
+    assert refusal["error"]["message"].startswith("No tool output found for function call call_")
+    assert [e.method for e in mock_provider.exchanges[-3:]] == ["WS"] * 3

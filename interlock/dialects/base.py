@@ -51,6 +51,25 @@ class Reassembler(ABC):
         """The message so far, with notes on what was malformed or missing."""
 
 
+class WebSocketFrames(ABC):
+    """A dialect's conversation over a WebSocket: JSON text frames; the client asks for
+    each response in one frame (the turn's request body), the server answers each event
+    as one frame holding the JSON its SSE stream carries in that event's `data:`."""
+
+    @abstractmethod
+    def starts_turn(self, frame: dict[str, Any]) -> bool:
+        """A client frame asking for a response: its JSON is the turn's request body."""
+
+    @abstractmethod
+    def ends_turn(self, event: dict[str, Any]) -> bool:
+        """A server frame that is the turn's last (its terminal or error event)."""
+
+    @abstractmethod
+    def blocked_frame(self, status: int, notice: str) -> dict[str, Any]:
+        """The server frame answering a turn whose request a policy blocked (`status`:
+        the dialect's `blocked_status`)."""
+
+
 class Dialect(ABC):
     """One wire format."""
 
@@ -64,6 +83,8 @@ class Dialect(ABC):
     # path (e.g. "$.messages"): the messages `messages_view` reads. SQL uses it to cut the
     # tail of a long conversation out of a stored body without loading it (the session page).
     messages_path: ClassVar[str]
+    # The WebSocket transport its provider also offers, if any.
+    websocket: ClassVar[WebSocketFrames | None] = None
 
     # -- requests ----------------------------------------------------------------------
 

@@ -65,10 +65,22 @@ class StreamTap:
             tail = b"" if self._decoder is None else self._decode(b"")
             self.raw += tail
             events = self._parser.feed(tail) + self._parser.finish()
+        self._reassemble(events, now)
+        return events
+
+    def take(self, event: SSEEvent) -> None:
+        """One event that arrived whole (a WebSocket frame, see `interlock.engine.frames`)."""
+        now = time.time()
+        if self.first_byte_at is None:
+            self.first_byte_at = now
+        self.last_byte_at = now
+        self.raw += event.raw
+        self._reassemble([event], now)
+
+    def _reassemble(self, events: list[SSEEvent], now: float) -> None:
         for event in events:
             if self.reassembler.feed(event) and self.first_token_at is None:
                 self.first_token_at = now
-        return events
 
     def _decode(self, chunk: bytes) -> bytes:
         """Decoded bytes (`b""` ends the body); nothing more once the body stopped decoding."""

@@ -1,15 +1,16 @@
 """OpenAI Responses (`POST /v1/responses`), as the `openai` SDK's `client.responses`,
-the `llm` CLI's newer models and Codex (over HTTP+SSE) speak it."""
+the `llm` CLI's newer models and Codex (over HTTP+SSE, and over its WebSocket) speak it."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from interlock.dialects.base import DefaultProvider, Dialect
+from interlock.dialects.base import DefaultProvider, Dialect, WebSocketFrames
 from interlock.dialects.openai_responses import chained, request, response, view, wire
 from interlock.dialects.openai_responses.body import rewrite_body
 from interlock.dialects.openai_responses.reassemble import ResponsesReassembler
 from interlock.dialects.openai_responses.stream import ResponsesStreamRewriter
+from interlock.dialects.openai_responses.websocket import ResponsesWebSocket
 
 
 class OpenAIResponses(Dialect):
@@ -19,6 +20,7 @@ class OpenAIResponses(Dialect):
         DefaultProvider("openai", ("api.openai.com",), ("/v1/responses",)),
         DefaultProvider("azure-openai", ("*.openai.azure.com",), ("/openai/v1/responses", "/openai/responses")),
     )
+    websocket: ClassVar[WebSocketFrames | None] = ResponsesWebSocket()
 
     last_user_text = staticmethod(request.last_user_text)
     typed_text = staticmethod(request.typed_text)
