@@ -1,7 +1,7 @@
-"""A scripted Anthropic API for driving a real coding agent (Claude Code) end to end.
+"""A scripted model API for driving a real coding agent (Claude Code, Codex) end to end.
 
-`AgentMock` serves api.anthropic.com on 127.0.0.1 (reached through mitmdump's
-`map_remote`). What the "model" answers depends on the conversation it is sent, the
+`AgentMock` serves api.anthropic.com and api.openai.com's Responses API on 127.0.0.1
+(reached through mitmdump's `map_remote`). What the "model" answers depends on the conversation it is sent, the
 way an agent loop needs it:
 
 * a conversation is tied to a `Script` by a `[[agent:KEY]]` marker in one of its user
@@ -24,6 +24,16 @@ marker (side calls: titles, quota probes) get a short text answer. `count_tokens
 endpoints) gets the API's JSON 404. Model routes need the configured key in
 `x-api-key` (else 401).
 
+The Responses API (`POST /v1/responses`, streamed or not, and the WebSocket on `GET
+/v1/responses`: one `response.create` text frame per turn, one text frame per event,
+pre-warm turns with `generate: false`) plays the same scripts: `agent_responses` says
+where a conversation of input items stands; the events are `wire_scenarios`' Responses
+events. Like the real API it keeps what it generated: a turn chained on an unknown
+`previous_response_id` is refused, and so is one that does not answer every call of
+that response (`400 No tool output found for function call call_...`; over the
+WebSocket a wrapped `error` frame). A Responses exchange over the WebSocket has method
+`WS` and its answer in `frames`.
+
 Streams are the documented Anthropic SSE: `message_start` with full usage, `ping`,
 `content_block_start` / `_delta` / `_stop` per block (tool input as `input_json_delta`
 pieces), `message_delta` with cumulative usage, `message_stop`, each with its `event:`
@@ -44,8 +54,10 @@ from typing import Any
 import agent_responses as responses
 from aiohttp import web
 from loopback_server import LoopbackServer
-from mock_provider import _error_body, call_items, unanswered_call
-from wire_scenarios import openai_responses_json, openai_responses_sse
+from mock_provider import _error_body, _is_upgrade, _prewarm, _ws_error, call_items, unanswered_call
+from wire_scenarios import ResponsesScenario, openai_responses_json, openai_responses_sse
+
+from interlock.sse import parse_event_block
 
 MARKER = re.compile(r"\[\[agent:([\w-]+)\]\]")
 SIDE_TEXT = "Mock side answer."
@@ -103,6 +115,9 @@ class Exchange:
     violations: list[str] = field(default_factory=list)
     gzip: bool = False
     response_body: bytearray = field(default_factory=bytearray)  # as sent, before any content-encoding
+    frames: list[bytes] = field(default_factory=list)  # a WebSocket turn's answer, frame by frame
+    # Responses: the whole conversation the request continues (the chained response's included)
+    conversation: list[dict[str, Any]] = field(default_factory=list)
     wire_body: bytearray = field(default_factory=bytearray)  # the bytes on the wire
 
     def json(self) -> Any:
@@ -158,17 +173,23 @@ class AgentMock(LoopbackServer):
 
     # --- handling ---------------------------------------------------------------
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    def _new_exchange(self, request: web.Request, body: bytes) -> Exchange:
         with self._lock:
             exchange = Exchange(
                 index=len(self._exchanges),
                 method=request.method,
                 path=request.path_qs,
                 headers={k.lower(): v for k, v in request.headers.items()},
-                body=await request.read(),
+                body=body,
             )
             self._exchanges.append(exchange)
+        return exchange
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         route = request.path.rstrip("/")
+        if request.method == "GET" and route == "/v1/responses" and _is_upgrade(request):
+            return await self._websocket(request)
+        exchange = self._new_exchange(request, await request.read())
         model_route = route in ("/v1/messages", "/v1/responses") or route.startswith(("/v1/messages/", "/v1/models"))
         if not model_route:
             return await self._json(request, exchange, 404, _error("not_found_error", "Not Found"))
@@ -207,40 +228,86 @@ class AgentMock(LoopbackServer):
         return await self._json(request, exchange, 200, message)
 
     async def _responses(self, request: web.Request, exchange: Exchange) -> web.StreamResponse:
-        """A Responses API turn: the conversation is the stored one it chains on plus its input."""
+        """A Responses API request over HTTP: streamed or not."""
         try:
             payload = json.loads(exchange.body)
         except ValueError as error:
-            return await self._invalid_response(request, exchange, [f"We could not parse the JSON body: {error}"])
+            payload = f"We could not parse the JSON body: {error}"
+        turn = self._responses_turn(exchange, payload)
+        if isinstance(turn, str):
+            body = _error_body("responses", "invalid_request_error", turn)
+            return await self._json(request, exchange, 400, body)
+        if turn[2].get("stream") is True:
+            return await self._stream(request, exchange, openai_responses_sse(turn[0], turn[1]))
+        return await self._json(request, exchange, 200, openai_responses_json(turn[0], turn[1]))
+
+    def _responses_turn(self, exchange: Exchange, payload: Any) -> tuple[ResponsesScenario, str, dict[str, Any]] | str:
+        """One turn (the conversation is the stored one it chains on plus its input), stored
+        for the turns that chain on it; or why the API refuses it (kept in `violations`)."""
         if not isinstance(payload, dict):
-            return await self._invalid_response(request, exchange, ["body must be a JSON object"])
+            exchange.violations.append(payload if isinstance(payload, str) else "body must be a JSON object")
+            return exchange.violations[-1]
         with self._lock:
             refusal = unanswered_call(payload, self._responses_calls.get)
             history = self._conversations.get(str(payload.get("previous_response_id")), [])
         if refusal is not None:
-            return await self._invalid_response(request, exchange, [refusal])
+            exchange.violations.append(refusal)
+            return refusal
         found = payload.get("input")
         own = [{"type": "message", "role": "user", "content": found}] if isinstance(found, str) else found or []
         items = [*history, *(item for item in own if isinstance(item, dict))]
-        key = responses.marker_key(items, MARKER)
-        turn, step = responses.position(items, MARKER)
-        reply = self._scripted(exchange, key, turn, step, responses.tool_outputs(items))
+        exchange.conversation = items
         model = str(payload.get("model", ""))
+        response_id = None
+        if payload.get("generate") is False:  # a WebSocket pre-warm: no output, an id of its own
+            reply, response_id = Reply(), prewarm_id(exchange)
+        else:
+            key = responses.marker_key(items, MARKER)
+            turn, step = responses.position(items, MARKER)
+            reply = self._scripted(exchange, key, turn, step, responses.tool_outputs(items))
         scenario = responses.scenario(reply, model, _estimate_tokens(exchange.body))
         body = openai_responses_json(scenario, model)
+        response_id = response_id or body["id"]
         with self._lock:
-            self._responses_calls[body["id"]] = call_items(body["output"])
-            self._conversations[body["id"]] = [*items, *body["output"]]
-        if payload.get("stream") is True:
-            return await self._stream(request, exchange, openai_responses_sse(scenario, model))
-        return await self._json(request, exchange, 200, body)
+            self._responses_calls[response_id] = call_items(body["output"])
+            self._conversations[response_id] = [*items, *body["output"]]
+        return scenario, model, payload
 
-    async def _invalid_response(
-        self, request: web.Request, exchange: Exchange, violations: list[str]
-    ) -> web.StreamResponse:
-        exchange.violations += violations
-        body = _error_body("responses", "invalid_request_error", "; ".join(violations))
-        return await self._json(request, exchange, 400, body)
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        """The Responses WebSocket: each `response.create` text frame is a turn (an
+        exchange, method `WS`), answered with one text frame per event; a refusal is one
+        wrapped `error` frame. Other frames (`response.processed`) get no answer."""
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if headers.get("authorization") != f"Bearer {self.api_key}":
+            exchange = self._new_exchange(request, b"")
+            return await self._json(request, exchange, 401, _error_body("responses", "invalid_api_key", "bad key"))
+        ws = web.WebSocketResponse(compress=True, max_msg_size=64 * 1024 * 1024)
+        await ws.prepare(request)
+        async for message in ws:
+            if message.type != web.WSMsgType.TEXT:
+                continue
+            try:
+                payload = json.loads(message.data)
+            except ValueError:
+                payload = None
+            if not isinstance(payload, dict) or payload.get("type") != "response.create":
+                continue
+            exchange = self._new_exchange(request, message.data.encode())
+            exchange.method = "WS"
+            turn = self._responses_turn(exchange, payload)
+            if isinstance(turn, str):
+                exchange.status = 400
+                frames = [_ws_error(400, "invalid_request_error", turn)]
+            else:
+                exchange.status = 200
+                events = openai_responses_sse(turn[0], turn[1])
+                if payload.get("generate") is False:
+                    events = _prewarm(events, prewarm_id(exchange))
+                frames = [parse_event_block(event).data or "" for event in events]
+            for frame in frames:
+                exchange.frames.append(frame.encode())
+                await ws.send_str(frame)
+        return ws
 
     def _thinking_violations(self, messages: list[Any]) -> list[str]:
         """With thinking on, the assistant turn whose tool calls the last message answers
@@ -331,6 +398,10 @@ class AgentMock(LoopbackServer):
 
 
 # --- the conversation -------------------------------------------------------------------
+
+
+def prewarm_id(exchange: Exchange) -> str:
+    return f"resp_prewarm{exchange.index:040d}"
 
 
 def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
