@@ -1,8 +1,8 @@
 """A scripted model API for driving a real coding agent (Claude Code, Codex) end to end.
 
 `AgentMock` serves api.anthropic.com and api.openai.com's Responses API on 127.0.0.1
-(reached through mitmdump's `map_remote`). What the "model" answers depends on the conversation it is sent, the
-way an agent loop needs it:
+(reached through mitmdump's `map_remote`). What the "model" answers depends on the
+conversation it is sent, the way an agent loop needs it:
 
 * a conversation is tied to a `Script` by a `[[agent:KEY]]` marker in one of its user
   messages (the test puts it in the prompt);
@@ -237,11 +237,12 @@ class AgentMock(LoopbackServer):
         if isinstance(turn, str):
             body = _error_body("responses", "invalid_request_error", turn)
             return await self._json(request, exchange, 400, body)
-        if turn[2].get("stream") is True:
-            return await self._stream(request, exchange, openai_responses_sse(turn[0], turn[1]))
-        return await self._json(request, exchange, 200, openai_responses_json(turn[0], turn[1]))
+        scenario, model = turn
+        if payload.get("stream") is True:
+            return await self._stream(request, exchange, openai_responses_sse(scenario, model))
+        return await self._json(request, exchange, 200, openai_responses_json(scenario, model))
 
-    def _responses_turn(self, exchange: Exchange, payload: Any) -> tuple[ResponsesScenario, str, dict[str, Any]] | str:
+    def _responses_turn(self, exchange: Exchange, payload: Any) -> tuple[ResponsesScenario, str] | str:
         """One turn (the conversation is the stored one it chains on plus its input), stored
         for the turns that chain on it; or why the API refuses it (kept in `violations`)."""
         if not isinstance(payload, dict):
@@ -271,7 +272,7 @@ class AgentMock(LoopbackServer):
         with self._lock:
             self._responses_calls[response_id] = call_items(body["output"])
             self._conversations[response_id] = [*items, *body["output"]]
-        return scenario, model, payload
+        return scenario, model
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         """The Responses WebSocket: each `response.create` text frame is a turn (an
@@ -300,7 +301,7 @@ class AgentMock(LoopbackServer):
                 frames = [_ws_error(400, "invalid_request_error", turn)]
             else:
                 exchange.status = 200
-                events = openai_responses_sse(turn[0], turn[1])
+                events = openai_responses_sse(*turn)
                 if payload.get("generate") is False:
                     events = _prewarm(events, prewarm_id(exchange))
                 frames = [parse_event_block(event).data or "" for event in events]

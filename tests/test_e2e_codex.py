@@ -219,7 +219,9 @@ def policy_events(db: CallsDB, call: RecordedCall) -> list[tuple[str, str, str, 
 # --- a text answer ------------------------------------------------------------------------
 
 
-def test_text_answer_is_recorded(codex: Codex, agent_mock: AgentMock, db: CallsDB, tmp_path: Path) -> None:
+def test_text_answer_is_recorded(
+    codex: Codex, agent_mock: AgentMock, db: CallsDB, proxy: ProxyProcess, tmp_path: Path
+) -> None:
     answer = f"Hello from the scripted model, {token()}."
     marker = agent_mock.script([Reply(answer)])
     run = codex.exec(f"{marker} say hello", cwd=tmp_path)
@@ -235,6 +237,8 @@ def test_text_answer_is_recorded(codex: Codex, agent_mock: AgentMock, db: CallsD
     assert call["response_text"] == answer
     # Codex's key was redacted before anything was written.
     assert API_KEY.encode() not in db.file_bytes()
+    # No host but the mapped ones was asked for through the proxy (the quiet switches work).
+    assert re.findall(r"\b(?:GET|POST|PUT|DELETE) https?://(?!127\.0\.0\.1:)\S+", proxy.output()) == []
 
 
 # --- an allowed command runs ----------------------------------------------------------------
