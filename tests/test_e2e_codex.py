@@ -346,14 +346,19 @@ def test_destructive_command_blocked_then_next_turn(
 # --- one call allowed, one blocked, in the same answer ----------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("command", "policy", "reason"),
+    [("rm -rf victim", "deny_tools", RM_REASON), (JUDGED_COMMAND, "tool_call_judge", JUDGE_EXPLANATION)],
+    ids=["deny_tools", "judge"],
+)
 def test_mixed_answer_runs_only_the_allowed_call(
-    codex: Codex, agent_mock: AgentMock, db: CallsDB, workdir: Path
+    codex: Codex, agent_mock: AgentMock, db: CallsDB, workdir: Path, command: str, policy: str, reason: str
 ) -> None:
     """Over the WebSocket the next turn answers only the call Codex ran; Interlock adds the
     output of the one it blocked, or the API would refuse the turn."""
     (workdir / "victim").mkdir()
     mark = token()
-    allowed, denied = exec_command(f"echo {mark} | tee made.txt"), exec_command("rm -rf victim")
+    allowed, denied = exec_command(f"echo {mark} | tee made.txt"), exec_command(command)
     marker = agent_mock.script([Reply("Two commands.", (denied, allowed)), Reply("Done: {results}")])
     run = codex.exec(f"{marker} do both", cwd=workdir)
 
@@ -364,7 +369,7 @@ def test_mixed_answer_runs_only_the_allowed_call(
     removed, ran = (i["call_id"] for i in completed(first)["output"] if i["type"] == "function_call")
     outputs = {item["call_id"]: item["output"] for item in items_of(second, "function_call_output")}
     assert mark in json.dumps(outputs[ran])
-    supplied = RemovedCall(removed, "function_call", "exec_command", "deny_tools", RM_REASON).output_item()
+    supplied = RemovedCall(removed, "function_call", "exec_command", policy, reason).output_item()
     assert run.stdout.startswith("Done: ") and mark in run.stdout, run.describe()
     [call, after] = recorded(db, agent_mock, [first, second])
     check_records([call, after], [first, second], ["blocked", "pass" if codex.http else "modified"])
@@ -376,7 +381,7 @@ def test_mixed_answer_runs_only_the_allowed_call(
     assert outputs[removed] == supplied["output"] and supplied["output"] in run.stdout
     sent_by_codex = {i["call_id"] for i in after.stage_body("request_original")["input"] if "call_id" in i}
     assert sent_by_codex == {ran}
-    assert [e[:2] for e in policy_events(db, after)] == [("deny_tools", "supplied_tool_output")]
+    assert [e[:2] for e in policy_events(db, after)] == [(policy, "supplied_tool_output")]
 
 
 # --- the WebSocket refused: Codex goes on over HTTP ---------------------------------------------
