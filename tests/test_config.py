@@ -19,6 +19,7 @@ def test_shipped_config_is_valid() -> None:
     build_chain(config.policies)
     assert {p.name for p in config.all_providers()} >= {"openai", "anthropic"}
     assert config.upstream.idle_timeout_s == 600
+    assert config.responses_websocket == "police"
 
 
 @pytest.mark.parametrize(
@@ -35,6 +36,7 @@ def test_shipped_config_is_valid() -> None:
         ({"upstream": {"idle_timeout_s": "ten minutes"}}, "upstream.idle_timeout_s"),
         ({"upstream": {"idle_timeout_s": float("inf")}}, "upstream.idle_timeout_s"),
         ({"upstream": {"idle_timeout": 5}}, "upstream.idle_timeout"),
+        ({"responses_websocket": "block"}, "responses_websocket"),
     ],
 )
 def test_bad_config_names_the_key(data: dict[str, object], key: str) -> None:

@@ -24,7 +24,7 @@ import pytest
 from harness import MitmCA, ProxyLauncher, ProxyProcess
 from harness_db import CallsDB, RecordedCall
 from harness_reload import edit_config
-from judge_mock import JudgeMock, allow, block
+from judge_mock import JudgeMock, block
 from mock_provider import MockProvider
 from policy_fixtures import FailingPolicy, SleepyPolicy, fixture_path
 from protocol_check import check_openai_responses_stream
@@ -39,37 +39,49 @@ BETA = {"OpenAI-Beta": "responses_websockets=2026-02-06"}
 DENY = {"policy": "deny_tools", "rules": [{"tool": "*", "pattern": "rm -rf", "reason": "recursive delete"}]}
 RM_CALL = openai_tool_id(RESPONSES_SCENARIOS["shell"].tool_calls[0])
 KEY_ENV = "INTERLOCK_TEST_JUDGE_KEY"
-JUDGE_WAIT_S = 11.0  # longer than the keepalive interval (10 s): the client gets a ping
+# A request policy that waits, then fails closed.
+REQUEST_FAILS = {
+    "policies": [
+        {
+            "policy": fixture_path(FailingPolicy),
+            "hook": "on_request",
+            "mode": "hang",
+            "on_error": "block",
+            "timeout_s": 0.3,
+        }
+    ]
+}
+HOLD_S = 11.0  # longer than the keepalive interval (10 s): the client gets a ping
 
 
 @pytest.fixture(scope="module")
 def plain(start_module_proxy: ProxyLauncher) -> ProxyProcess:
-    """Each test sets the config it needs (live reload): proxies start slowly here."""
-    return start_module_proxy(config={}, env=FIXTURES_ENV)
+    """Each test sets the config it needs (live reload: proxies start slowly); started
+    with the failing policy, so its module is imported before the tests run."""
+    return start_module_proxy(config=REQUEST_FAILS, env=FIXTURES_ENV)
 
 
 @pytest.fixture(scope="module")
-def guarded(start_module_proxy: ProxyLauncher, judge: JudgeMock) -> ProxyProcess:
-    """A request policy that awaits (the frame waits for it), a model rewrite, deny_tools
-    and the judge (allowing, unless a test says otherwise)."""
+def guarded(start_module_proxy: ProxyLauncher) -> ProxyProcess:
+    """A request policy that awaits (the frame waits for it), a model rewrite, a tool
+    policy that takes longer than the keepalive interval (a slow judge), deny_tools."""
     sleepy = {"policy": fixture_path(SleepyPolicy), "seconds": 0.3, "hooks": ["on_request"]}
     rewrite = {"policy": "model_rewrite", "map": {"gpt-5-mini": MODEL}}
-    judged = {
+    slow = {"policy": fixture_path(SleepyPolicy), "seconds": HOLD_S, "timeout_s": HOLD_S + 10}
+    return start_module_proxy(config={"policies": [sleepy, rewrite, slow, DENY]}, env=FIXTURES_ENV)
+
+
+@pytest.fixture(scope="module")
+def judged(start_module_proxy: ProxyLauncher, judge: JudgeMock) -> ProxyProcess:
+    policy = {
         "policy": "tool_call_judge",
         "model": "openai/judge-mock",
         "api_base": judge.url,
         "api_key_env": KEY_ENV,
         "on_error": "block",
-        "timeout_s": JUDGE_WAIT_S + 10,
         "retries": 0,
     }
-    config = {"policies": [sleepy, rewrite, DENY, judged]}
-    return start_module_proxy(config=config, env={**FIXTURES_ENV, KEY_ENV: "sk-judge-ws"})
-
-
-@pytest.fixture(autouse=True)
-def judge_allows(judge: JudgeMock) -> None:
-    judge.reset(allow())
+    return start_module_proxy(config={"policies": [policy]}, env={KEY_ENV: "sk-judge-ws"})
 
 
 def db_of(proxy: ProxyProcess) -> CallsDB:
@@ -162,6 +174,20 @@ async def test_turns_are_calls_and_reach_the_client_frame_for_frame(
     assert calls[1].stage_body("response_final")["output"][0]["type"] == "message"
     assert calls[1]["response_text"] and calls[2]["error"] is None
     assert calls[2].stage_body("response_original")["output"][-1]["name"] == "exec_command"
+    assert b"sk-test-ws" not in db.file_bytes()  # the upgrade's key is scrubbed from the records
+
+
+async def test_a_turn_cut_by_the_client_is_recorded_with_the_reason(plain: ProxyProcess, tls: ssl.SSLContext) -> None:
+    edit_config(plain, {"policies": [DENY]})
+    before = db_of(plain).call_ids()
+    async with connect(plain, tls) as ws:
+        await ws.send_str(json.dumps(create("[[mock:shell+pause]]")))
+        await asyncio.wait_for(ws.receive(), 30)  # response.created; then the client leaves
+    (call,) = new_calls(db_of(plain), before, 1)
+    assert "the WebSocket closed before the turn ended" in call["error"]
+    assert not any(
+        item.get("type") == "function_call" for item in call.stage_body("response_final").get("output") or []
+    )  # the held call was never sent
 
 
 def as_sse_data(frames: list[bytes]) -> bytes:
@@ -171,42 +197,11 @@ def as_sse_data(frames: list[bytes]) -> bytes:
 # --- policed ----------------------------------------------------------------------------
 
 
-async def test_deny_tools_blocks_a_call_and_the_next_turn_is_accepted(
-    guarded: ProxyProcess, mock_provider: MockProvider, tls: ssl.SSLContext
-) -> None:
-    db = db_of(guarded)
-    before = db.call_ids()
-    async with connect(guarded, tls) as ws:
-        text = await turn(ws, create("hello", model="gpt-5-mini"))
-        blocked = await turn(ws, create("[[mock:shell]]"))
-        await ws.send_str(json.dumps({"type": "response.processed", "response_id": "x"}))
-        response_id = json.loads(blocked[-1])["response"]["id"]
-        chained = await turn(ws, create("go on", previous_response_id=response_id))
-    exchanges = turns_of(mock_provider, 3)
-    assert json.loads(exchanges[0].body)["model"] == MODEL  # the request frame was rewritten
-    assert json.loads(exchanges[0].body)["type"] == "response.create"
-    assert text == exchanges[0].writes  # policed, nobody changed anything: frame for frame
-    assert violations(blocked) == []
-    completed = json.loads(blocked[-1])["response"]
-    assert [item["type"] for item in completed["output"]] == ["reasoning", "message"]
-    notice = completed["output"][-1]["content"][0]["text"]
-    assert "exec_command" in notice and "recursive delete" in notice
-    assert not any(RM_CALL.encode() in frame for frame in blocked)
-    sent_back = json.loads(exchanges[2].body)["input"]
-    assert (sent_back[0]["type"], sent_back[0]["call_id"]) == ("function_call_output", RM_CALL)
-    assert json.loads(chained[-1])["type"] == "response.completed"  # the mock accepted the chain
-    calls = new_calls(db, before, 3)
-    assert [c["verdict"] for c in calls] == ["modified", "blocked", "modified"]
-    assert calls[1].stage_body("response_final")["output"][-1]["type"] == "message"
-    assert calls[1].stage_body("response_original")["output"][-1]["name"] == "exec_command"
-
-
 async def test_request_blocked_by_a_policy_is_answered_with_an_error_frame(
     plain: ProxyProcess, mock_provider: MockProvider, tls: ssl.SSLContext
 ) -> None:
     """The policy waits, then fails closed: the turn is answered, nothing goes upstream."""
-    failing = {"policy": fixture_path(FailingPolicy), "hook": "on_request", "mode": "hang"}
-    edit_config(plain, {"policies": [{**failing, "on_error": "block", "timeout_s": 0.3}]})
+    edit_config(plain, REQUEST_FAILS)
     before = db_of(plain).call_ids()
     count = len(mock_provider.exchanges)
     async with connect(plain, tls) as ws:
@@ -242,41 +237,75 @@ async def test_refuse_answers_the_upgrade_with_426(plain: ProxyProcess, tls: ssl
     assert db_of(plain).call_ids() == before
 
 
-async def test_a_held_call_stalls_nothing_and_the_client_gets_pings(
-    guarded: ProxyProcess, mock_provider: MockProvider, judge: JudgeMock, tls: ssl.SSLContext
+async def test_a_held_call_stalls_nothing_is_blocked_and_the_next_turn_is_accepted(
+    guarded: ProxyProcess, mock_provider: MockProvider, tls: ssl.SSLContext
 ) -> None:
-    """The judge takes longer than the keepalive interval and blocks the call: meanwhile
-    the client's frames reach upstream, another connection's turn completes, the client
-    gets pings; then the notice, in a valid stream."""
-    judge.reset(block("Destructive.", delay_s=JUDGE_WAIT_S))
+    """While a call is held (longer than the keepalive interval): the client's frames
+    reach upstream, another connection's turns complete, the client gets pings. Then the
+    call is replaced by its notice in a valid stream, an allowed call held beside it
+    arrives as it came, and the next turn chained on the blocked response is accepted."""
+    db = db_of(guarded)
+    before = db.call_ids()
     async with connect(guarded, tls, autoping=False) as held, connect(guarded, tls) as other:
         started = time.monotonic()
         await held.send_str(json.dumps(create("[[mock:shell]]")))
+        allowed = asyncio.ensure_future(turn(other, create("[[mock:tool]]")))
         frames: list[bytes] = []
+        while not frames or json.loads(frames[-1])["type"] != "response.output_item.done":
+            frames.append((await asyncio.wait_for(held.receive(), 30)).data.encode())  # the reasoning passes
+        silent_from = time.monotonic()  # the call is held from here: nothing more until the hold ends
+        marker = json.dumps({"type": "response.processed", "response_id": "during-hold"})
+        await held.send_str(marker)
+        async with connect(guarded, tls) as third:
+            text = await turn(third, create("hello", model="gpt-5-mini"))
+        assert time.monotonic() - started < HOLD_S / 2  # not stalled by the held calls
+        assert marker.encode() in mock_provider.ws_frames  # the client's frame went through during the hold
+        text_exchange = next(e for e in reversed(mock_provider.exchanges) if e.method == "WS" and b"hello" in e.body)
         pings: list[float] = []
-        while True:  # until the held call's reasoning is in: the call is held now
-            message = await asyncio.wait_for(held.receive(), 30)
-            frames.append(message.data.encode())
-            if json.loads(message.data)["type"] == "response.output_item.done":
-                break
-        marker = json.dumps({"type": "response.processed", "response_id": "during-hold"}).encode()
-        await held.send_str(marker.decode())
-        judge.reset(allow())  # the other connection's judge answers at once
-        text = await turn(other, create("hello"))
-        assert time.monotonic() - started < JUDGE_WAIT_S / 2  # not stalled by the held call
-        assert marker in mock_provider.ws_frames  # the client's frame went through during the hold
-        while True:
+        while json.loads(frames[-1])["type"] != "response.completed":
             message = await asyncio.wait_for(held.receive(), 30)
             if message.type == aiohttp.WSMsgType.PING:
-                pings.append(time.monotonic())
+                pings.append(time.monotonic() - silent_from)
                 await held.pong(message.data)
-                continue
-            frames.append(message.data.encode())
-            if json.loads(message.data)["type"] == "response.completed":
-                break
-    assert time.monotonic() - started >= JUDGE_WAIT_S
-    assert pings and all(started + 9 < at < started + JUDGE_WAIT_S + 1 for at in pings), pings
-    assert text[-1].startswith(b'{"type":"response.completed"')
+            else:
+                frames.append(message.data.encode())
+        assert time.monotonic() - started >= HOLD_S
+        response_id = json.loads(frames[-1])["response"]["id"]
+        chained = await turn(held, create("go on", previous_response_id=response_id))
+        weather = await allowed
+    assert json.loads(text_exchange.body)["model"] == MODEL  # the request frame was rewritten
+    assert json.loads(text_exchange.body)["type"] == "response.create"
+    assert text == text_exchange.writes  # policed, nobody changed anything: frame for frame
+    assert weather == next(e for e in reversed(mock_provider.exchanges) if b"mock:tool" in e.body).writes
+    assert len(pings) == 1 and 9 < pings[0] < HOLD_S, pings  # one ping, ten seconds into the silence
+    assert violations(frames) == []
+    completed = json.loads(frames[-1])["response"]
+    assert [item["type"] for item in completed["output"]] == ["reasoning", "message"]
+    notice = completed["output"][-1]["content"][0]["text"]
+    assert "exec_command" in notice and "recursive delete" in notice
+    assert not any(RM_CALL.encode() in frame for frame in frames)
+    chained_exchange = turns_of(mock_provider, 1)[0]
+    sent_back = json.loads(chained_exchange.body)["input"][0]
+    assert (sent_back["type"], sent_back["call_id"]) == ("function_call_output", RM_CALL)
+    assert json.loads(chained[-1])["type"] == "response.completed"  # the mock accepted the chain
+    calls = {c.stage_body("request_original")["input"][0]["content"]: c for c in new_calls(db, before, 4)}
+    assert calls["hello"]["verdict"] == "modified" and calls["hello"]["model_final"] == MODEL
+    assert calls["[[mock:tool]]"]["verdict"] == "pass"
+    blocked = calls["[[mock:shell]]"]
+    assert blocked["verdict"] == "blocked"
+    assert blocked.stage_body("response_final")["output"][-1]["type"] == "message"
+    assert blocked.stage_body("response_original")["output"][-1]["name"] == "exec_command"
+    assert calls["go on"]["verdict"] == "modified"  # the missing output was added
+
+
+async def test_the_judge_blocks_a_call_on_the_websocket(
+    judged: ProxyProcess, judge: JudgeMock, tls: ssl.SSLContext
+) -> None:
+    judge.reset(block("Destructive command.", delay_s=0.5))
+    async with connect(judged, tls) as ws:
+        frames = await turn(ws, create("[[mock:shell]]"))
     assert violations(frames) == []
     output = json.loads(frames[-1])["response"]["output"]
-    assert output[-1]["type"] == "message" and "Destructive." in output[-1]["content"][0]["text"]
+    assert output[-1]["type"] == "message" and "Destructive command." in output[-1]["content"][0]["text"]
+    assert not any(RM_CALL.encode() in frame for frame in frames)
+    assert len(judge.requests) == 1
