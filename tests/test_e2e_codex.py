@@ -49,6 +49,7 @@ JUDGED_COMMAND = "find victim -delete"  # deny_tools lets it through, the judge 
 JUDGE_KEY_ENV = "INTERLOCK_TEST_JUDGE_KEY"
 JUDGE_EXPLANATION = "Deletes a directory tree."
 DENY_NOTICE = "Interlock blocked the tool call `exec_command`: " + RM_REASON
+JUDGE_REASON = f"`exec_command` risk 0.97 >= 0.5: {JUDGE_EXPLANATION}"  # the judge's block, as recorded
 JUDGE_NOTICE = "Interlock blocked the tool call `exec_command` (judged risk: 0.97)"
 WAIT_S = 10.0
 
@@ -348,7 +349,7 @@ def test_destructive_command_blocked_then_next_turn(
 
 @pytest.mark.parametrize(
     ("command", "policy", "reason"),
-    [("rm -rf victim", "deny_tools", RM_REASON), (JUDGED_COMMAND, "tool_call_judge", JUDGE_EXPLANATION)],
+    [("rm -rf victim", "deny_tools", RM_REASON), (JUDGED_COMMAND, "tool_call_judge", JUDGE_REASON)],
     ids=["deny_tools", "judge"],
 )
 def test_mixed_answer_runs_only_the_allowed_call(
