@@ -9,6 +9,7 @@ same events as the SSE path gives.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from policy_fixtures import chain_of, context, police_stream
 from protocol_check import check_openai_responses_stream
@@ -19,7 +20,10 @@ from interlock.engine.stream import StreamTap
 from interlock.sse import parse_all
 
 DIALECT = "openai-responses"
-DENY = {"policy": "deny_tools", "rules": [{"tool": "*", "pattern": "rm -rf", "reason": "recursive delete"}]}
+DENY: dict[str, Any] = {
+    "policy": "deny_tools",
+    "rules": [{"tool": "*", "pattern": "rm -rf", "reason": "recursive delete"}],
+}
 
 
 def frames_of(events: list[bytes]) -> list[bytes]:
@@ -36,7 +40,7 @@ async def run_frames(stream: FrameStream, frames: list[bytes]) -> list[bytes]:
     return out
 
 
-def frame_stream(chain_entries: list[dict[str, object]]) -> FrameStream:
+def frame_stream(*chain_entries: dict[str, Any]) -> FrameStream:
     chain = chain_of(*chain_entries)
     ctx = context(DIALECT, {"model": "gpt-5-codex", "input": "hi"})
     wire = ctx.dialect
@@ -52,7 +56,7 @@ def test_a_frame_is_the_sse_event_of_its_json() -> None:
 async def test_frames_nobody_changed_are_the_frames_that_came() -> None:
     events = openai_responses_sse(SCENARIOS["tool"], "gpt-5-codex")
     frames = frames_of(events)
-    stream = frame_stream([DENY])
+    stream = frame_stream(DENY)
     out = await run_frames(stream, frames)
     assert out == frames and all(a is b for a, b in zip(out, frames, strict=True))
     assert not stream.changed
@@ -60,7 +64,7 @@ async def test_frames_nobody_changed_are_the_frames_that_came() -> None:
 
 async def test_a_blocked_call_gives_the_frames_of_the_sse_rewrite() -> None:
     events = openai_responses_sse(RESPONSES_SCENARIOS["shell"], "gpt-5-codex")
-    stream = frame_stream([DENY])
+    stream = frame_stream(DENY)
     out = await run_frames(stream, frames_of(events))
     sse, _ = await police_stream(chain_of(DENY), DIALECT, events, context(DIALECT, {"model": "m", "input": "hi"}))
     assert out == [(e.data or "").encode() for e in parse_all(sse)]  # the same turn as over SSE
