@@ -1,8 +1,8 @@
-"""A scripted Anthropic API for driving a real coding agent (Claude Code) end to end.
+"""A scripted model API for driving a real coding agent (Claude Code, Codex) end to end.
 
-`AgentMock` serves api.anthropic.com on 127.0.0.1 (reached through mitmdump's
-`map_remote`). What the "model" answers depends on the conversation it is sent, the
-way an agent loop needs it:
+`AgentMock` serves api.anthropic.com and api.openai.com's Responses API on 127.0.0.1
+(reached through mitmdump's `map_remote`). What the "model" answers depends on the
+conversation it is sent, the way an agent loop needs it:
 
 * a conversation is tied to a `Script` by a `[[agent:KEY]]` marker in one of its user
   messages (the test puts it in the prompt);
@@ -24,6 +24,16 @@ marker (side calls: titles, quota probes) get a short text answer. `count_tokens
 endpoints) gets the API's JSON 404. Model routes need the configured key in
 `x-api-key` (else 401).
 
+The Responses API (`POST /v1/responses`, streamed or not, and the WebSocket on `GET
+/v1/responses`: one `response.create` text frame per turn, one text frame per event,
+pre-warm turns with `generate: false`) plays the same scripts: `agent_responses` says
+where a conversation of input items stands; the events are `wire_scenarios`' Responses
+events. Like the real API it keeps what it generated: a turn chained on an unknown
+`previous_response_id` is refused, and so is one that does not answer every call of
+that response (`400 No tool output found for function call call_...`; over the
+WebSocket a wrapped `error` frame). A Responses exchange over the WebSocket has method
+`WS` and its answer in `frames`.
+
 Streams are the documented Anthropic SSE: `message_start` with full usage, `ping`,
 `content_block_start` / `_delta` / `_stop` per block (tool input as `input_json_delta`
 pieces), `message_delta` with cumulative usage, `message_stop`, each with its `event:`
@@ -41,8 +51,13 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import agent_responses as responses
 from aiohttp import web
 from loopback_server import LoopbackServer
+from mock_provider import _error_body, _is_upgrade, _prewarm, _ws_error, call_items, unanswered_call
+from wire_scenarios import ResponsesScenario, openai_responses_json, openai_responses_sse
+
+from interlock.sse import parse_event_block
 
 MARKER = re.compile(r"\[\[agent:([\w-]+)\]\]")
 SIDE_TEXT = "Mock side answer."
@@ -71,6 +86,11 @@ def bash(command: str, description: str = "Run a shell command") -> ToolUse:
     return ToolUse("Bash", {"command": command, "description": description})
 
 
+def exec_command(command: str) -> ToolUse:
+    """Codex's shell tool (a Responses function call)."""
+    return ToolUse("exec_command", {"cmd": command})
+
+
 @dataclass(frozen=True)
 class Script:
     """`turns[turn][step]`: see the module docstring."""
@@ -95,6 +115,9 @@ class Exchange:
     violations: list[str] = field(default_factory=list)
     gzip: bool = False
     response_body: bytearray = field(default_factory=bytearray)  # as sent, before any content-encoding
+    frames: list[bytes] = field(default_factory=list)  # a WebSocket turn's answer, frame by frame
+    # Responses: the whole conversation the request continues (the chained response's included)
+    conversation: list[dict[str, Any]] = field(default_factory=list)
     wire_body: bytearray = field(default_factory=bytearray)  # the bytes on the wire
 
     def json(self) -> Any:
@@ -115,6 +138,9 @@ class AgentMock(LoopbackServer):
         self._exchanges: list[Exchange] = []
         self._scripts: dict[str, Script] = {}
         self._thought: set[str] = set()  # ids of the tool_use blocks issued after a thinking block
+        # Responses API: each response's (type, call_id) calls, and its whole conversation.
+        self._responses_calls: dict[str, list[tuple[str, str]]] = {}
+        self._conversations: dict[str, list[dict[str, Any]]] = {}
 
     @property
     def url(self) -> str:
@@ -147,18 +173,24 @@ class AgentMock(LoopbackServer):
 
     # --- handling ---------------------------------------------------------------
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    def _new_exchange(self, request: web.Request, body: bytes) -> Exchange:
         with self._lock:
             exchange = Exchange(
                 index=len(self._exchanges),
                 method=request.method,
                 path=request.path_qs,
                 headers={k.lower(): v for k, v in request.headers.items()},
-                body=await request.read(),
+                body=body,
             )
             self._exchanges.append(exchange)
+        return exchange
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         route = request.path.rstrip("/")
-        model_route = route == "/v1/messages" or route.startswith(("/v1/messages/", "/v1/models"))
+        if request.method == "GET" and route == "/v1/responses" and _is_upgrade(request):
+            return await self._websocket(request)
+        exchange = self._new_exchange(request, await request.read())
+        model_route = route in ("/v1/messages", "/v1/responses") or route.startswith(("/v1/messages/", "/v1/models"))
         if not model_route:
             return await self._json(request, exchange, 404, _error("not_found_error", "Not Found"))
         key = exchange.headers.get("x-api-key")
@@ -170,6 +202,8 @@ class AgentMock(LoopbackServer):
             return await self._json(request, exchange, 200, _models_page())
         if request.method == "GET" and route.startswith("/v1/models/"):
             return await self._json(request, exchange, 200, _model_info(route.rsplit("/", 1)[1]))
+        if request.method == "POST" and route == "/v1/responses":
+            return await self._responses(request, exchange)
         if request.method != "POST" or route not in ("/v1/messages", "/v1/messages/count_tokens"):
             return await self._json(request, exchange, 404, _error("not_found_error", "Not Found"))
         try:
@@ -189,8 +223,92 @@ class AgentMock(LoopbackServer):
             with self._lock:
                 self._thought.update(b["id"] for b in message["content"] if b["type"] == "tool_use")
         if payload.get("stream") is True:
-            return await self._stream(request, exchange, message, reply, "context_management" in payload)
+            events = sse_events(message, reply, context_management="context_management" in payload)
+            return await self._stream(request, exchange, events)
         return await self._json(request, exchange, 200, message)
+
+    async def _responses(self, request: web.Request, exchange: Exchange) -> web.StreamResponse:
+        """A Responses API request over HTTP: streamed or not."""
+        try:
+            payload = json.loads(exchange.body)
+        except ValueError as error:
+            payload = f"We could not parse the JSON body: {error}"
+        turn = self._responses_turn(exchange, payload)
+        if isinstance(turn, str):
+            body = _error_body("responses", "invalid_request_error", turn)
+            return await self._json(request, exchange, 400, body)
+        scenario, model = turn
+        if payload.get("stream") is True:
+            return await self._stream(request, exchange, openai_responses_sse(scenario, model))
+        return await self._json(request, exchange, 200, openai_responses_json(scenario, model))
+
+    def _responses_turn(self, exchange: Exchange, payload: Any) -> tuple[ResponsesScenario, str] | str:
+        """One turn (the conversation is the stored one it chains on plus its input), stored
+        for the turns that chain on it; or why the API refuses it (kept in `violations`)."""
+        if not isinstance(payload, dict):
+            exchange.violations.append(payload if isinstance(payload, str) else "body must be a JSON object")
+            return exchange.violations[-1]
+        with self._lock:
+            refusal = unanswered_call(payload, self._responses_calls.get)
+            history = self._conversations.get(str(payload.get("previous_response_id")), [])
+        if refusal is not None:
+            exchange.violations.append(refusal)
+            return refusal
+        found = payload.get("input")
+        own = [{"type": "message", "role": "user", "content": found}] if isinstance(found, str) else found or []
+        items = [*history, *(item for item in own if isinstance(item, dict))]
+        exchange.conversation = items
+        model = str(payload.get("model", ""))
+        response_id = None
+        if payload.get("generate") is False:  # a WebSocket pre-warm: no output, an id of its own
+            reply, response_id = Reply(), prewarm_id(exchange)
+        else:
+            key = responses.marker_key(items, MARKER)
+            turn, step = responses.position(items, MARKER)
+            reply = self._scripted(exchange, key, turn, step, responses.tool_outputs(items))
+        scenario = responses.scenario(reply, model, _estimate_tokens(exchange.body))
+        body = openai_responses_json(scenario, model)
+        response_id = response_id or body["id"]
+        with self._lock:
+            self._responses_calls[response_id] = call_items(body["output"])
+            self._conversations[response_id] = [*items, *body["output"]]
+        return scenario, model
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        """The Responses WebSocket: each `response.create` text frame is a turn (an
+        exchange, method `WS`), answered with one text frame per event; a refusal is one
+        wrapped `error` frame. Other frames (`response.processed`) get no answer."""
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if headers.get("authorization") != f"Bearer {self.api_key}":
+            exchange = self._new_exchange(request, b"")
+            return await self._json(request, exchange, 401, _error_body("responses", "invalid_api_key", "bad key"))
+        ws = web.WebSocketResponse(compress=True, max_msg_size=64 * 1024 * 1024)
+        await ws.prepare(request)
+        async for message in ws:
+            if message.type != web.WSMsgType.TEXT:
+                continue
+            try:
+                payload = json.loads(message.data)
+            except ValueError:
+                payload = None
+            if not isinstance(payload, dict) or payload.get("type") != "response.create":
+                continue
+            exchange = self._new_exchange(request, message.data.encode())
+            exchange.method = "WS"
+            turn = self._responses_turn(exchange, payload)
+            if isinstance(turn, str):
+                exchange.status = 400
+                frames = [_ws_error(400, "invalid_request_error", turn)]
+            else:
+                exchange.status = 200
+                events = openai_responses_sse(*turn)
+                if payload.get("generate") is False:
+                    events = _prewarm(events, prewarm_id(exchange))
+                frames = [parse_event_block(event).data or "" for event in events]
+            for frame in frames:
+                exchange.frames.append(frame.encode())
+                await ws.send_str(frame)
+        return ws
 
     def _thinking_violations(self, messages: list[Any]) -> list[str]:
         """With thinking on, the assistant turn whose tool calls the last message answers
@@ -217,21 +335,24 @@ class AgentMock(LoopbackServer):
 
     def _reply(self, exchange: Exchange, payload: dict[str, Any]) -> Reply:
         messages = payload["messages"]
-        key = _marker_key(messages)
+        turn, step = conversation_position(messages)
+        results = "\n".join(_tool_result_texts(messages[-1]))
+        return self._scripted(exchange, _marker_key(messages), turn, step, results)
+
+    def _scripted(self, exchange: Exchange, key: str | None, turn: int, step: int, results: str) -> Reply:
+        """The script's reply at (turn, step), its text quoting the tool `results`."""
         with self._lock:
             script = self._scripts.get(key) if key else None
         if script is None:
             return Reply(text=SIDE_TEXT)
         exchange.script = key
         exchange.gzip = script.gzip
-        turn, step = conversation_position(messages)
         exchange.turn, exchange.step = turn, step
         if turn >= len(script.turns) or step >= len(script.turns[turn]):
             # Off the script: end the turn rather than loop, and say so in the record.
             exchange.violations.append(f"off script: turn {turn}, step {step}")
             return Reply(text=f"(the mock has no reply for turn {turn}, step {step})")
         reply = script.turns[turn][step]
-        results = "\n".join(_tool_result_texts(messages[-1]))
         return Reply(text=reply.text.replace("{results}", results), tools=reply.tools, thinking=reply.thinking)
 
     async def _invalid(self, request: web.Request, exchange: Exchange, violations: list[str]) -> web.StreamResponse:
@@ -248,15 +369,13 @@ class AgentMock(LoopbackServer):
         await response.write_eof()
         return response
 
-    async def _stream(
-        self, request: web.Request, exchange: Exchange, message: dict[str, Any], reply: Reply, context: bool
-    ) -> web.StreamResponse:
+    async def _stream(self, request: web.Request, exchange: Exchange, events: list[bytes]) -> web.StreamResponse:
         headers = {**_SSE_HEADERS, "content-encoding": "gzip"} if exchange.gzip else _SSE_HEADERS
         response = self._response(exchange, 200, headers)
         response.enable_chunked_encoding()
         await response.prepare(request)
         encoder = zlib.compressobj(wbits=31) if exchange.gzip else None
-        for event in sse_events(message, reply, context_management=context):
+        for event in events:
             exchange.response_body += event
             # A gzip stream flushed after each event, so each one can be decoded as it arrives.
             wire = event if encoder is None else encoder.compress(event) + encoder.flush(zlib.Z_SYNC_FLUSH)
@@ -280,6 +399,10 @@ class AgentMock(LoopbackServer):
 
 
 # --- the conversation -------------------------------------------------------------------
+
+
+def prewarm_id(exchange: Exchange) -> str:
+    return f"resp_prewarm{exchange.index:040d}"
 
 
 def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,14 +1,11 @@
 """Claude Code, the real CLI, as a test client: installed from npm, run non-interactively.
 
 `install_claude_code()` installs the pinned `@anthropic-ai/claude-code` into the
-project-local `.cache/npm/claude-code-<version>/` (gitignored) unless that version is
-already there, and returns its native binary. The npm package is a thin wrapper whose
-native binary comes from a platform optional dependency on the npm registry; npm runs
-with `--ignore-scripts` and the package's own postinstall (`install.cjs`, which links
-the binary over the `bin/claude.exe` placeholder) is run explicitly, so npm's script
-policy does not matter. Installs go to a staging directory renamed into place, under a
-file lock, so an interrupted or concurrent install never leaves a half-installed copy.
-Node and npm missing is an error, not a skip.
+project-local `.cache/npm/claude-code-<version>/` (gitignored) with `harness_npm`, and
+returns its native binary. The npm package is a thin wrapper whose native binary comes
+from a platform optional dependency on the npm registry; its own postinstall
+(`install.cjs`, which links the binary over the `bin/claude.exe` placeholder) is run
+explicitly.
 
 `ClaudeCode.run()` runs `claude -p PROMPT --output-format stream-json --verbose` with a
 throwaway HOME / CLAUDE_CONFIG_DIR / TMPDIR, the API key, HTTPS_PROXY, the mitmproxy CA
@@ -18,28 +15,21 @@ auto-updater and other non-essential traffic. Nothing else is inherited but PATH
 
 from __future__ import annotations
 
-import fcntl
 import json
-import logging
 import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import REPO
-
-logger = logging.getLogger(__name__)
+from harness_npm import INSTALL_ROOT, NpmTool, install
 
 CLAUDE_CODE_VERSION = "2.1.332"
 PACKAGE = "@anthropic-ai/claude-code"
-INSTALL_ROOT = REPO / ".cache" / "npm"
-INSTALL_TIMEOUT_S = 600.0
 RUN_TIMEOUT_S = 120.0  # only against hangs: a run takes 1-3 s
 # Claude Code's own switches for quiet, offline-friendly runs.
 QUIET_ENV = {
@@ -55,71 +45,20 @@ def _binary(directory: Path) -> Path:
     return directory / "node_modules" / "@anthropic-ai" / "claude-code" / "bin" / "claude.exe"
 
 
-def installed_version(binary: Path) -> str | None:
-    """What `claude --version` says, or None when it is not a working binary."""
-    if not binary.exists():
-        return None
-    with tempfile.TemporaryDirectory(prefix="claude-version-") as home:
-        try:
-            done = subprocess.run(
-                [str(binary), "--version"],
-                check=False,
-                capture_output=True,
-                text=True,
-                timeout=30,
-                env={"PATH": os.environ.get("PATH", ""), "HOME": home, "CLAUDE_CONFIG_DIR": home, **QUIET_ENV},
-                stdin=subprocess.DEVNULL,
-            )
-        except OSError:
-            return None
-    if done.returncode != 0 or not done.stdout.strip():
-        return None
-    return done.stdout.split()[0]
+CLAUDE_CODE = NpmTool(
+    PACKAGE,
+    CLAUDE_CODE_VERSION,
+    "claude-code",
+    _binary,
+    home_vars=("CLAUDE_CONFIG_DIR",),
+    quiet_env=QUIET_ENV,
+    postinstall="install.cjs",
+)
 
 
-def install_claude_code(version: str = CLAUDE_CODE_VERSION, root: Path = INSTALL_ROOT) -> Path:
-    """The native `claude` binary of `version`, installed into `root` if need be."""
-    target = root / f"claude-code-{version}"
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if installed_version(_binary(target)) == version:
-            return _binary(target)
-        npm, node = shutil.which("npm"), shutil.which("node")
-        if npm is None or node is None:
-            raise RuntimeError(
-                f"the Claude Code tests install {PACKAGE}@{version} with npm: "
-                f"node ({node or 'not found'}) and npm ({npm or 'not found'}) must be on PATH"
-            )
-        started = time.monotonic()
-        staging = root / f".staging-{version}-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-        (staging / "package.json").write_text('{"private": true}\n')
-        package_dir = _binary(staging).parent.parent
-        steps = [
-            [npm, "install", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error", f"{PACKAGE}@{version}"],
-            [node, str(package_dir / "install.cjs")],
-        ]
-        for command in steps:
-            done = subprocess.run(
-                command,
-                check=False,
-                cwd=staging,
-                capture_output=True,
-                text=True,
-                timeout=INSTALL_TIMEOUT_S,
-                stdin=subprocess.DEVNULL,
-            )
-            if done.returncode != 0:
-                raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-        got = installed_version(_binary(staging))
-        if got != version:
-            raise RuntimeError(f"{PACKAGE}@{version} installed into {staging}, but `claude --version` says {got!r}")
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
-        logger.warning("installed %s@%s in %.1f s into %s", PACKAGE, version, time.monotonic() - started, target)
-        return _binary(target)
+def install_claude_code(root: Path = INSTALL_ROOT) -> Path:
+    """The native `claude` binary of the pinned version, installed into `root` if need be."""
+    return install(CLAUDE_CODE, root)
 
 
 @dataclass

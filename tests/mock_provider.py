@@ -68,6 +68,7 @@ import socket
 import struct
 import threading
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -322,28 +323,11 @@ class MockProvider(LoopbackServer):
 
     def _unanswered_call(self, payload: dict[str, Any]) -> str | None:
         """Why the Responses API would refuse a request chained on a stored response."""
-        previous = payload.get("previous_response_id")
-        if previous is None:
-            return None
         with self._lock:
-            calls = self._stored.get(str(previous))
-        if calls is None:
-            return f"Previous response with id '{previous}' not found."
-        found = payload.get("input")
-        items: list[Any] = found if isinstance(found, list) else []
-        answered = {(item.get("type"), item.get("call_id")) for item in items if isinstance(item, dict)}
-        for kind, call_id in calls:
-            if (_CALL_OUTPUTS[kind], call_id) not in answered:
-                what = "function call" if kind == "function_call" else "custom tool call"
-                return f"No tool output found for {what} {call_id}."
-        return None
+            return unanswered_call(payload, self._stored.get)
 
     def _store(self, body: dict[str, Any]) -> None:
-        calls = [
-            (str(item["type"]), str(item.get("call_id")))
-            for item in body.get("output") or []
-            if isinstance(item, dict) and item.get("type") in _CALL_OUTPUTS
-        ]
+        calls = call_items(body.get("output"))
         with self._lock:
             self._stored[str(body.get("id"))] = calls
 
@@ -662,6 +646,36 @@ def _close(request: web.Request, exchange: Exchange, response: web.StreamRespons
     if request.transport is not None:
         request.transport.close()
     return response
+
+
+def call_items(output: Any) -> list[tuple[str, str]]:
+    """(type, call_id) of the function and custom tool calls among a response's output items."""
+    items = output if isinstance(output, list) else []
+    return [
+        (str(item["type"]), str(item.get("call_id")))
+        for item in items
+        if isinstance(item, dict) and item.get("type") in _CALL_OUTPUTS
+    ]
+
+
+def unanswered_call(payload: dict[str, Any], stored: Callable[[str], list[tuple[str, str]] | None]) -> str | None:
+    """Why the Responses API would refuse a request chained with `previous_response_id`:
+    an unknown response, or a call of it (`stored(id)`: see `call_items`) the request's
+    input does not answer with its output item."""
+    previous = payload.get("previous_response_id")
+    if previous is None:
+        return None
+    calls = stored(str(previous))
+    if calls is None:
+        return f"Previous response with id '{previous}' not found."
+    found = payload.get("input")
+    items: list[Any] = found if isinstance(found, list) else []
+    answered = {(item.get("type"), item.get("call_id")) for item in items if isinstance(item, dict)}
+    for kind, call_id in calls:
+        if (_CALL_OUTPUTS[kind], call_id) not in answered:
+            what = "function call" if kind == "function_call" else "custom tool call"
+            return f"No tool output found for {what} {call_id}."
+    return None
 
 
 def _is_upgrade(request: web.Request) -> bool:

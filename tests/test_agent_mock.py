@@ -4,10 +4,12 @@ API rejects, and it picks the scripted reply from the conversation's state."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import httpx2
 import pytest
 from agent_mock import (
@@ -16,6 +18,7 @@ from agent_mock import (
     _message,
     bash,
     conversation_position,
+    exec_command,
     request_violations,
     signature,
     sse_events,
@@ -176,3 +179,92 @@ def test_api_answers(mock: AgentMock, http: httpx2.Client) -> None:
     assert models["data"] and not models["has_more"]
     side = messages_request(http, mock, [user(text("a title please"))])
     assert json.loads(side.content)["content"][0]["text"] == "Mock side answer."
+
+
+# --- the Responses API (Codex) ------------------------------------------------------------
+
+
+def responses_request(http: httpx2.Client, mock: AgentMock, items: list[Any], **extra: Any) -> httpx2.Response:
+    body = {"model": "gpt-5.4", "input": items, "stream": True, **extra}
+    return http.post(f"{mock.url}/v1/responses", json=body, headers={"authorization": f"Bearer {KEY}"})
+
+
+def prompt_item(value: str) -> dict[str, Any]:
+    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": value}]}
+
+
+def completed_response(raw: bytes) -> dict[str, Any]:
+    assert stream_violations("openai-responses", raw) == []
+    [line] = [line for line in raw.splitlines() if line.startswith(b'data: {"type":"response.completed"')]
+    response: dict[str, Any] = json.loads(line.removeprefix(b"data: "))["response"]
+    return response
+
+
+def test_responses_tool_loop_and_the_tool_output_rule(mock: AgentMock, http: httpx2.Client) -> None:
+    """Over HTTP with the whole history, and chained on `previous_response_id`, where a
+    turn that does not answer the response's call is refused as the API refuses it."""
+    marker = mock.script([Reply("Running.", (exec_command("echo 7"),)), Reply("It said {results}.")])
+    context = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "<environment/>"}]}
+    first = completed_response(responses_request(http, mock, [context, prompt_item(f"{marker} go")]).content)
+    message, call = first["output"]
+    assert (message["type"], call["type"], call["name"], json.loads(call["arguments"])) == (
+        "message",
+        "function_call",
+        "exec_command",
+        {"cmd": "echo 7"},
+    )
+    output = {"type": "function_call_output", "call_id": call["call_id"], "output": "7"}
+    whole = responses_request(http, mock, [context, prompt_item(f"{marker} go"), message, call, output])
+    assert completed_response(whole.content)["output"][0]["content"][0]["text"] == "It said 7."
+
+    unanswered = responses_request(http, mock, [], previous_response_id=first["id"])
+    assert unanswered.status_code == 400
+    assert unanswered.json()["error"]["message"] == f"No tool output found for function call {call['call_id']}."
+    chained = responses_request(http, mock, [output], previous_response_id=first["id"])
+    assert completed_response(chained.content)["output"][0]["content"][0]["text"] == "It said 7."
+    unknown = responses_request(http, mock, [output], previous_response_id="resp_unknown")
+    assert unknown.status_code == 400 and "not found" in unknown.json()["error"]["message"]
+    assert [(e.status, e.turn, e.step) for e in mock.exchanges(marker)] == [(200, 0, 0), (200, 0, 1), (200, 0, 1)]
+    assert [e.status for e in mock.exchanges()[-3:]] == [400, 200, 400]  # refusals are kept, with why
+    assert mock.exchanges()[-3].violations == [unanswered.json()["error"]["message"]]
+
+
+async def test_responses_websocket_turns(mock: AgentMock) -> None:
+    """Pre-warm, a chained turn, a refused one (a wrapped error frame), a chained answer."""
+    marker = mock.script([Reply("", (exec_command("ls"),)), Reply("Listed: {results}")])
+    headers = {"authorization": f"Bearer {KEY}", "OpenAI-Beta": "responses_websockets=2026-02-06"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(f"{mock.url}/v1/responses", headers=headers) as ws,
+    ):
+
+        async def turn(**body: Any) -> list[dict[str, Any]]:
+            await ws.send_json({"type": "response.create", "model": "gpt-5.4", "stream": True, **body})
+            frames: list[dict[str, Any]] = []
+            while not frames or frames[-1]["type"] not in ("response.completed", "error"):
+                frames.append(json.loads(await asyncio.wait_for(ws.receive_str(), 10)))
+            return frames
+
+        warm = await turn(input=[prompt_item(f"{marker} list")], generate=False)
+        assert [f["type"] for f in warm] == ["response.created", "response.completed"]
+        assert warm[-1]["response"]["output"] == []
+        asked = await turn(input=[], previous_response_id=warm[-1]["response"]["id"])
+        [call] = asked[-1]["response"]["output"]
+        refused = await turn(input=[], previous_response_id=asked[-1]["response"]["id"])
+        assert refused == [
+            {
+                "type": "error",
+                "status": 400,
+                "error": {
+                    "message": f"No tool output found for function call {call['call_id']}.",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "invalid_request_error",
+                },
+            }
+        ]
+        output = {"type": "function_call_output", "call_id": call["call_id"], "output": "a.txt"}
+        done = await turn(input=[output], previous_response_id=asked[-1]["response"]["id"])
+        assert done[-1]["response"]["output"][0]["content"][0]["text"] == "Listed: a.txt"
+    assert [(e.method, e.status, e.step) for e in mock.exchanges(marker)] == [("WS", 200, 0), ("WS", 200, 1)]
+    assert [(e.method, e.status) for e in mock.exchanges()[-4:]] == [("WS", 200), ("WS", 200), ("WS", 400), ("WS", 200)]
