@@ -1,10 +1,10 @@
 """Decides at `requestheaders` whether a flow is an LLM call, and gives it a call id.
 
 Non-LLM flows are dismissed with one dictionary look-up and never touched again.
-Matched flows get a `CallState` (with the chain in force now, so a reload never affects
-a call in flight), a call id in the flow comment and a response header, the headers'
-secrets noted for scrubbing, and `accept-encoding: identity` so their streams can be
-read as they pass. The request body is parsed once, at `request`, for every later hook.
+Matched flows get a `CallState` (with the chain and keepalive interval in force now, so
+a reload never affects a call in flight), a call id in the flow comment and a response
+header, the headers' secrets noted for scrubbing, and `accept-encoding: identity` so
+their streams can be read as they pass. The request body is parsed once, at `request`, for every later hook.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ class CallMatcher:
             host=request.pretty_host,
             path=request.path.split("?", 1)[0],
             chain=loaded.chain,
+            keepalive_s=loaded.config.keepalive.interval_s,
         )
         headers = list(request.headers.items(multi=True))
         state.secrets = secret_values(headers, request.pretty_url)

@@ -115,6 +115,12 @@ class Dialect(ABC):
     def stream_error(self, message: str) -> bytes:
         """The dialect's SSE error event that ends a stream whose upstream fell silent."""
 
+    @abstractmethod
+    def keepalive(self) -> bytes:
+        """The event a held stream sends the client while a policy decides, so the
+        connection never goes silent: one every client of the format skips (an SSE
+        comment, or a native ping) and the reassembler ignores."""
+
     # -- responses ---------------------------------------------------------------------
 
     @abstractmethod
