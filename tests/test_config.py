@@ -19,6 +19,7 @@ def test_shipped_config_is_valid() -> None:
     build_chain(config.policies)
     assert {p.name for p in config.all_providers()} >= {"openai", "anthropic"}
     assert config.upstream.idle_timeout_s == 600
+    assert config.keepalive.interval_s == 10
 
 
 @pytest.mark.parametrize(
@@ -35,6 +36,10 @@ def test_shipped_config_is_valid() -> None:
         ({"upstream": {"idle_timeout_s": "ten minutes"}}, "upstream.idle_timeout_s"),
         ({"upstream": {"idle_timeout_s": float("inf")}}, "upstream.idle_timeout_s"),
         ({"upstream": {"idle_timeout": 5}}, "upstream.idle_timeout"),
+        ({"keepalive": {"interval_s": 0.5}}, "keepalive.interval_s"),
+        ({"keepalive": {"interval_s": "often"}}, "keepalive.interval_s"),
+        ({"keepalive": {"interval_s": float("nan")}}, "keepalive.interval_s"),
+        ({"keepalive": {"every_s": 5}}, "keepalive.every_s"),
     ],
 )
 def test_bad_config_names_the_key(data: dict[str, object], key: str) -> None:
