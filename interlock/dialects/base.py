@@ -10,7 +10,7 @@ decisions back into valid native events through its stream and body rewriters.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -175,6 +175,20 @@ class Dialect(ABC):
     @abstractmethod
     def session_key(self, request: dict[str, Any]) -> str | None:
         """A key shared by the calls of one agent session, read from the request body."""
+
+    def session_header_key(self, headers: Mapping[str, str]) -> str | None:
+        """A session key the client sends in its request headers (Codex's conversation
+        ids); it wins over the body's."""
+        return None
+
+    def chained_on(self, request: dict[str, Any]) -> str | None:
+        """The id of an earlier response this request continues on the provider's side
+        (Responses' `previous_response_id`): the call joins that response's session."""
+        return None
+
+    def response_id(self, response: dict[str, Any]) -> str | None:
+        """The id a later request names to continue this response (see `chained_on`)."""
+        return None
 
     @abstractmethod
     def request_view(self, body: dict[str, Any]) -> RequestView | None:
