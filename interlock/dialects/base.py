@@ -64,6 +64,9 @@ class Dialect(ABC):
     # path (e.g. "$.messages"): the messages `messages_view` reads. SQL uses it to cut the
     # tail of a long conversation out of a stored body without loading it (the session page).
     messages_path: ClassVar[str]
+    # Where a request names an earlier response it continues (see `chained_on`), as an
+    # SQLite JSON path, or None: the session page keeps such a call in that response's thread.
+    chain_path: ClassVar[str | None] = None
 
     # -- requests ----------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from interlock.dialects.openai_responses.stream import ResponsesStreamRewriter
 class OpenAIResponses(Dialect):
     name: ClassVar[str] = request.NAME
     messages_path: ClassVar[str] = request.MESSAGES_PATH
+    chain_path: ClassVar[str | None] = request.CHAIN_PATH
     default_providers: ClassVar[tuple[DefaultProvider, ...]] = (
         DefaultProvider("openai", ("api.openai.com",), ("/v1/responses",)),
         DefaultProvider("azure-openai", ("*.openai.azure.com",), ("/openai/v1/responses", "/openai/responses")),

@@ -25,6 +25,7 @@ from interlock.neutral import PastCall
 
 NAME = "openai-responses"
 MESSAGES_PATH = "$.input"  # the conversation, as an SQLite JSON path
+CHAIN_PATH = "$.previous_response_id"  # the stored response a request continues
 TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
 CALL_ITEMS = {"function_call": "arguments", "custom_tool_call": "input"}  # item type -> its arguments field
 OUTPUT_ITEMS = {"function_call": "function_call_output", "custom_tool_call": "custom_tool_call_output"}
