@@ -5,6 +5,7 @@ view as mitmweb and mitmdump do), on real wire shapes from `wire_scenarios`."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -502,7 +503,8 @@ def test_mitmdump_prints_calls_as_conversations(
     answer = client.post(URLS[RESPONSES], json=asked, headers={**auth_headers(RESPONSES, api_key), "x-mock-scenario": "custom_tool"})  # fmt: skip
     assert answer.status_code == 200
     output = wait_for(proxy, "openai-responses response")
-    assert "openai-responses request: 1 messages\n" in output and "── 1 user ──\n    Tidy the notes." in output
+    assert re.search(r"openai-responses request \(call \w+\): 1 message\n    model: gpt-5-codex\n", output)
+    assert "── 1 user ──\n    Tidy the notes." in output
     streamed = output[output.index("openai-responses response") :]
     assert "reassembled from" in streamed.splitlines()[0]
     assert "stop reason: completed" in streamed
