@@ -42,6 +42,7 @@ class CallState:
     host: str  # as the client asked, before any map_remote
     path: str  # without the query string
     chain: PolicyChain  # the chain in force when the call started
+    keepalive_s: float  # keepalive.interval_s in force when the call started
     request_original: Any | None = None  # parsed JSON of what the client sent
     request_final: Any | None = None  # parsed JSON of what went upstream
     request_note: str | None = None

@@ -1,10 +1,10 @@
 """Decides at `requestheaders` whether a flow is an LLM call, and gives it a call id.
 
 Non-LLM flows are dismissed with one dictionary look-up and never touched again.
-Matched flows get a `CallState` (with the chain in force now, so a reload never affects
-a call in flight), a call id in the flow comment and a response header, the headers'
-secrets noted for scrubbing, and `accept-encoding: identity` so their streams can be
-read as they pass. The request body is parsed once, at `request`, for every later hook.
+Matched flows get a `CallState` (with the chain and keepalive interval in force now, so
+a reload never affects a call in flight), a call id in the flow comment and a response
+header, the headers' secrets noted for scrubbing, and `accept-encoding: identity` so
+their streams can be read as they pass. The request body is parsed once, at `request`, for every later hook.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from mitmproxy import http
 
 from addons.call_state import CALL_ID_HEADER, CallState, CallStates, new_call_id
 from addons.config_watch import ConfigWatch
+from addons.live_config import Loaded
 from interlock.dialects import dialect_for
-from interlock.policy.chain import PolicyChain
 from interlock.providers import Match
 from interlock.secrets import redact_headers, secret_values
 
@@ -33,7 +33,7 @@ def parse_json_body(body: bytes | None) -> tuple[Any | None, str | None]:
         return None, f"body is not JSON: {error}"
 
 
-def new_call_state(match: Match, request: http.Request, chain: PolicyChain, started_at: float) -> CallState:
+def new_call_state(match: Match, request: http.Request, loaded: Loaded, started_at: float) -> CallState:
     """A call's state, its request headers redacted and their secrets noted for scrubbing."""
     state = CallState(
         call_id=new_call_id(),
@@ -42,7 +42,8 @@ def new_call_state(match: Match, request: http.Request, chain: PolicyChain, star
         started_at=started_at,
         host=request.pretty_host,
         path=request.path.split("?", 1)[0],
-        chain=chain,
+        chain=loaded.chain,
+        keepalive_s=loaded.config.keepalive.interval_s,
     )
     headers = list(request.headers.items(multi=True))
     state.secrets = secret_values(headers, request.pretty_url)
@@ -63,7 +64,7 @@ class CallMatcher:
         match = loaded.registry.match(request.method, request.pretty_host, request.path)
         if match is None:
             return
-        state = new_call_state(match, request, loaded.chain, request.timestamp_start or time.time())
+        state = new_call_state(match, request, loaded, request.timestamp_start or time.time())
         self.calls.attach(flow, state)
         flow.comment = f"interlock {state.call_id}"
         request.headers["accept-encoding"] = "identity"

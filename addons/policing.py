@@ -7,7 +7,8 @@ looks at responses, a `PolicyStream` that rewrites it live. A stream upstream co
 (gzip, deflate, br, zstd) is decoded as it passes: with no response policy the client
 gets the original compressed bytes; a policed one reaches the client decoded, as
 identity (`content-encoding` and `content-length` removed); mid-stream waits go through
-`interlock_stream_wait` (see `addons.stream_wait`). `response`: bodies that arrived
+`interlock_stream_wait` (see `addons.stream_wait`), with the dialect's keepalive event
+sent every `keepalive.interval_s` while a policy holds the stream. `response`: bodies that arrived
 whole (non-streamed, replayed, or a compressed stream buffered) go through the same
 chain at once (an encoding with no incremental decoder is buffered so, decoded by
 mitmproxy). `error`: a stream cut mid-body is ended for its policies, sending nothing.
@@ -24,7 +25,7 @@ from addons import stream_wait
 from addons.call_state import CALL_ID_HEADER, CallState, CallStates
 from addons.matcher import parse_json_body
 from interlock.content_encoding import UnsupportedEncoding, decoder_for
-from interlock.engine.stream import PolicyStream, StreamTap, rewrite_body
+from interlock.engine.stream import Keepalive, PolicyStream, StreamTap, rewrite_body
 from interlock.policy.base import PolicyContext
 from interlock.policy.chain import PolicyFailed
 
@@ -105,7 +106,8 @@ class Policing:
         state.tap = StreamTap(state.dialect.reassembler(), decoder)
         if state.policy is not None and policed:
             rewriter = state.dialect.stream_rewriter(state.chain, state.policy)
-            state.policy_stream = PolicyStream(rewriter, state.tap, state.dialect.reassembler())
+            keepalive = Keepalive(state.dialect.keepalive(), state.keepalive_s)
+            state.policy_stream = PolicyStream(rewriter, state.tap, state.dialect.reassembler(), keepalive)
             response.stream = state.policy_stream
             response.headers.pop("content-length", None)  # the body length may change
             if decoder is not None:  # what the client gets is the decoded, policed stream

@@ -53,7 +53,7 @@ def _response_stages(state: CallState, response: http.Response | None) -> list[S
         if state.stream_tail:  # Interlock ended the stream with an event of its own: parsed once more
             sent = (bytes(stream.final) if stream is not None else bytes(tap.raw)) + state.stream_tail
             return [first, _body_stage("response_final", state.dialect, headers, sent, sse=True)]
-        if stream is None or not stream.changed:
+        if stream is None or stream.final == tap.raw:
             return [first, first.model_copy(update={"stage": "response_final"})]
         return [first, _stream_stage("response_final", headers, bytes(stream.final), stream.final_reassembly())]
     if response is None:
@@ -141,7 +141,10 @@ def build_record(state: CallState, flow: http.HTTPFlow, session_id: str | None, 
     request_body = _dict(state.request_original)
     final_body = _dict(state.request_final)
     events = state.policy.events if state.policy is not None else []
-    response_changed = responded and (stages[3].raw != stages[2].raw or stages[3].body != stages[2].body)
+    stream = state.policy_stream  # its keepalives are in `response_final` but change nothing
+    response_changed = responded and (
+        stream.changed if stream is not None else stages[3].raw != stages[2].raw or stages[3].body != stages[2].body
+    )
     changed = state.request_final is not state.request_original or response_changed
     tap = state.tap
     return CallRecord(

@@ -18,7 +18,7 @@ from mitmproxy import ctx, http
 from addons.call_state import CallEndedHook, CallState, CallStates
 from addons.config_watch import ConfigWatch
 from addons.record_builder import RecordScrubber, build_record
-from interlock.sessions import session_id_for
+from interlock.sessions import ResponseChains, session_id_for
 from recorder import cost
 from recorder.writer import RecorderWriter
 
@@ -32,6 +32,7 @@ class Recording:
         self.writer: RecorderWriter | None = None
         self._writer_start: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.chains = ResponseChains()  # which session a chained call's response belongs to
 
     def load(self, loader: Any) -> None:
         loader.add_option(
@@ -94,12 +95,14 @@ class Recording:
             return
         try:
             session_id = session_id_for(
-                state.dialect, state.request_original, flow.request.headers, loaded.config.sessions
+                state.dialect, state.request_original, flow.request.headers, loaded.config.sessions, self.chains
             )
             # Scrubbed here, on the event loop: searching a 100 KB prompt takes about 1.5 ms
             # (4 ms when it holds a secret). A worker thread holds the GIL all the same and
             # the hop cost each streamed call ~30 ms through mitmdump (measured A/B).
             record = RecordScrubber(state)(build_record(state, flow, session_id, error))
+            final = next((stage.body for stage in record.stages if stage.stage == "response_final"), None)
+            self.chains.remember(state.dialect, final, session_id)
         except Exception:  # a record we cannot build must not break the flow
             logger.exception("Interlock could not build the record of call %s", state.call_id)
             return

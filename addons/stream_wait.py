@@ -6,7 +6,8 @@ blocking `StartHook`: the core runs the hook's handlers as a task and pauses onl
 HTTP stream until they return. This module replaces
 `HttpStream.state_stream_response_body` with a version that, for a `PolicyStream` only,
 yields `InterlockStreamWaitHook` while a policy is waiting and forwards what it releases
-afterwards. Every other stream value takes the original code path. The only other
+afterwards (the hook also returns when a keepalive is due: it is sent, and the hook
+yielded again). Every other stream value takes the original code path. The only other
 module that touches mitmproxy internals, `addons.upstream_giveup`, builds on this one.
 
 Verified against the mitmproxy versions in `VERIFIED_VERSIONS`; on another version the
@@ -64,7 +65,9 @@ def send_chunks(stream: HttpStream, chunks: Iterable[bytes]) -> layer.CommandGen
 
 
 def drain_waits(stream: HttpStream, policy: PolicyStream) -> layer.CommandGenerator[bool]:
-    """Wait for the policy while it needs to; True if the flow was killed meanwhile."""
+    """Wait for the policy while it needs to, sending what `resume()` gives after each
+    wait (released events, or a keepalive while the policy still decides); True if the
+    flow was killed meanwhile."""
     while policy.waiting:
         yield InterlockStreamWaitHook(stream.flow)
         if (yield from stream.check_killed(True)):

@@ -15,7 +15,7 @@ waiting for its judge, and everything after it) is dropped and injected later, i
 Each direction is a `Lane`: once one frame in it was injected, the frames after it are
 injected too until mitmproxy has relayed it, so order is kept. A frame sent on as it
 came is not touched, so an unpoliced session reaches the client frame for frame. While
-a turn holds frames, the client gets a ping at most every `KEEPALIVE_S` of silence.
+a turn holds frames, the client gets a ping after each `keepalive.interval_s` of silence.
 """
 
 from __future__ import annotations
@@ -48,8 +48,6 @@ from interlock.providers import Match
 logger = logging.getLogger(__name__)
 
 # The longest a held turn leaves its client without a frame. TODO when merging
-# wt-keepalive: read the config's keepalive interval instead.
-KEEPALIVE_S = 10.0
 CLOSED_MID_TURN = "the WebSocket closed before the turn ended"
 
 
@@ -187,7 +185,7 @@ class WebSocketCalls:
             session.upstream.send([frame], message)
             return
         flow = session.flow
-        state = new_call_state(session.match, flow.request, loaded.chain, time.time())
+        state = new_call_state(session.match, flow.request, loaded, time.time())
         state.request_original = state.request_final = payload
         state.model = state.dialect.request_model(payload)
         state.stream_requested = True
@@ -310,9 +308,9 @@ class WebSocketCalls:
             self._follow(session, turn)
 
     async def _keepalive(self, session: Session, turn: Turn) -> None:
-        """Ping the client while the turn holds frames, after `KEEPALIVE_S` of silence."""
+        """Ping the client while the turn holds frames, after each keepalive interval of silence."""
         while turn.holding and not session.closed:
-            due = session.downstream.last_sent + KEEPALIVE_S - time.monotonic()
+            due = session.downstream.last_sent + turn.state.keepalive_s - time.monotonic()
             if due > 0:
                 await asyncio.sleep(due)
             elif turn.holding:

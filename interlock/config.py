@@ -79,6 +79,15 @@ class UpstreamConfig(StrictModel):
     idle_timeout_s: float = Field(default=600.0, gt=0, allow_inf_nan=False)
 
 
+class KeepaliveConfig(StrictModel):
+    """While a policy holds a stream (a judge deciding), the client gets the dialect's
+    keepalive (an SSE comment, Anthropic's ping; a WebSocket ping) once it has had
+    nothing for `interval_s` seconds, so neither it nor a middlebox drops the connection.
+    Never sent in a stream nothing holds."""
+
+    interval_s: float = Field(default=10.0, ge=1, le=3600, allow_inf_nan=False)
+
+
 class SessionConfig(StrictModel):
     """How calls are grouped into agent sessions."""
 
@@ -107,6 +116,7 @@ class InterlockConfig(StrictModel):
     recorder: RecorderConfig = Field(default_factory=RecorderConfig)
     sessions: SessionConfig = Field(default_factory=SessionConfig)
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
+    keepalive: KeepaliveConfig = Field(default_factory=KeepaliveConfig)
     policies: list[PolicyEntry] = Field(default_factory=list)
     # A provider's WebSocket transport (Codex's Responses WebSocket): `police` runs the
     # policies on it, `pass` records it and alters nothing, `refuse` answers the upgrade

@@ -124,6 +124,16 @@ class SSEParser:
         return [parse_event_block(rest, complete=complete)]
 
 
+def comment(text: str) -> bytes:
+    """One comment-only event (`: text` and the blank line): every SSE client skips it."""
+    return f": {text}\n\n".encode()
+
+
+def ends_event(data: bytes | bytearray) -> bool:
+    """True if `data` is empty or ends with an event's blank line (new bytes may follow)."""
+    return not data or _ENDS_WITH_EVENT_END.search(data, max(len(data) - 4, 0)) is not None
+
+
 def parse_all(body: bytes) -> list[SSEEvent]:
     """Parse a whole SSE body at once."""
     parser = SSEParser()

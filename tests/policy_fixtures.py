@@ -39,7 +39,7 @@ from pydantic import Field
 
 from interlock.config import PolicyEntry
 from interlock.dialects import dialect_for
-from interlock.engine.stream import PolicyStream, StreamTap
+from interlock.engine.stream import Keepalive, PolicyStream, StreamTap
 from interlock.neutral import ToolCall
 from interlock.policy.base import Keep, Policy, PolicyContext, PolicyOptions, StreamEnd, ToolDecision
 from interlock.policy.chain import PolicyChain
@@ -203,10 +203,11 @@ def context(dialect: str, request: dict[str, Any] | None = None, streaming: bool
     )
 
 
-def policed_stream(chain: PolicyChain, ctx: PolicyContext) -> PolicyStream:
+def policed_stream(chain: PolicyChain, ctx: PolicyContext, keepalive: Keepalive | None = None) -> PolicyStream:
     """The `PolicyStream` the addon sets up for a policed stream of `ctx.dialect`."""
     wire = ctx.dialect
-    return PolicyStream(wire.stream_rewriter(chain, ctx), StreamTap(wire.reassembler()), wire.reassembler())
+    rewriter = wire.stream_rewriter(chain, ctx)
+    return PolicyStream(rewriter, StreamTap(wire.reassembler()), wire.reassembler(), keepalive)
 
 
 async def police_stream(

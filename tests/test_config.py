@@ -20,6 +20,7 @@ def test_shipped_config_is_valid() -> None:
     assert {p.name for p in config.all_providers()} >= {"openai", "anthropic"}
     assert config.upstream.idle_timeout_s == 600
     assert config.responses_websocket == "police"
+    assert config.keepalive.interval_s == 10
 
 
 @pytest.mark.parametrize(
@@ -37,6 +38,10 @@ def test_shipped_config_is_valid() -> None:
         ({"upstream": {"idle_timeout_s": float("inf")}}, "upstream.idle_timeout_s"),
         ({"upstream": {"idle_timeout": 5}}, "upstream.idle_timeout"),
         ({"responses_websocket": "block"}, "responses_websocket"),
+        ({"keepalive": {"interval_s": 0.5}}, "keepalive.interval_s"),
+        ({"keepalive": {"interval_s": "often"}}, "keepalive.interval_s"),
+        ({"keepalive": {"interval_s": float("nan")}}, "keepalive.interval_s"),
+        ({"keepalive": {"every_s": 5}}, "keepalive.every_s"),
     ],
 )
 def test_bad_config_names_the_key(data: dict[str, object], key: str) -> None:

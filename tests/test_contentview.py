@@ -5,6 +5,7 @@ view as mitmweb and mitmdump do), on real wire shapes from `wire_scenarios`."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ from wire_scenarios import (
     openai_responses_json,
     openai_responses_sse,
     openai_tool_id,
+    sse_for,
 )
 
 from addons.call_state import DIALECT_METADATA, CallStates
@@ -354,12 +356,11 @@ def test_unloaded_views_are_never_chosen() -> None:
 
 
 def cut_stream(dialect: str, name: str, keep: Callable[[bytes], int]) -> bytes:
-    scenario, model = SCENARIOS[name], MODELS[dialect]
-    body = b"".join(openai_chat_sse(scenario, model, True) if dialect == OPENAI else anthropic_sse(scenario, model))
+    body = b"".join(sse_for(dialect, SCENARIOS[name], MODELS[dialect]))
     return body[: keep(body)]
 
 
-@pytest.mark.parametrize("dialect", [OPENAI, ANTHROPIC])
+@pytest.mark.parametrize("dialect", [OPENAI, ANTHROPIC, RESPONSES])
 def test_bad_bodies_are_shown_as_they_came_with_the_reason(views: ConversationViews, dialect: str) -> None:
     cases: list[tuple[bytes, str, str]] = [
         (b"{not json", "", "not JSON"),
@@ -379,7 +380,7 @@ def test_bad_bodies_are_shown_as_they_came_with_the_reason(views: ConversationVi
             assert body.decode("utf-8", "replace") in result.text
 
 
-@pytest.mark.parametrize("dialect", [OPENAI, ANTHROPIC])
+@pytest.mark.parametrize("dialect", [OPENAI, ANTHROPIC, RESPONSES])
 def test_a_stream_cut_short_shows_what_arrived_and_why_it_is_incomplete(views: ConversationViews, dialect: str) -> None:
     body = cut_stream(dialect, "tools2", lambda body: len(body) * 2 // 3)
     text = response_text(dialect, call_flow(dialect, OPENAI_REQUEST, body, "text/event-stream"))
@@ -497,3 +498,15 @@ def test_mitmdump_prints_calls_as_conversations(
     assert "stop reason: end_turn" in streamed
     assert "Hi there!" in streamed
     assert "content_block_delta" not in streamed
+
+    asked = {**RESPONSES_REQUEST, "input": RESPONSES_REQUEST["input"][:1]}
+    answer = client.post(URLS[RESPONSES], json=asked, headers={**auth_headers(RESPONSES, api_key), "x-mock-scenario": "custom_tool"})  # fmt: skip
+    assert answer.status_code == 200
+    output = wait_for(proxy, "openai-responses response")
+    assert re.search(r"openai-responses request \(call \w+\): 1 message\n    model: gpt-5-codex\n", output)
+    assert "── 1 user ──\n    Tidy the notes." in output
+    streamed = output[output.index("openai-responses response") :]
+    assert "reassembled from" in streamed.splitlines()[0]
+    assert "stop reason: completed" in streamed
+    assert "[tool call, custom_tool_call] apply_patch" in streamed
+    assert "response.output_item" not in streamed

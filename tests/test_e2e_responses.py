@@ -12,6 +12,7 @@ OpenAI chat and Anthropic the client resends the history, and its next turn is a
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -124,6 +125,25 @@ def test_an_error_reaches_the_sdk(plain: ProxyProcess, make_clients: Callable[[P
         make_clients(plain).openai().responses.create(model=MODEL, input="[[mock:error_429]]")
     call = db_of(plain).wait_call(caught.value.response.headers[CALL_ID])
     assert (call["dialect"], call["status"]) == ("openai-responses", 429)
+
+
+def test_a_chained_conversation_and_a_codex_thread_are_one_session_each(
+    plain: ProxyProcess, make_clients: Callable[[ProxyProcess], ClientFactory]
+) -> None:
+    """Turns chained with `previous_response_id` (only the new input sent) join the first
+    turn's session, streamed or not; Codex's `thread-id` header names its own."""
+    sdk = make_clients(plain).openai().responses
+    first = sdk.with_raw_response.create(model=MODEL, input=user(f"a chained talk {time.time_ns()}"))
+    with sdk.stream(model=MODEL, previous_response_id=first.parse().id, input=user("go on")) as second_stream:
+        second_id = second_stream.get_final_response().id
+        second_call = second_stream._response.headers[CALL_ID]
+    third = sdk.with_raw_response.create(model=MODEL, previous_response_id=second_id, input=user("and?"))
+    thread = f"thr-{time.time_ns()}"
+    codex = sdk.with_raw_response.create(model=MODEL, input=user("tidy"), extra_headers={"thread-id": thread})
+    db = db_of(plain)
+    sessions = [db.wait_call(c)["session_id"] for c in (first.headers[CALL_ID], second_call, third.headers[CALL_ID])]
+    assert sessions[0].startswith("fp-") and sessions == [sessions[0]] * 3
+    assert db.wait_call(codex.headers[CALL_ID])["session_id"] == f"codex-{thread}"
 
 
 def test_the_mock_enforces_the_tool_output_rule(mock_provider: MockProvider) -> None:

@@ -3,13 +3,16 @@ as mitmproxy feeds them.
 
 A hook that never suspends costs no pause at all; a hook that awaits pauses only its own
 stream (`waiting`), and text the policy does not hold keeps flowing: deltas before a held
-tool call go out before the decision. Tool-call decisions run concurrently. (That other
-flows keep streaming meanwhile is proven end to end, in test_e2e_policies.py.)
+tool call go out before the decision. Tool-call decisions run concurrently. While a
+stream is held, the dialect's keepalive goes out once per interval, and never otherwise.
+(That other flows keep streaming meanwhile is proven end to end, in test_e2e_policies.py;
+keepalives through mitmdump in test_keepalive_e2e.py.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from typing import Any
 
@@ -29,6 +32,7 @@ from policy_fixtures import (
 from wire_scenarios import SCENARIOS, sse_for
 
 from interlock.engine.driver import Driver, Step, run
+from interlock.engine.stream import Keepalive
 from interlock.neutral import ToolCall
 from interlock.policy.base import Keep, Policy, PolicyContext, ToolDecision
 from interlock.sse import parse_all
@@ -139,6 +143,72 @@ async def test_an_abandoned_stream_decides_what_it_holds_and_sends_nothing(diale
     assert not stream.waiting and stream.ended
     actions = [(e.policy, e.action) for e in stream.rewriter.ctx.events]
     assert actions == [("sleepy", "allowed"), ("sleepy", "allowed")]
+
+
+KEEPALIVE_S = 0.02
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_a_held_stream_gets_keepalives_until_the_decision(dialect: str, gate: type[Gate]) -> None:
+    """Held for 0.3 s, keepalives due every 0.02 s: each wake of the wait sends one (no
+    spinning), at most one per interval, only between two events; the stream still
+    parses in the SDK, and neither its reassembly nor `changed` sees them."""
+    keepalive = Keepalive(context(dialect).dialect.keepalive(), KEEPALIVE_S)
+    stream = policed_stream(chain_of({"policy": "test_engine_async:Gate"}), context(dialect), keepalive)
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.3, gate.gate.set)
+    out = bytearray()
+    sent_at: list[float] = []
+    wakes = 0
+    started = loop.time()
+    for chunk in [*events(dialect, "tools2"), b""]:
+        out += b"".join(stream(chunk))
+        while stream.waiting:
+            await stream.wait()
+            wakes += 1
+            sent = stream.resume()
+            if sent == [keepalive.data]:
+                sent_at.append(loop.time())
+                assert stream.waiting  # keepalives only while the policy still decides
+            out += b"".join(sent)
+    held_s = loop.time() - started
+    assert 2 <= len(sent_at) <= held_s / KEEPALIVE_S + 1
+    assert wakes <= len(sent_at) + 2  # the final wake releases the calls
+    assert min(b - a for a, b in itertools.pairwise(sent_at)) >= KEEPALIVE_S * 0.5
+    assert bytes(stream.final) == bytes(out)
+    assert stream.sent_without_keepalives() == b"".join(events(dialect, "tools2"))
+    assert not stream.changed
+    assert stream.final_reassembly().message == stream.tap.reassembler.result().message
+    assert stream_violations(dialect, bytes(out)) == []
+    _, tools, _ = sdk_summary(dialect, bytes(out))
+    assert len(tools) == 2
+    assert bytes(out).count(keepalive.data) >= len(sent_at)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_no_keepalive_in_a_stream_nothing_holds(dialect: str) -> None:
+    """A chain that never waits: the interval passes between events, nothing is added."""
+    keepalive = Keepalive(context(dialect).dialect.keepalive(), KEEPALIVE_S)
+    chain = chain_of({"policy": "replace", "rules": [{"find": "zzz", "replace": "y"}]}, {"policy": "deny_tools"})
+    stream = policed_stream(chain, context(dialect), keepalive)
+    out = bytearray()
+    for chunk in [*events(dialect, "tool"), b""]:
+        out += b"".join(stream(chunk))
+        assert not stream.waiting
+        await asyncio.sleep(KEEPALIVE_S * 1.5)
+    assert bytes(out) == b"".join(events(dialect, "tool")) and stream.keepalives == []
+
+
+async def test_an_abandoned_held_stream_sends_no_keepalive(gate: type[Gate]) -> None:
+    keepalive = Keepalive(context("anthropic-messages").dialect.keepalive(), KEEPALIVE_S)
+    stream = policed_stream(chain_of({"policy": "test_engine_async:Gate"}), context("anthropic-messages"), keepalive)
+    for chunk in events("anthropic-messages", "tool"):
+        stream(chunk)
+    assert stream.waiting
+    asyncio.get_running_loop().call_later(0.1, gate.gate.set)
+    sent = bytes(stream.final)
+    await stream.abandon()
+    assert bytes(stream.final) == sent and stream.keepalives == []
 
 
 # --- the driver --------------------------------------------------------------------------

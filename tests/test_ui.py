@@ -186,7 +186,7 @@ async def test_session_tails_are_cut_where_each_dialect_keeps_its_messages(
     from interlock.dialects import DIALECTS
     from recorder.models import CallRecord, StageRecord
 
-    monkeypatch.setitem(DIALECTS, "contents-dialect", SimpleNamespace(messages_path="$.contents"))
+    monkeypatch.setitem(DIALECTS, "contents-dialect", SimpleNamespace(messages_path="$.contents", chain_path=None))
     conversation = [{"role": "user" if n % 2 == 0 else "model", "n": n} for n in range(20)]
     body = {"messages": [{"role": "user", "n": "not the conversation"}], "contents": conversation}
 

@@ -29,3 +29,9 @@ def parse_messages(dialect: str, messages: list[Any]) -> list[Message]:
     """Request messages (e.g. the tail of a conversation) as blocks."""
     reader = DIALECTS.get(dialect)
     return reader.messages_view(messages) if reader is not None else []
+
+
+def response_id(dialect: str, body: Any) -> str | None:
+    """The id a later request of the dialect names to continue this response, if any."""
+    reader = DIALECTS.get(dialect)
+    return reader.response_id(body) if reader is not None and isinstance(body, dict) else None

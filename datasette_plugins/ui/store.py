@@ -127,6 +127,7 @@ class SessionCall(BaseModel):
     call: CallRow
     request_messages: int | None = None
     first_message: str | None = None  # a prefix of the first message's JSON: which thread
+    chained_on: str | None = None  # the response this request continues (its thread)
     tail: list[Any] = []
     response: Any = None
     response_original: Any = None
@@ -267,13 +268,16 @@ def _session_sql(dialects: int) -> str:
     in SQL (a long session's request bodies are megabytes each): the message count, a
     prefix of the first message and the last TAIL_MESSAGES messages. Where a request
     keeps its messages is the dialect's (`Dialect.messages_path`, bound as `paths`)."""
-    paths = ", ".join(f"(:dialect_{i}, :messages_{i})" for i in range(dialects)) or "(null, null)"
+    paths = ", ".join(f"(:dialect_{i}, :messages_{i}, :chain_{i})" for i in range(dialects)) or "(null, null, null)"
     return f"""
-with paths(dialect, messages) as (values {paths})
+with paths(dialect, messages, chain) as (values {paths})
 select c.*,
-  json_array_length(rq.body_json, p.messages) as request_messages,
+  case json_type(rq.body_json, p.messages) when 'text' then 1
+    else json_array_length(rq.body_json, p.messages) end as request_messages,
   substr(json_extract(rq.body_json, p.messages || '[0]'), 1, 2000) as first_message,
-  json_extract(rq.body_json, {_tail_paths()}) as tail_json,
+  case json_type(rq.body_json, p.messages) when 'text' then json_array(json_extract(rq.body_json, p.messages))
+    else json_extract(rq.body_json, {_tail_paths()}) end as tail_json,
+  json_extract(rq.body_json, p.chain) as chained_on,
   case when length(rs.body_json) <= {SESSION_BODY_MAX} then rs.body_json end as response_json,
   case when length(ro.body_json) <= {SESSION_BODY_MAX} and ro.body_json is not rs.body_json
     then ro.body_json end as response_original_json,
@@ -293,10 +297,11 @@ limit {SESSION_CALLS_LIMIT}
 """
 
 
-def _session_params(session_id: str) -> dict[str, str]:
-    params = {"session": session_id}
+def _session_params(session_id: str) -> dict[str, str | None]:
+    params: dict[str, str | None] = {"session": session_id}
     for i, (name, dialect) in enumerate(DIALECTS.items()):
         params[f"dialect_{i}"], params[f"messages_{i}"] = name, dialect.messages_path
+        params[f"chain_{i}"] = dialect.chain_path
     return params
 
 
@@ -336,6 +341,7 @@ async def load_session(db: Database, session_id: str) -> tuple[list[SessionCall]
         extra = {
             "request_messages": row.pop("request_messages"),
             "first_message": row.pop("first_message"),
+            "chained_on": row.pop("chained_on"),
             "tail": [m for m in tail if m is not None] if isinstance(tail, list) else [],
             "response": loads_or_none(row.pop("response_json")),
             "response_original": loads_or_none(row.pop("response_original_json")),

@@ -4,7 +4,9 @@ Each recorded call is a turn. Its new input is the tail of its request after the
 assistant message (tool results, a new user prompt); its output is the response's text
 and tool calls. A tool call is linked to the turn whose request carries its result, by
 tool call id. Calls whose conversations start differently (a sub-agent, a title request)
-form side threads of the session tree. Turns where a policy acted are interventions.
+form side threads of the session tree; a call chained on an earlier response (Responses'
+`previous_response_id`, its request holding only the new input) stays in that
+response's thread. Turns where a policy acted are interventions.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 
 from datasette_plugins.ui import fmt
-from datasette_plugins.ui.blocks import parse_messages, parse_response
+from datasette_plugins.ui.blocks import parse_messages, parse_response, response_id
 from datasette_plugins.ui.calldiff import Note, notes_for
 from datasette_plugins.ui.schema import INTERVENING_ACTIONS, POLICY_VERDICTS
 from datasette_plugins.ui.store import CallRow, PolicyEventRow, SessionCall, SessionTotals
@@ -145,11 +147,18 @@ def _tool_uses(call: SessionCall, number: int) -> list[ToolUse]:
 def build_session(session_id: str, calls: list[SessionCall], totals: SessionTotals) -> SessionView:
     view = SessionView(session_id, totals)
     threads: dict[str, int] = {}
+    response_threads: dict[str, int] = {}  # response id -> the thread of the call that produced it
     waiting: dict[str, ToolUse] = {}  # tool call id -> the use whose result is not seen yet
     for number, call in enumerate(calls, start=1):
-        key = call.first_message or ""
-        new_thread = key not in threads
-        thread = threads.setdefault(key, len(threads))
+        if call.chained_on is not None and call.chained_on in response_threads:
+            new_thread, thread = False, response_threads[call.chained_on]  # it continues that response
+        else:
+            key = call.first_message or ""
+            new_thread = key not in threads
+            thread = threads.setdefault(key, len(threads))
+        produced = response_id(call.call.dialect, call.response)
+        if produced is not None:
+            response_threads[produced] = thread
         new_messages = _new_input(parse_messages(call.call.dialect, call.tail))
         blocks = [block for message in new_messages for block in message.blocks]
         results = []

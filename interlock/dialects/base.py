@@ -10,7 +10,7 @@ decisions back into valid native events through its stream and body rewriters.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -85,6 +85,9 @@ class Dialect(ABC):
     messages_path: ClassVar[str]
     # The WebSocket transport its provider also offers, if any.
     websocket: ClassVar[WebSocketFrames | None] = None
+    # Where a request names an earlier response it continues (see `chained_on`), as an
+    # SQLite JSON path, or None: the session page keeps such a call in that response's thread.
+    chain_path: ClassVar[str | None] = None
 
     # -- requests ----------------------------------------------------------------------
 
@@ -135,6 +138,12 @@ class Dialect(ABC):
     @abstractmethod
     def stream_error(self, message: str) -> bytes:
         """The dialect's SSE error event that ends a stream whose upstream fell silent."""
+
+    @abstractmethod
+    def keepalive(self) -> bytes:
+        """The event a held stream sends the client while a policy decides, so the
+        connection never goes silent: one every client of the format skips (an SSE
+        comment, or a native ping) and the reassembler ignores."""
 
     # -- responses ---------------------------------------------------------------------
 
@@ -190,6 +199,20 @@ class Dialect(ABC):
     @abstractmethod
     def session_key(self, request: dict[str, Any]) -> str | None:
         """A key shared by the calls of one agent session, read from the request body."""
+
+    def session_header_key(self, headers: Mapping[str, str]) -> str | None:
+        """A session key the client sends in its request headers (Codex's conversation
+        ids); it wins over the body's."""
+        return None
+
+    def chained_on(self, request: dict[str, Any]) -> str | None:
+        """The id of an earlier response this request continues on the provider's side
+        (Responses' `previous_response_id`): the call joins that response's session."""
+        return None
+
+    def response_id(self, response: dict[str, Any]) -> str | None:
+        """The id a later request names to continue this response (see `chained_on`)."""
+        return None
 
     @abstractmethod
     def request_view(self, body: dict[str, Any]) -> RequestView | None:

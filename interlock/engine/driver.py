@@ -52,10 +52,16 @@ class Driver:
     def waiting(self) -> bool:
         return self._pending is not None
 
-    async def wait(self) -> None:
-        """Await the pending task (its exceptions are the generator's to handle)."""
+    @property
+    def ready(self) -> bool:
+        """The pending task is done: `resume()` may continue."""
+        return self._pending is not None and self._pending.done()
+
+    async def wait(self, timeout: float | None = None) -> None:
+        """Await the pending task, or at most `timeout` seconds (its exceptions are the
+        generator's to handle)."""
         if self._pending is not None:
-            await asyncio.wait([self._pending])
+            await asyncio.wait([self._pending], timeout=timeout)
 
     def start(self, step: Step[None]) -> bool:
         """Run a new step generator; False if it had to pause."""

@@ -12,7 +12,10 @@ responses. It hands each parsed event to the dialect's rewriter (a step generato
 rewriter forwards unchanged go out as their original bytes; what it sends is fed to a
 second reassembler, so the record's final message is built from what passed. When a
 policy has to wait, `waiting` is true: the addon's stream-wait hook awaits `wait()`,
-then calls `resume()`. A stream whose connection failed is `abandon()`ed: its policies
+then calls `resume()`. With a `Keepalive`, `wait()` also returns once the client has had
+nothing for its interval, and `resume()` then gives the dialect's keepalive event while
+the policy still decides (one timer per wait, none when nothing is held); keepalives are
+part of `final`, but not of its reassembly or of `changed`. A stream whose connection failed is `abandon()`ed: its policies
 still decide, nothing more is sent. `rewrite_body()` runs the same machinery over a body that arrived
 whole (replays, or mitmproxy versions where the mid-stream wait is not available).
 """
@@ -22,12 +25,13 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections import deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from interlock.content_encoding import DecodeError, Decoder
 from interlock.engine.driver import Driver, Step
 from interlock.neutral import Reassembly
-from interlock.sse import SSEEvent, SSEParser, parse_all
+from interlock.sse import SSEEvent, SSEParser, ends_event, parse_all
 
 if TYPE_CHECKING:
     from interlock.dialects.base import Reassembler
@@ -36,6 +40,17 @@ if TYPE_CHECKING:
 
 # What a rewriter sends: an upstream event as it came, or bytes it built.
 Piece = SSEEvent | bytes
+# A timer may fire this much before its time (the loop's clock resolution).
+_EARLY_S = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class Keepalive:
+    """What a held stream sends the client (the dialect's `keepalive()`), and when: once
+    the client has had no byte for `every_s` seconds."""
+
+    data: bytes
+    every_s: float
 
 
 class StreamTap:
@@ -127,10 +142,15 @@ class StreamRewriter(ABC):
 class PolicyStream:
     """A stream transformer for mitmproxy that may pause for async policies."""
 
-    def __init__(self, rewriter: StreamRewriter, tap: StreamTap, final: Reassembler) -> None:
+    def __init__(
+        self, rewriter: StreamRewriter, tap: StreamTap, final: Reassembler, keepalive: Keepalive | None = None
+    ) -> None:
         self.rewriter = rewriter
         self.tap = tap
-        self.final = bytearray()  # bytes sent to the client
+        self.final = bytearray()  # bytes sent to the client, keepalives included
+        self.keepalives: list[int] = []  # where in `final` each keepalive starts
+        self._keepalive = keepalive
+        self._sent_at = time.monotonic()  # the client's latest byte (the headers, at first)
         self._final_reassembler = final
         self._built = 0  # pieces the rewriter built rather than forwarded
         self._driver = Driver()
@@ -144,8 +164,19 @@ class PolicyStream:
 
     @property
     def changed(self) -> bool:
-        """The client got other bytes than upstream sent."""
-        return self.final != self.tap.raw
+        """The client got other bytes than upstream sent (keepalives aside)."""
+        return self.sent_without_keepalives() != self.tap.raw
+
+    def sent_without_keepalives(self) -> bytes | bytearray:
+        if not self.keepalives or self._keepalive is None:
+            return self.final
+        size = len(self._keepalive.data)
+        parts, start = [], 0
+        for at in self.keepalives:
+            parts.append(self.final[start:at])
+            start = at + size
+        parts.append(self.final[start:])
+        return b"".join(parts)
 
     def final_reassembly(self) -> Reassembly:
         """The message the client received."""
@@ -158,12 +189,31 @@ class PolicyStream:
         return self._pump()
 
     async def wait(self) -> None:
-        await self._driver.wait()
+        """Until the policy is ready, or (with keepalives) a keepalive is due."""
+        due = None if self._keepalive is None else self._sent_at + self._keepalive.every_s - time.monotonic()
+        await self._driver.wait(None if due is None else max(due, 0.0))
 
     def resume(self) -> list[bytes]:
+        """What to send after `wait()`: the released bytes, or a keepalive while the
+        policy still decides."""
+        if not self._driver.ready:
+            return self._keepalive_due()
         if self._driver.resume():
             return self._pump()
         return self._take()
+
+    def _keepalive_due(self) -> list[bytes]:
+        """The keepalive event, if one is due and fits here (between two events)."""
+        keepalive = self._keepalive
+        if keepalive is None or self._abandoned or not ends_event(self.final):
+            return []
+        now = time.monotonic()
+        if now - self._sent_at < keepalive.every_s - _EARLY_S:
+            return []
+        self._sent_at = now
+        self.keepalives.append(len(self.final))
+        self.final += keepalive.data
+        return [keepalive.data]
 
     async def abandon(self) -> None:
         """The connection failed mid-stream (the client left, or upstream was cut) and
@@ -199,6 +249,7 @@ class PolicyStream:
         pieces, self.rewriter.out = self.rewriter.out, []
         if self._abandoned:
             return []
+        self._sent_at = time.monotonic()
         data = bytearray()
         for piece in pieces:
             if isinstance(piece, SSEEvent):

@@ -26,6 +26,7 @@ class AnthropicMessages(Dialect):
     blocked_request = staticmethod(request.blocked_request)
     timeout_error = staticmethod(wire.timeout_error)
     stream_error = staticmethod(wire.stream_error)
+    keepalive = staticmethod(wire.keepalive)
     response_text = staticmethod(response.response_text)
     usage = staticmethod(response.usage)
     stop_reason = staticmethod(response.stop_reason)

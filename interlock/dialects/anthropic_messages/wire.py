@@ -74,3 +74,8 @@ def timeout_error(message: str) -> dict[str, Any]:
 def stream_error(message: str) -> bytes:
     """`event: error`, as the API sends mid-stream: the anthropic SDK raises `APIStatusError`."""
     return sse("error", timeout_error(message))
+
+
+def keepalive() -> bytes:
+    """A ping event, byte for byte as the API sends one now and then: the SDKs skip it."""
+    return b'event: ping\ndata: {"type": "ping"}\n\n'

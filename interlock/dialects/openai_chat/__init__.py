@@ -35,6 +35,7 @@ class OpenAIChat(Dialect):
     blocked_request = staticmethod(request.blocked_request)
     timeout_error = staticmethod(wire.timeout_error)
     stream_error = staticmethod(wire.stream_error)
+    keepalive = staticmethod(wire.keepalive)
     response_text = staticmethod(response.response_text)
     usage = staticmethod(response.usage)
     stop_reason = staticmethod(response.stop_reason)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from interlock.sse import comment
+
 
 def sse(data: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
@@ -52,3 +54,8 @@ def timeout_error(message: str) -> dict[str, Any]:
 def stream_error(message: str) -> bytes:
     """A chunk holding only `error`: the openai SDK raises `APIError` with its message."""
     return sse(timeout_error(message))
+
+
+def keepalive() -> bytes:
+    """An SSE comment (`: keepalive`): the openai SDK skips comment lines."""
+    return comment("keepalive")

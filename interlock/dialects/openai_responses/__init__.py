@@ -16,6 +16,7 @@ from interlock.dialects.openai_responses.websocket import ResponsesWebSocket
 class OpenAIResponses(Dialect):
     name: ClassVar[str] = request.NAME
     messages_path: ClassVar[str] = request.MESSAGES_PATH
+    chain_path: ClassVar[str | None] = request.CHAIN_PATH
     default_providers: ClassVar[tuple[DefaultProvider, ...]] = (
         DefaultProvider("openai", ("api.openai.com",), ("/v1/responses",)),
         DefaultProvider("azure-openai", ("*.openai.azure.com",), ("/openai/v1/responses", "/openai/responses")),
@@ -30,6 +31,7 @@ class OpenAIResponses(Dialect):
     continue_request = staticmethod(chained.continue_request)
     timeout_error = staticmethod(wire.timeout_error)
     stream_error = staticmethod(wire.stream_error)
+    keepalive = staticmethod(wire.keepalive)
     response_text = staticmethod(response.response_text)
     usage = staticmethod(response.usage)
     stop_reason = staticmethod(response.stop_reason)
@@ -40,6 +42,9 @@ class OpenAIResponses(Dialect):
     tool_definition = staticmethod(request.tool_definition)
     recent_tool_calls = staticmethod(request.recent_tool_calls)
     session_key = staticmethod(request.session_key)
+    session_header_key = staticmethod(request.session_header_key)
+    chained_on = staticmethod(request.chained_on)
+    response_id = staticmethod(response.response_id)
     request_view = staticmethod(view.request_view)
     response_view = staticmethod(view.response_view)
     messages_view = staticmethod(view.messages_view)

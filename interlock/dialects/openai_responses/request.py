@@ -9,6 +9,7 @@ top-level `instructions` string.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from interlock.dialects.base import SystemPosition, TextEdit
@@ -24,6 +25,7 @@ from interlock.neutral import PastCall
 
 NAME = "openai-responses"
 MESSAGES_PATH = "$.input"  # the conversation, as an SQLite JSON path
+CHAIN_PATH = "$.previous_response_id"  # the stored response a request continues
 TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
 CALL_ITEMS = {"function_call": "arguments", "custom_tool_call": "input"}  # item type -> its arguments field
 OUTPUT_ITEMS = {"function_call": "function_call_output", "custom_tool_call": "custom_tool_call_output"}
@@ -128,12 +130,32 @@ def recent_tool_calls(request: dict[str, Any] | None, count: int) -> list[PastCa
     ]
 
 
+# The headers Codex names its conversation with (`thread-id` and `session-id` today,
+# `conversation_id` and `session_id` in older releases), the thread first.
+CONVERSATION_HEADERS = ("thread-id", "conversation_id", "conversation-id", "session-id", "session_id")
+
+
+def session_header_key(headers: Mapping[str, str]) -> str | None:
+    for name in CONVERSATION_HEADERS:
+        value = headers.get(name)
+        if value:
+            return f"codex-{value}"
+    return None
+
+
+def chained_on(request: dict[str, Any]) -> str | None:
+    return string_field(request, "previous_response_id")
+
+
 def session_key(request: dict[str, Any]) -> str | None:
     """Codex's `prompt_cache_key` (one per conversation), else the conversation's
-    instructions and first user message."""
+    instructions and first user message; none for a request chained on an earlier
+    response (its input is only the new items: its session is that response's)."""
     key = string_field(request, "prompt_cache_key")
     if key:
         return f"pck-{key}"
+    if chained_on(request):
+        return None
     users = _user_items(request)
     first = users[0].get("content") if users else None
     return conversation_fingerprint(NAME, request.get("instructions"), first)

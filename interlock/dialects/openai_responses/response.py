@@ -37,6 +37,11 @@ def response_text(response: dict[str, Any]) -> str:
     return "".join(item_text(item) for item in output_items(response))
 
 
+def response_id(response: dict[str, Any]) -> str | None:
+    """`resp_...`: what a request chained on this response names as its `previous_response_id`."""
+    return string_field(response, "id")
+
+
 def usage(response: dict[str, Any]) -> Usage:
     reported = response.get("usage")
     if not isinstance(reported, dict):

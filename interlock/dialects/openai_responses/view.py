@@ -37,7 +37,9 @@ def _parts(content: Any) -> list[Block]:
 
 
 def item_blocks(item: Any) -> tuple[str, list[Block]]:
-    """(role, blocks) of one input or output item."""
+    """(role, blocks) of one input or output item (a string `input` is one user message)."""
+    if isinstance(item, str):
+        return "user", [Block("text", item)]
     if not isinstance(item, dict):
         return "?", [other(item)]
     kind = item.get("type")

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from interlock.dialects.openai_responses.request import CALL_ITEMS
+from interlock.sse import comment
 
 
 def sse(payload: dict[str, Any]) -> bytes:
@@ -75,3 +76,9 @@ def stream_error(message: str) -> bytes:
     """The API's top-level `error` event. It carries no `sequence_number`: it is sent
     after the rewriter has ended, which knows the numbers; clients read it by `type`."""
     return sse({"type": "error", "code": "upstream_timeout", "message": message, "param": None})
+
+
+def keepalive() -> bytes:
+    """An SSE comment (`: keepalive`): it has no `sequence_number`, and the openai SDK
+    and Codex skip comment lines."""
+    return comment("keepalive")
