@@ -13,10 +13,19 @@ import json
 from typing import Any
 
 import pytest
-from google.genai import types
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from policy_fixtures import NoopPolicy, TagPolicy, chain_of, context, fixture_path, police_body, police_stream, split_at
+from policy_fixtures import (
+    NoopPolicy,
+    TagPolicy,
+    chain_of,
+    context,
+    fixture_path,
+    gemini_sdk_summary,
+    police_body,
+    police_stream,
+    split_at,
+)
 from protocol_check import check_gemini_response, check_gemini_stream
 from wire_scenarios import SCENARIOS, gemini_ids, gemini_json, gemini_json_array, gemini_sse
 
@@ -34,20 +43,8 @@ def stream(name: str, wrapped: bool = False) -> bytes:
     return b"".join(gemini_sse(SCENARIOS[name], MODEL, wrapped))
 
 
-def sdk_read(body: bytes) -> tuple[str, list[tuple[str | None, Any]], Any]:
-    """(text, function calls, last finish reason) as the SDK's types read each chunk."""
-    text, calls, finish = "", [], None
-    for event in parse_all(body):
-        payload = event.json()
-        chunk = types.GenerateContentResponse.model_validate(payload.get("response", payload))
-        candidate = (chunk.candidates or [None])[0]
-        for part in (candidate.content.parts or []) if candidate and candidate.content else []:
-            if part.function_call:
-                calls.append((part.function_call.name, part.function_call.args))
-            elif part.text and not part.thought:
-                text += part.text
-        finish = candidate.finish_reason if candidate and candidate.finish_reason else finish
-    return text, calls, finish
+def sdk_read(body: bytes) -> tuple[str, list[tuple[str, Any]], str | None]:
+    return gemini_sdk_summary(body)
 
 
 # --- readers ------------------------------------------------------------------------------
