@@ -333,7 +333,7 @@ def gemini_sdk_summary(body: bytes | dict[str, Any]) -> tuple[str, list[tuple[st
     text, calls, finish = "", [], None
     for payload in (p for p in payloads if isinstance(p, dict)):
         chunk = types.GenerateContentResponse.model_validate(payload.get("response", payload))
-        candidate = (chunk.candidates or [None])[0]
+        candidate = chunk.candidates[0] if chunk.candidates else None
         content = candidate.content if candidate is not None else None
         for part in content.parts or [] if content is not None else []:
             if part.function_call is not None:

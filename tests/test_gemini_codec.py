@@ -169,7 +169,7 @@ def test_views_show_parts_calls_results_and_thoughts() -> None:
 
 
 def parts_sent(body: bytes) -> list[dict[str, Any]]:
-    chunks = [e.json() for e in parse_all(body)]
+    chunks: list[Any] = [e.json() for e in parse_all(body)]
     return [p for c in chunks for p in c.get("response", c)["candidates"][0]["content"].get("parts", [])]
 
 
