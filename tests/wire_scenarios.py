@@ -716,9 +716,10 @@ def sse_for(dialect: str, s: Scenario, model: str) -> list[bytes]:
 
 
 def json_for(dialect: str, s: Scenario, model: str) -> dict[str, Any]:
-    """The non-streamed body of `s` in a dialect (by its registry name)."""
+    """The non-streamed body of `s` in a dialect (by its registry name); Gemini's
+    function calls with ids."""
     if dialect == "gemini":
-        return gemini_json(s, model)
+        return gemini_json(s, model, call_ids=True)
     if dialect == "anthropic-messages":
         return anthropic_json(s, model)
     if dialect == "openai-responses":
@@ -835,9 +836,9 @@ def gemini_json_array(s: Scenario, model: str, wrapped: bool = False) -> list[by
     return [piece.encode() for piece in pieces]
 
 
-def gemini_json(s: Scenario, model: str, wrapped: bool = False) -> dict[str, Any]:
+def gemini_json(s: Scenario, model: str, wrapped: bool = False, call_ids: bool = False) -> dict[str, Any]:
     """The non-streamed GenerateContentResponse of the same turn."""
-    parts = [part for chunk in gemini_parts(s) for part in chunk]
+    parts = [part for chunk in gemini_parts(s, call_ids) for part in chunk]
     merged: list[dict[str, Any]] = []
     for part in parts:  # the whole body carries one part per thought and per text run
         previous = merged[-1] if merged else None
