@@ -226,7 +226,7 @@ def ask_gemini(clients: ClientFactory, prompt: str, stream: bool) -> Answer:
         headers[CALL_ID],
         headers[MOCK_ID],
         "".join(p.text or "" for p in parts if not p.thought),
-        [(p.function_call.name, p.function_call.args) for p in parts if p.function_call],
+        [(str(p.function_call.name), p.function_call.args) for p in parts if p.function_call],
         finish.value if finish is not None else None,
         chunks[-1].model_version,
     )
