@@ -76,7 +76,9 @@ class Policing:
             state.request_final = final
             state.policy.request = final
             state.policy.model = state.dialect.request_model(final)
-            flow.request.content = json_bytes(final)
+            path, body = state.dialect.write_request(flow.request.path, final)
+            flow.request.path = path
+            flow.request.content = json_bytes(body)
 
     def _answer_blocked(self, flow: http.HTTPFlow, state: CallState, failed: PolicyFailed) -> None:
         if state.policy is not None:
@@ -106,7 +108,8 @@ class Policing:
         state.tap = StreamTap(state.dialect.reassembler(), decoder)
         if state.policy is not None and policed:
             rewriter = state.dialect.stream_rewriter(state.chain, state.policy)
-            keepalive = Keepalive(state.dialect.keepalive(), state.keepalive_s)
+            ping = state.dialect.keepalive()
+            keepalive = Keepalive(ping, state.keepalive_s) if ping is not None else None
             state.policy_stream = PolicyStream(rewriter, state.tap, state.dialect.reassembler(), keepalive)
             response.stream = state.policy_stream
             response.headers.pop("content-length", None)  # the body length may change

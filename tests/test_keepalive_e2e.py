@@ -96,6 +96,7 @@ def test_held_streams_get_keepalives_and_others_none(
     db = CallsDB(held.db_path)
     for dialect, got in results.items():
         keepalive = dialect_for(dialect).keepalive()
+        assert keepalive is not None
         times = got.keepalive_times(keepalive)
         assert len(times) >= 2, (dialect, got.arrivals)
         assert min(b - a for a, b in itertools.pairwise(times)) >= INTERVAL_S - 0.1  # at most one per interval

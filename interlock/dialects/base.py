@@ -91,6 +91,17 @@ class Dialect(ABC):
 
     # -- requests ----------------------------------------------------------------------
 
+    def read_request(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The request as policies and every reader below see it, from the URL path
+        (query string included) and the JSON body: a dialect whose model is named in
+        the path adds it here (as `model`). The body itself by default."""
+        return body
+
+    def write_request(self, path: str, request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The path and JSON body that carry `request` (as policies left it) upstream:
+        the inverse of `read_request`. Unchanged by default."""
+        return path, request
+
     def request_model(self, request: dict[str, Any]) -> str | None:
         return string_field(request, "model")
 
@@ -98,7 +109,8 @@ class Dialect(ABC):
         """The request asking for another model."""
         return {**request, "model": model}
 
-    def request_streams(self, request: dict[str, Any]) -> bool:
+    def request_streams(self, request: dict[str, Any], path: str = "") -> bool:
+        """Whether the client asked for a stream (in the body, or in the URL `path`)."""
         return request.get("stream") is True
 
     @abstractmethod
@@ -140,10 +152,11 @@ class Dialect(ABC):
         """The dialect's SSE error event that ends a stream whose upstream fell silent."""
 
     @abstractmethod
-    def keepalive(self) -> bytes:
+    def keepalive(self) -> bytes | None:
         """The event a held stream sends the client while a policy decides, so the
         connection never goes silent: one every client of the format skips (an SSE
-        comment, or a native ping) and the reassembler ignores."""
+        comment, or a native ping) and the reassembler ignores; None when the format's
+        clients skip nothing (then a held stream sends nothing until it is decided)."""
 
     # -- responses ---------------------------------------------------------------------
 
