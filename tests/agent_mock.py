@@ -1,7 +1,8 @@
-"""A scripted Anthropic API for driving a real coding agent (Claude Code) end to end.
+"""A scripted model API for driving a real coding agent end to end: the Anthropic
+Messages API for Claude Code, and the Gemini API for Gemini CLI (`agent_mock_gemini`).
 
-`AgentMock` serves api.anthropic.com on 127.0.0.1 (reached through mitmdump's
-`map_remote`). What the "model" answers depends on the conversation it is sent, the
+`AgentMock` serves api.anthropic.com and generativelanguage.googleapis.com on 127.0.0.1
+(reached through mitmdump's `map_remote`). What the "model" answers depends on the conversation it is sent, the
 way an agent loop needs it:
 
 * a conversation is tied to a `Script` by a `[[agent:KEY]]` marker in one of its user
@@ -27,7 +28,8 @@ endpoints) gets the API's JSON 404. Model routes need the configured key in
 Streams are the documented Anthropic SSE: `message_start` with full usage, `ping`,
 `content_block_start` / `_delta` / `_stop` per block (tool input as `input_json_delta`
 pieces), `message_delta` with cumulative usage, `message_stop`, each with its `event:`
-line, one chunk per event.
+line, one chunk per event. The Gemini routes' checks and streams are described in
+`agent_mock_gemini`; they share the scripts, the marker and (turn, step) with the above.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import agent_mock_gemini as gemini
 from aiohttp import web
 from loopback_server import LoopbackServer
 
@@ -69,6 +72,11 @@ class Reply:
 
 def bash(command: str, description: str = "Run a shell command") -> ToolUse:
     return ToolUse("Bash", {"command": command, "description": description})
+
+
+def shell(command: str, description: str = "Run a shell command") -> ToolUse:
+    """Gemini CLI's shell tool."""
+    return ToolUse("run_shell_command", {"command": command, "description": description})
 
 
 @dataclass(frozen=True)
@@ -158,6 +166,9 @@ class AgentMock(LoopbackServer):
             )
             self._exchanges.append(exchange)
         route = request.path.rstrip("/")
+        gemini_route = gemini.ROUTE.fullmatch(route)
+        if gemini_route is not None:
+            return await self._gemini(request, exchange, gemini_route["model"], gemini_route["method"])
         model_route = route == "/v1/messages" or route.startswith(("/v1/messages/", "/v1/models"))
         if not model_route:
             return await self._json(request, exchange, 404, _error("not_found_error", "Not Found"))
@@ -183,14 +194,54 @@ class AgentMock(LoopbackServer):
             return await self._invalid(request, exchange, exchange.violations)
         if route == "/v1/messages/count_tokens":
             return await self._json(request, exchange, 200, {"input_tokens": _estimate_tokens(exchange.body)})
-        reply = self._reply(exchange, payload)
+        messages = payload["messages"]
+        results = "\n".join(_tool_result_texts(messages[-1]))
+        reply = self._reply(exchange, _marker_key(messages), conversation_position(messages), results)
         message = _message(reply, str(payload.get("model", "")), _estimate_tokens(exchange.body))
         if reply.thinking:
             with self._lock:
                 self._thought.update(b["id"] for b in message["content"] if b["type"] == "tool_use")
         if payload.get("stream") is True:
-            return await self._stream(request, exchange, message, reply, "context_management" in payload)
+            events = sse_events(message, reply, context_management="context_management" in payload)
+            return await self._stream(request, exchange, events, _SSE_HEADERS)
         return await self._json(request, exchange, 200, message)
+
+    async def _gemini(self, request: web.Request, exchange: Exchange, model: str, method: str) -> web.StreamResponse:
+        """The Gemini API's model routes (`agent_mock_gemini`)."""
+        if request.method != "POST":
+            message = f"Method {request.method} is not allowed on {exchange.route}."
+            return await self._json(request, exchange, 404, gemini.error(404, "NOT_FOUND", message))
+        if gemini.api_key(exchange.headers, request.query_string) != self.api_key:
+            return await self._json(request, exchange, 400, gemini.bad_key())
+        try:
+            payload = json.loads(exchange.body)
+        except ValueError as error:
+            exchange.violations = [f"Invalid JSON payload received. {error}"]
+        else:
+            exchange.violations = (
+                gemini.request_violations(payload) if isinstance(payload, dict) else ["the body must be an object"]
+            )
+        if exchange.violations:
+            invalid = gemini.error(400, "INVALID_ARGUMENT", "; ".join(exchange.violations))
+            return await self._json(request, exchange, 400, invalid)
+        contents = payload["contents"]
+        key = next((found.group(1) for text in gemini.texts(contents) if (found := MARKER.search(text))), None)
+        schema = gemini.structured(payload)
+        if schema is not None:
+            exchange.script = key
+            parts = [{"text": json.dumps(gemini.schema_answer(schema))}]
+        else:
+            results = "\n".join(gemini.tool_result_texts(contents[-1]))
+            parts = gemini.answer_parts(self._reply(exchange, key, gemini.conversation_position(contents), results))
+        prompt_tokens = _estimate_tokens(exchange.body)
+        if method == "generateContent":
+            return await self._json(
+                request, exchange, 200, gemini.whole(parts, model, prompt_tokens), gemini.JSON_HEADERS
+            )
+        streamed = gemini.chunks(parts, model, prompt_tokens)
+        if request.query.get("alt") == "sse":
+            return await self._stream(request, exchange, gemini.sse_frames(streamed), gemini.SSE_HEADERS)
+        return await self._stream(request, exchange, gemini.array_pieces(streamed), gemini.JSON_HEADERS)
 
     def _thinking_violations(self, messages: list[Any]) -> list[str]:
         """With thinking on, the assistant turn whose tool calls the last message answers
@@ -215,31 +266,32 @@ class AgentMock(LoopbackServer):
             )
         ]
 
-    def _reply(self, exchange: Exchange, payload: dict[str, Any]) -> Reply:
-        messages = payload["messages"]
-        key = _marker_key(messages)
+    def _reply(self, exchange: Exchange, key: str | None, position: tuple[int, int], results: str) -> Reply:
+        """The script's reply at this (turn, step) of the conversation, `{results}` (the
+        tool results the request ends with) filled in; a short side answer without a script."""
         with self._lock:
             script = self._scripts.get(key) if key else None
         if script is None:
             return Reply(text=SIDE_TEXT)
         exchange.script = key
         exchange.gzip = script.gzip
-        turn, step = conversation_position(messages)
+        turn, step = position
         exchange.turn, exchange.step = turn, step
         if turn >= len(script.turns) or step >= len(script.turns[turn]):
             # Off the script: end the turn rather than loop, and say so in the record.
             exchange.violations.append(f"off script: turn {turn}, step {step}")
             return Reply(text=f"(the mock has no reply for turn {turn}, step {step})")
         reply = script.turns[turn][step]
-        results = "\n".join(_tool_result_texts(messages[-1]))
         return Reply(text=reply.text.replace("{results}", results), tools=reply.tools, thinking=reply.thinking)
 
     async def _invalid(self, request: web.Request, exchange: Exchange, violations: list[str]) -> web.StreamResponse:
         return await self._json(request, exchange, 400, _error("invalid_request_error", "; ".join(violations)))
 
-    async def _json(self, request: web.Request, exchange: Exchange, status: int, body: Any) -> web.StreamResponse:
+    async def _json(
+        self, request: web.Request, exchange: Exchange, status: int, body: Any, headers: dict[str, str] | None = None
+    ) -> web.StreamResponse:
         raw = json.dumps(body, separators=(",", ":")).encode()
-        response = self._response(exchange, status, {"content-type": _JSON})
+        response = self._response(exchange, status, headers or {"content-type": _JSON})
         response.content_length = len(raw)
         await response.prepare(request)
         exchange.response_body += raw
@@ -249,14 +301,15 @@ class AgentMock(LoopbackServer):
         return response
 
     async def _stream(
-        self, request: web.Request, exchange: Exchange, message: dict[str, Any], reply: Reply, context: bool
+        self, request: web.Request, exchange: Exchange, pieces: list[bytes], content_headers: dict[str, str]
     ) -> web.StreamResponse:
-        headers = {**_SSE_HEADERS, "content-encoding": "gzip"} if exchange.gzip else _SSE_HEADERS
+        """`pieces` one write each, gzip-encoded (flushed after each) when the script says so."""
+        headers = {**content_headers, "content-encoding": "gzip"} if exchange.gzip else content_headers
         response = self._response(exchange, 200, headers)
         response.enable_chunked_encoding()
         await response.prepare(request)
         encoder = zlib.compressobj(wbits=31) if exchange.gzip else None
-        for event in sse_events(message, reply, context_management=context):
+        for event in pieces:
             exchange.response_body += event
             # A gzip stream flushed after each event, so each one can be decoded as it arrives.
             wire = event if encoder is None else encoder.compress(event) + encoder.flush(zlib.Z_SYNC_FLUSH)

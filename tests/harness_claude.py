@@ -1,14 +1,11 @@
 """Claude Code, the real CLI, as a test client: installed from npm, run non-interactively.
 
 `install_claude_code()` installs the pinned `@anthropic-ai/claude-code` into the
-project-local `.cache/npm/claude-code-<version>/` (gitignored) unless that version is
+project-local `.cache/npm/claude-code-<version>/` (`harness_npm`) unless that version is
 already there, and returns its native binary. The npm package is a thin wrapper whose
-native binary comes from a platform optional dependency on the npm registry; npm runs
-with `--ignore-scripts` and the package's own postinstall (`install.cjs`, which links
-the binary over the `bin/claude.exe` placeholder) is run explicitly, so npm's script
-policy does not matter. Installs go to a staging directory renamed into place, under a
-file lock, so an interrupted or concurrent install never leaves a half-installed copy.
-Node and npm missing is an error, not a skip.
+native binary comes from a platform optional dependency on the npm registry; its own
+postinstall (`install.cjs`, which links the binary over the `bin/claude.exe`
+placeholder) is run explicitly after npm.
 
 `ClaudeCode.run()` runs `claude -p PROMPT --output-format stream-json --verbose` with a
 throwaway HOME / CLAUDE_CONFIG_DIR / TMPDIR, the API key, HTTPS_PROXY, the mitmproxy CA
@@ -18,28 +15,18 @@ auto-updater and other non-essential traffic. Nothing else is inherited but PATH
 
 from __future__ import annotations
 
-import fcntl
-import json
-import logging
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import REPO
-
-logger = logging.getLogger(__name__)
+from harness_npm import INSTALL_ROOT, AgentRun, npm_install, run_agent
 
 CLAUDE_CODE_VERSION = "2.1.332"
 PACKAGE = "@anthropic-ai/claude-code"
-INSTALL_ROOT = REPO / ".cache" / "npm"
-INSTALL_TIMEOUT_S = 600.0
 RUN_TIMEOUT_S = 120.0  # only against hangs: a run takes 1-3 s
 # Claude Code's own switches for quiet, offline-friendly runs.
 QUIET_ENV = {
@@ -79,77 +66,19 @@ def installed_version(binary: Path) -> str | None:
 
 def install_claude_code(version: str = CLAUDE_CODE_VERSION, root: Path = INSTALL_ROOT) -> Path:
     """The native `claude` binary of `version`, installed into `root` if need be."""
-    target = root / f"claude-code-{version}"
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if installed_version(_binary(target)) == version:
-            return _binary(target)
-        npm, node = shutil.which("npm"), shutil.which("node")
-        if npm is None or node is None:
-            raise RuntimeError(
-                f"the Claude Code tests install {PACKAGE}@{version} with npm: "
-                f"node ({node or 'not found'}) and npm ({npm or 'not found'}) must be on PATH"
-            )
-        started = time.monotonic()
-        staging = root / f".staging-{version}-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-        (staging / "package.json").write_text('{"private": true}\n')
-        package_dir = _binary(staging).parent.parent
-        steps = [
-            [npm, "install", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error", f"{PACKAGE}@{version}"],
-            [node, str(package_dir / "install.cjs")],
-        ]
-        for command in steps:
-            done = subprocess.run(
-                command,
-                check=False,
-                cwd=staging,
-                capture_output=True,
-                text=True,
-                timeout=INSTALL_TIMEOUT_S,
-                stdin=subprocess.DEVNULL,
-            )
-            if done.returncode != 0:
-                raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-        got = installed_version(_binary(staging))
-        if got != version:
-            raise RuntimeError(f"{PACKAGE}@{version} installed into {staging}, but `claude --version` says {got!r}")
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
-        logger.warning("installed %s@%s in %.1f s into %s", PACKAGE, version, time.monotonic() - started, target)
-        return _binary(target)
+    return npm_install(
+        PACKAGE,
+        version,
+        directory=f"claude-code-{version}",
+        binary=_binary,
+        version_of=installed_version,
+        root=root,
+        scripts=("install.cjs",),
+    )
 
 
-@dataclass
-class ClaudeRun:
+class ClaudeRun(AgentRun):
     """One finished `claude -p` run and its stream-json events."""
-
-    args: list[str]
-    returncode: int
-    stdout: str
-    stderr: str
-    seconds: float
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        for line in self.stdout.splitlines():
-            if not line.strip():
-                continue
-            try:
-                self.events.append(json.loads(line))
-            except ValueError:
-                self.events.append({"type": "unparsed", "line": line})
-
-    def of_type(self, kind: str) -> list[dict[str, Any]]:
-        return [event for event in self.events if event.get("type") == kind]
-
-    @property
-    def result(self) -> dict[str, Any]:
-        results = self.of_type("result")
-        assert results, f"no result event\n{self.describe()}"
-        return results[-1]
 
     @property
     def session_id(self) -> str:
@@ -162,13 +91,8 @@ class ClaudeRun:
             if isinstance(content, list):
                 yield from (block for block in content if isinstance(block, dict))
 
-    def describe(self) -> str:
-        """For assertion messages: the command, exit code, stderr and the events (no init)."""
-        events = [json.dumps(e)[:1500] for e in self.events if e.get("subtype") != "init"]
-        return (
-            f"$ {' '.join(self.args)}\nexit {self.returncode} after {self.seconds:.1f} s\n"
-            f"stderr: {self.stderr[-3000:]}\nevents:\n" + "\n".join(events)
-        )
+    def shown(self, event: dict[str, Any]) -> bool:
+        return event.get("subtype") != "init"  # its tool list is long and the same every run
 
 
 class ClaudeCode:
@@ -203,25 +127,7 @@ class ClaudeCode:
     def run(self, prompt: str, *options: str, cwd: Path, timeout_s: float = RUN_TIMEOUT_S) -> ClaudeRun:
         """`claude -p PROMPT --output-format stream-json --verbose OPTIONS...` in `cwd`."""
         args = [str(self.binary), "-p", prompt, "--output-format", "stream-json", "--verbose", *options]
-        started = time.monotonic()
-        process = subprocess.Popen(
-            args,
-            cwd=cwd,
-            env=self.env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,  # its own process group: a hang kills the tools it started too
-        )
-        try:
-            stdout, stderr = process.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            stdout, stderr = process.communicate()
-            raise AssertionError(
-                f"claude did not finish within {timeout_s:.0f} s: $ {' '.join(args)}\n{stdout[-5000:]}\n{stderr[-3000:]}"
-            ) from None
-        run = ClaudeRun(args, process.returncode, stdout, stderr, time.monotonic() - started)
+        returncode, stdout, stderr, seconds = run_agent(args, cwd=cwd, env=self.env(), timeout_s=timeout_s)
+        run = ClaudeRun(args, returncode, stdout, stderr, seconds)
         self.runs.append(run)
         return run
