@@ -2,9 +2,9 @@
 
 `make_ca()` creates a mitmproxy CA in a confdir and a bundle (certifi's roots plus that
 CA) for clients. `ProxyLauncher` starts `mitmdump` subprocesses that map
-api.openai.com, api.anthropic.com and generativelanguage.googleapis.com to the mock
-with `map_remote` and `connection_strategy=lazy` (so no real host is ever dialled),
-each with its own database, and stops them at teardown (SIGTERM, then SIGKILL) so the recorder flushes.
+the provider hosts (`MAPPED_HOSTS`) to the mock with `map_remote` and
+`connection_strategy=lazy` (so no real host is ever dialled), each with its own
+database, and stops them at teardown (SIGTERM, then SIGKILL) so the recorder flushes.
 """
 
 from __future__ import annotations
@@ -33,7 +33,14 @@ REPO = Path(__file__).resolve().parents[1]
 MITMDUMP = Path(sys.executable).with_name("mitmdump")
 ENTRY_SCRIPT = REPO / "addons" / "bundle.py"
 DEFAULT_CONFIG = REPO / "mitm_config.yaml"
-MAPPED_HOSTS = ("api.openai.com", "api.anthropic.com", "generativelanguage.googleapis.com")
+MAPPED_HOSTS = (
+    "api.openai.com",
+    "api.anthropic.com",
+    "generativelanguage.googleapis.com",
+    "aiplatform.googleapis.com",
+    "us-central1-aiplatform.googleapis.com",
+    "cloudcode-pa.googleapis.com",
+)
 START_TIMEOUT_S = 60.0  # a hang guard: start-up takes 1.5 s alone, 7 s with a judge, more on a loaded machine
 STOP_TIMEOUT_S = 10.0
 _LISTENING = re.compile(rb"proxy listening at 127\.0\.0\.1:(\d+)")

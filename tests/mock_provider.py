@@ -1,10 +1,12 @@
-"""Loopback mock of api.openai.com and api.anthropic.com for end-to-end tests.
+"""Loopback mock of api.openai.com, api.anthropic.com and Google's Gemini hosts for end-to-end tests.
 
 An aiohttp server on 127.0.0.1 (ephemeral port) in a background thread with its own
 event loop. It serves the exact wire bytes built by `wire_scenarios`: POST
 `/v1/chat/completions` (OpenAI Chat Completions), POST `/v1/responses` (OpenAI
-Responses) and POST `/v1/messages` (Anthropic Messages, any query string). Every other
-path gets a JSON 404; model routes answer 401 without `Authorization` or `x-api-key`.
+Responses), POST `/v1/messages` (Anthropic Messages, any query string) and Gemini's
+generateContent / streamGenerateContent routes (AI Studio, Vertex AI, Code Assist: see
+`mock_gemini`). Every other path gets a JSON 404; model routes answer 401 without
+`Authorization` or `x-api-key` (Gemini's: 403 without a key or a token).
 
 Like the real Responses API, the mock stores the responses it generated: a request with
 `previous_response_id` naming an unknown response is refused, and one that does not
@@ -61,6 +63,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 import brotli
+import mock_gemini
 from aiohttp import web
 from loopback_server import LoopbackServer
 from wire_scenarios import (
@@ -69,6 +72,10 @@ from wire_scenarios import (
     Scenario,
     anthropic_json,
     anthropic_sse,
+    gemini_json,
+    gemini_json_array,
+    gemini_sse,
+    google_pretty_bytes,
     openai_chat_json,
     openai_chat_sse,
     openai_responses_json,
@@ -84,7 +91,7 @@ except ImportError:  # Python < 3.14
 
 logger = logging.getLogger(__name__)
 
-Dialect = Literal["openai", "anthropic", "responses"]
+Dialect = Literal["openai", "anthropic", "responses", "gemini"]
 _ROUTES: dict[str, Dialect] = {
     "/v1/chat/completions": "openai",
     "/v1/messages": "anthropic",
@@ -278,6 +285,9 @@ class MockProvider(LoopbackServer):
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         exchange = self._record(request, await request.read())
+        gemini = mock_gemini.route(request.path, request.query_string) if request.method == "POST" else None
+        if gemini is not None:
+            return await self._handle_gemini(request, exchange, gemini)
         dialect = _ROUTES.get(request.path) if request.method == "POST" else None
         if dialect is None:
             body = _error_body("openai", "not_found_error", "no such route")
@@ -305,6 +315,75 @@ class MockProvider(LoopbackServer):
         if refusal is not None:
             return await self._bad_request(request, exchange, dialect, refusal)
         return await self._answer(request, exchange, dialect, plan, payload)
+
+    async def _handle_gemini(
+        self, request: web.Request, exchange: Exchange, call: mock_gemini.GeminiCall
+    ) -> web.StreamResponse:
+        if not mock_gemini.authenticated(exchange.headers, request.query_string):
+            message = "Method doesn't allow unregistered callers (callers without established identity)."
+            return await self._send_google(request, exchange, 403, mock_gemini.error(403, message))
+        try:
+            payload = json.loads(exchange.body)
+        except ValueError as error:
+            return await self._send_google(
+                request, exchange, 400, mock_gemini.error(400, f"Invalid JSON payload: {error}")
+            )
+        if not isinstance(payload, dict):
+            return await self._send_google(request, exchange, 400, mock_gemini.error(400, "Invalid JSON payload"))
+        inner = call.inner(payload)
+        model = call.model_of(payload)
+        marker = _MARKER.search(mock_gemini.user_text(inner))
+        spec = exchange.headers.get("x-mock-scenario") or (marker.group(1) if marker else None) or "text"
+        exchange.scenario = spec
+        try:
+            plan = plan_of(spec, exchange.headers.get("x-mock-chunking"))
+        except ValueError as error:
+            return await self._send_google(request, exchange, 400, mock_gemini.error(400, str(error)))
+        refusal = mock_gemini.missing_signature(model, inner)
+        if plan.scenario in RESPONSES_SCENARIOS or refusal is not None:
+            message = refusal or f"{plan.scenario} is served on /v1/responses only"
+            return await self._send_google(request, exchange, 400, mock_gemini.error(400, message))
+        if plan.failure == "error_429":
+            body = mock_gemini.error(429, "Resource has been exhausted (e.g. check quota).")
+            return await self._send_google(request, exchange, 429, body)
+        if plan.failure in ("error_500_html", "never"):
+            return await self._answer(request, exchange, "gemini", plan, {"model": model})
+        scenario = SCENARIOS[plan.scenario]
+        default_ms = DRIP_DELAY_MS if plan.drip else SLOW_DELAY_MS if plan.slow else self.delay_ms
+        delay_ms = int(exchange.headers.get("x-mock-delay-ms", default_ms))
+        if call.stream:
+            if call.sse:
+                events = gemini_sse(scenario, model, call.wrapped)
+                return await self._stream(request, exchange, plan, "gemini", events, delay_ms)
+            if plan.failure not in (None, "truncated", "stall", "reset"):
+                message = f"{plan.failure} needs alt=sse"
+                return await self._send_google(request, exchange, 400, mock_gemini.error(400, message))
+            pieces = gemini_json_array(scenario, model, call.wrapped)
+            return await self._stream(request, exchange, plan, "gemini", pieces, delay_ms, mock_gemini.JSON_TYPE)
+        if plan.failure in STREAM_ONLY_FAILURES:
+            message = f"{plan.failure} needs streamGenerateContent"
+            return await self._send_google(request, exchange, 400, mock_gemini.error(400, message))
+        await asyncio.sleep(delay_ms / 1000)
+        raw = google_pretty_bytes(gemini_json(scenario, model, call.wrapped))
+        if plan.failure in ("malformed_sse", "truncated"):
+            cut = len(raw) // 2
+            if plan.failure == "malformed_sse":
+                return await self._send(request, exchange, 200, raw[:cut], {"content-type": mock_gemini.JSON_TYPE})
+            return await self._send(request, exchange, 200, raw, {"content-type": mock_gemini.JSON_TYPE}, cut=cut)
+        headers = {"content-type": mock_gemini.JSON_TYPE}
+        if plan.encoding is not None:
+            compressor = Compressor(plan.encoding)
+            raw = compressor.piece(raw) + compressor.end()
+            headers["content-encoding"] = plan.encoding
+        return await self._send(request, exchange, 200, raw, headers)
+
+    async def _send_google(
+        self, request: web.Request, exchange: Exchange, status: int, body: dict[str, Any]
+    ) -> web.StreamResponse:
+        """An error as Google's servers send it: pretty JSON."""
+        return await self._send(
+            request, exchange, status, google_pretty_bytes(body), {"content-type": mock_gemini.JSON_TYPE}
+        )
 
     def _unanswered_call(self, payload: dict[str, Any]) -> str | None:
         """Why the Responses API would refuse a request chained on a stored response."""
@@ -450,12 +529,14 @@ class MockProvider(LoopbackServer):
         dialect: Dialect,
         events: list[bytes],
         delay_ms: int,
+        content_type: str | None = None,
     ) -> web.StreamResponse:
+        """Stream `events` (SSE, or the pieces of another streamed body of `content_type`)."""
         events, ending = _spoil(plan.failure, dialect, events)
         if plan.keepalive is not None:
             events = _with_keepalives(events, plan.keepalive)
         gap = delay_ms / 1000 or (_PIECE_PAUSE_S if plan.chunking in ("split", "mixed") else 0)
-        headers = dict(_SSE_HEADERS)
+        headers = dict(_SSE_HEADERS) if content_type is None else {"content-type": content_type}
         compressor = None
         if plan.encoding is not None:
             compressor = Compressor(plan.encoding)
@@ -660,6 +741,8 @@ def _spoil(failure: str | None, dialect: Dialect, events: list[bytes]) -> tuple[
             broken = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_del\n\n'
         elif dialect == "responses":
             broken = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequ\n\n'
+        elif dialect == "gemini":
+            broken = b'data: {"candidates": [{"content": {"parts": [{"te\r\n\r\n'
         else:
             broken = b'data: {"id":"chatcmpl-broken","choices":[{"index":0,"delta":{"content":"x"\n\n'
         return [*events[:middle], broken, *events[middle:]], "end"
@@ -682,7 +765,12 @@ def _spoil(failure: str | None, dialect: Dialect, events: list[bytes]) -> tuple[
 
 
 def _error_event(dialect: Dialect, sequence_number: int) -> bytes:
-    """A mid-stream error; the Responses API's is a top-level `error` event."""
+    """A mid-stream error; the Responses API's is a top-level `error` event, Gemini's a
+    `data:` frame with Google's error object."""
+    if dialect == "gemini":
+        error = mock_gemini.error(503, "The model is overloaded. Please try again later.")
+        error["error"]["status"] = "UNAVAILABLE"
+        return f"data: {json.dumps(error, separators=(',', ': '))}\r\n\r\n".encode()
     if dialect == "responses":
         body = {
             "type": "error",
@@ -698,10 +786,15 @@ def _error_event(dialect: Dialect, sequence_number: int) -> bytes:
 
 def _content_end(dialect: Dialect, events: list[bytes]) -> int:
     """Where the content ends: Anthropic's message_delta, OpenAI's finish_reason chunk,
-    the Responses API's response.completed."""
+    the Responses API's response.completed, Gemini's chunk with a finishReason."""
     for position, raw in enumerate(events):
         payload = parse_event_block(raw).json()
         if not isinstance(payload, dict):
+            continue
+        if dialect == "gemini":
+            chunk = payload.get("response", payload)
+            if any(c.get("finishReason") for c in chunk.get("candidates") or ()):
+                return position
             continue
         if dialect == "anthropic" and payload.get("type") == "message_delta":
             return position

@@ -720,3 +720,135 @@ def json_for(dialect: str, s: Scenario, model: str) -> dict[str, Any]:
     if dialect == "openai-responses":
         return openai_responses_json(s, model)
     return openai_chat_json(s, model)
+
+
+# --- Google Gemini -----------------------------------------------------------------
+#
+# generateContent / streamGenerateContent as generativelanguage.googleapis.com (and
+# Vertex AI) send them: every chunk a whole GenerateContentResponse in Google's JSON
+# style (`": "` after a key, no space after a comma); `alt=sse` frames are `data:` lines
+# ended by CRLF CRLF, no event names, no [DONE]; without `alt=sse` the chunks are one
+# JSON array, each chunk pretty-printed; the non-streamed body is pretty-printed too.
+# Thought summaries are `{"text", "thought": true}` parts; a function call arrives whole
+# in one part, the first call carrying the step's `thoughtSignature`; a turn with
+# thoughts and no call ends with an empty text part holding the signature (as Gemini 3
+# sends it). `finishReason` (STOP for tool calls too) and the complete `usageMetadata`
+# come on the last chunk, earlier chunks carry the prompt counts only.
+
+
+def _google_dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ": "))
+
+
+def _google_pretty(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, indent=2)
+
+
+def gemini_ids(s: Scenario) -> tuple[str, str]:
+    """The response id and the thought signature of a scenario's turn."""
+    digest = _digest(s)
+    signature = base64.b64encode(bytes.fromhex(digest[:48])).decode()
+    return base64.urlsafe_b64encode(bytes.fromhex(digest[48:64])).decode().rstrip("="), signature
+
+
+def _gemini_usage(s: Scenario, final: bool) -> dict[str, Any]:
+    prompt = s.input_tokens + s.cache_read_tokens
+    thoughts = 8 if s.thinking else 0
+    usage: dict[str, Any] = {"promptTokenCount": prompt}
+    if final:
+        usage["candidatesTokenCount"] = s.output_tokens
+    usage["totalTokenCount"] = prompt + (s.output_tokens + thoughts if final else 0)
+    if s.cache_read_tokens:
+        usage["cachedContentTokenCount"] = s.cache_read_tokens
+    usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": prompt}]
+    if s.cache_read_tokens:
+        usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": s.cache_read_tokens}]
+    if thoughts and final:
+        usage["thoughtsTokenCount"] = thoughts
+    return usage
+
+
+def gemini_finish_reason(s: Scenario) -> str:
+    return {"max_tokens": "MAX_TOKENS", "length": "MAX_TOKENS", "refusal": "SAFETY"}.get(s.stop_reason or "", "STOP")
+
+
+def gemini_parts(s: Scenario) -> list[list[dict[str, Any]]]:
+    """The parts of each streamed chunk, in order (the non-streamed body joins them)."""
+    _, signature = gemini_ids(s)
+    chunks: list[list[dict[str, Any]]] = [[{"text": piece, "thought": True}] for piece in s.thinking]
+    chunks += [[{"text": piece}] for piece in s.text]
+    for position, call in enumerate(s.tool_calls):
+        part: dict[str, Any] = {"functionCall": {"name": call.name, "args": _tool_input(call)}}
+        if position == 0:
+            part["thoughtSignature"] = signature
+        chunks.append([part])
+    if s.thinking and not s.tool_calls:
+        chunks.append([{"text": "", "thoughtSignature": signature}])
+    return chunks
+
+
+def _gemini_chunk(
+    s: Scenario, model: str, parts: list[dict[str, Any]], final: bool, wrapped: bool = False
+) -> dict[str, Any]:
+    response_id, _ = gemini_ids(s)
+    candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}}
+    if final:
+        candidate["finishReason"] = gemini_finish_reason(s)
+        candidate["index"] = 0
+    body = {
+        "candidates": [candidate],
+        "usageMetadata": _gemini_usage(s, final),
+        "modelVersion": model,
+        "responseId": response_id,
+    }
+    return {"response": body, "traceId": response_id[:16]} if wrapped else body
+
+
+def gemini_chunks(s: Scenario, model: str, wrapped: bool = False) -> list[dict[str, Any]]:
+    """The GenerateContentResponse chunks of a streamed turn (`wrapped`: Code Assist's
+    `{response, traceId}` form)."""
+    chunks = gemini_parts(s)
+    return [
+        _gemini_chunk(s, model, parts, position == len(chunks) - 1, wrapped) for position, parts in enumerate(chunks)
+    ]
+
+
+def gemini_sse(s: Scenario, model: str, wrapped: bool = False) -> list[bytes]:
+    """The `alt=sse` frames of a streamed turn."""
+    return [f"data: {_google_dumps(chunk)}\r\n\r\n".encode() for chunk in gemini_chunks(s, model, wrapped)]
+
+
+def gemini_json_array(s: Scenario, model: str, wrapped: bool = False) -> list[bytes]:
+    """A streamed turn without `alt=sse`: one JSON array, written chunk by chunk."""
+    chunks = [_google_pretty(chunk) for chunk in gemini_chunks(s, model, wrapped)]
+    pieces = [("[" if position == 0 else ",\r\n") + chunk for position, chunk in enumerate(chunks)]
+    pieces[-1] += "]"
+    return [piece.encode() for piece in pieces]
+
+
+def gemini_json(s: Scenario, model: str, wrapped: bool = False) -> dict[str, Any]:
+    """The non-streamed GenerateContentResponse of the same turn."""
+    parts = [part for chunk in gemini_parts(s) for part in chunk]
+    merged: list[dict[str, Any]] = []
+    for part in parts:  # the whole body carries one part per thought and per text run
+        previous = merged[-1] if merged else None
+        if (
+            previous is not None
+            and set(part) <= {"text", "thought"}
+            and set(previous) <= {"text", "thought"}
+            and part.get("thought") == previous.get("thought")
+        ):
+            merged[-1] = {**previous, "text": previous["text"] + part["text"]}
+        else:
+            merged.append(dict(part))
+    return _gemini_chunk(s, model, merged, True, wrapped)
+
+
+def google_error(code: int, status: str, message: str) -> dict[str, Any]:
+    """An error in Google's shape (`google.rpc.Status` in JSON)."""
+    return {"error": {"code": code, "message": message, "status": status}}
+
+
+def google_pretty_bytes(obj: Any) -> bytes:
+    """A JSON body as Google's servers write it: indented by two, ending in a newline."""
+    return (_google_pretty(obj) + "\n").encode()
