@@ -44,14 +44,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import agent_mock_gemini as gemini
+import mock_gemini
 from aiohttp import web
 from loopback_server import LoopbackServer
+from wire_scenarios import gemini_json, gemini_json_array, gemini_sse, google_pretty_bytes
 
 MARKER = re.compile(r"\[\[agent:([\w-]+)\]\]")
 SIDE_TEXT = "Mock side answer."
 MODELS = ("claude-opus-4-5", "claude-sonnet-4-5", "claude-haiku-4-5")
 _SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
 _JSON = "application/json"
+_GOOGLE_JSON = {"content-type": mock_gemini.JSON_TYPE}
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ class AgentMock(LoopbackServer):
         self._exchanges: list[Exchange] = []
         self._scripts: dict[str, Script] = {}
         self._thought: set[str] = set()  # ids of the tool_use blocks issued after a thinking block
+        self._signatures: set[str] = set()  # the Gemini thought signatures sent
 
     @property
     def url(self) -> str:
@@ -166,9 +170,9 @@ class AgentMock(LoopbackServer):
             )
             self._exchanges.append(exchange)
         route = request.path.rstrip("/")
-        gemini_route = gemini.ROUTE.fullmatch(route)
-        if gemini_route is not None:
-            return await self._gemini(request, exchange, gemini_route["model"], gemini_route["method"])
+        gemini_call = mock_gemini.route(route, request.query_string) if request.method == "POST" else None
+        if gemini_call is not None:
+            return await self._gemini(request, exchange, gemini_call)
         model_route = route == "/v1/messages" or route.startswith(("/v1/messages/", "/v1/models"))
         if not model_route:
             return await self._json(request, exchange, 404, _error("not_found_error", "Not Found"))
@@ -206,42 +210,42 @@ class AgentMock(LoopbackServer):
             return await self._stream(request, exchange, events, _SSE_HEADERS)
         return await self._json(request, exchange, 200, message)
 
-    async def _gemini(self, request: web.Request, exchange: Exchange, model: str, method: str) -> web.StreamResponse:
+    async def _gemini(
+        self, request: web.Request, exchange: Exchange, call: mock_gemini.GeminiCall
+    ) -> web.StreamResponse:
         """The Gemini API's model routes (`agent_mock_gemini`)."""
-        if request.method != "POST":
-            message = f"Method {request.method} is not allowed on {exchange.route}."
-            return await self._json(request, exchange, 404, gemini.error(404, "NOT_FOUND", message))
         if gemini.api_key(exchange.headers, request.query_string) != self.api_key:
-            return await self._json(request, exchange, 400, gemini.bad_key())
+            return await self._json(request, exchange, 400, mock_gemini.error(400, gemini.BAD_KEY), google=True)
         try:
             payload = json.loads(exchange.body)
         except ValueError as error:
-            exchange.violations = [f"Invalid JSON payload received. {error}"]
-        else:
-            exchange.violations = (
-                gemini.request_violations(payload) if isinstance(payload, dict) else ["the body must be an object"]
-            )
+            payload, exchange.violations = {}, [f"Invalid JSON payload received. {error}"]
+        inner = call.inner(payload) if isinstance(payload, dict) else {}
+        model = call.model_of(payload) if isinstance(payload, dict) else ""
+        with self._lock:
+            issued = set(self._signatures)
+        exchange.violations = exchange.violations or gemini.request_violations(model, inner, issued)
         if exchange.violations:
-            invalid = gemini.error(400, "INVALID_ARGUMENT", "; ".join(exchange.violations))
-            return await self._json(request, exchange, 400, invalid)
-        contents = payload["contents"]
-        key = next((found.group(1) for text in gemini.texts(contents) if (found := MARKER.search(text))), None)
-        schema = gemini.structured(payload)
-        if schema is not None:
-            exchange.script = key
-            parts = [{"text": json.dumps(gemini.schema_answer(schema))}]
-        else:
+            invalid = mock_gemini.error(400, "; ".join(exchange.violations))
+            return await self._json(request, exchange, 400, invalid, google=True)
+        contents = inner["contents"]
+        key = next((found.group(1) for text in gemini.user_texts(contents) if (found := MARKER.search(text))), None)
+        schema = gemini.structured(inner)
+        if schema is None:
             results = "\n".join(gemini.tool_result_texts(contents[-1]))
-            parts = gemini.answer_parts(self._reply(exchange, key, gemini.conversation_position(contents), results))
-        prompt_tokens = _estimate_tokens(exchange.body)
-        if method == "generateContent":
-            return await self._json(
-                request, exchange, 200, gemini.whole(parts, model, prompt_tokens), gemini.JSON_HEADERS
-            )
-        streamed = gemini.chunks(parts, model, prompt_tokens)
-        if request.query.get("alt") == "sse":
-            return await self._stream(request, exchange, gemini.sse_frames(streamed), gemini.SSE_HEADERS)
-        return await self._stream(request, exchange, gemini.array_pieces(streamed), gemini.JSON_HEADERS)
+            reply = self._reply(exchange, key, gemini.conversation_position(contents), results)
+        else:
+            exchange.script = key
+            reply = Reply(text=json.dumps(gemini.schema_answer(schema)))
+        turn = gemini.scenario(reply, model, _estimate_tokens(exchange.body))
+        with self._lock:
+            self._signatures.add(gemini.signature_of(turn))
+        if not call.stream:
+            return await self._json(request, exchange, 200, gemini_json(turn, model, call.wrapped), google=True)
+        if call.sse:
+            frames = gemini_sse(turn, model, call.wrapped)
+            return await self._stream(request, exchange, frames, {"content-type": mock_gemini.SSE_TYPE})
+        return await self._stream(request, exchange, gemini_json_array(turn, model, call.wrapped), _GOOGLE_JSON)
 
     def _thinking_violations(self, messages: list[Any]) -> list[str]:
         """With thinking on, the assistant turn whose tool calls the last message answers
@@ -288,10 +292,18 @@ class AgentMock(LoopbackServer):
         return await self._json(request, exchange, 400, _error("invalid_request_error", "; ".join(violations)))
 
     async def _json(
-        self, request: web.Request, exchange: Exchange, status: int, body: Any, headers: dict[str, str] | None = None
+        self, request: web.Request, exchange: Exchange, status: int, body: Any, google: bool = False
     ) -> web.StreamResponse:
+        """A JSON body: compact (Anthropic), or pretty-printed as Google's servers write it."""
+        if google:
+            return await self._body(request, exchange, status, google_pretty_bytes(body), _GOOGLE_JSON)
         raw = json.dumps(body, separators=(",", ":")).encode()
-        response = self._response(exchange, status, headers or {"content-type": _JSON})
+        return await self._body(request, exchange, status, raw, {"content-type": _JSON})
+
+    async def _body(
+        self, request: web.Request, exchange: Exchange, status: int, raw: bytes, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        response = self._response(exchange, status, headers)
         response.content_length = len(raw)
         await response.prepare(request)
         exchange.response_body += raw
