@@ -66,11 +66,12 @@ class CallMatcher:
         if state is None:
             return
         parsed, note = parse_json_body(flow.request.get_content(strict=False))
+        if isinstance(parsed, dict):  # else: forwarded as it came, recorded raw
+            parsed = state.dialect.read_request(flow.request.path, parsed)
+            state.model = state.dialect.request_model(parsed)
+            state.stream_requested = state.dialect.request_streams(parsed, flow.request.path)
         state.request_original = state.request_final = parsed
         state.request_note = note
-        if isinstance(parsed, dict):  # else: forwarded as it came, recorded raw
-            state.model = state.dialect.request_model(parsed)
-            state.stream_requested = state.dialect.request_streams(parsed)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         state = self.calls.get(flow)

@@ -75,7 +75,9 @@ class Policing:
             state.request_final = final
             state.policy.request = final
             state.policy.model = state.dialect.request_model(final)
-            flow.request.content = json_bytes(final)
+            path, body = state.dialect.write_request(flow.request.path, final)
+            flow.request.path = path
+            flow.request.content = json_bytes(body)
 
     def _answer_blocked(self, flow: http.HTTPFlow, state: CallState, failed: PolicyFailed) -> None:
         if state.policy is not None:

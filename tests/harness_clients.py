@@ -1,7 +1,7 @@
 """Real SDK clients and a raw HTTP client that reach the providers through a test proxy.
 
 Every client talks to the real base URLs (https://api.openai.com/v1,
-https://api.anthropic.com) through `proxy_url`, trusts the mitmproxy CA through the
+https://api.anthropic.com, https://generativelanguage.googleapis.com) through `proxy_url`, trusts the mitmproxy CA through the
 combined bundle, ignores the environment (`trust_env=False`) and never retries, so
 each SDK call is exactly one request. `ClientFactory.close()` closes the sync clients
 it made; use the async ones with `async with`.
@@ -12,12 +12,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 from anthropic import Anthropic, AsyncAnthropic
 from harness import MitmCA
 from openai import AsyncOpenAI, OpenAI
+
+if TYPE_CHECKING:
+    from google import genai
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
@@ -96,6 +99,19 @@ class ClientFactory:
             http_client=self._async_http(),
             max_retries=0,
         )
+
+    def gemini(self, **options: Any) -> genai.Client:
+        """The `google-genai` client for generativelanguage.googleapis.com (the key goes
+        as `x-goog-api-key`), one attempt per call; `options` go to `genai.Client`
+        (`vertexai=True, project=..., location=..., credentials=...` for Vertex AI)."""
+        from google import genai  # imported when a test asks: it takes a while
+
+        http_options = genai.types.HttpOptions(
+            httpx_client=self._keep(self._http()), retry_options=genai.types.HttpRetryOptions(attempts=1)
+        )
+        if not options.get("vertexai"):
+            options["api_key"] = self.api_key
+        return genai.Client(http_options=http_options, **options)
 
     def raw(self) -> httpx2.Client:
         """A plain client asking for `identity`, so `response.content` is the exact body."""

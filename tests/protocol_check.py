@@ -638,3 +638,109 @@ def check_openai_response(body: Any) -> list[str]:
     if "usage" in body and body["usage"] is not None:
         violations += _usage_violations(body["usage"], ("input_tokens", "output_tokens", "total_tokens"), "usage")
     return violations
+
+
+# --- Google Gemini ---------------------------------------------------------------------
+
+
+def _gemini_response(payload: Any) -> Any:
+    """A chunk's GenerateContentResponse (Code Assist wraps it in `response`)."""
+    if isinstance(payload, dict) and isinstance(payload.get("response"), dict) and "candidates" not in payload:
+        return payload["response"]
+    return payload
+
+
+def _gemini_part_violations(where: str, part: Any) -> list[str]:
+    if not isinstance(part, dict):
+        return [f"{where}: part is not an object"]
+    violations: list[str] = []
+    data_keys = {"text", "functionCall", "functionResponse", "inlineData", "fileData", "executableCode",
+                 "codeExecutionResult"} & set(part)  # fmt: skip
+    if len(data_keys) != 1:
+        violations.append(f"{where}: a part must hold exactly one kind of data, has {sorted(data_keys)}")
+    if "text" in part:
+        if not isinstance(part["text"], str):
+            violations.append(f"{where}: text is not a string")
+        elif not part["text"] and "thoughtSignature" not in part:
+            violations.append(f"{where}: empty text part")
+    if "functionCall" in part:
+        call = part["functionCall"]
+        if not isinstance(call, dict) or not isinstance(call.get("name"), str) or not call["name"]:
+            violations.append(f"{where}: functionCall without a name")
+        elif "args" in call and not isinstance(call["args"], dict):
+            violations.append(f"{where}: functionCall args are not an object")
+    if "thoughtSignature" in part and not (isinstance(part["thoughtSignature"], str) and part["thoughtSignature"]):
+        violations.append(f"{where}: thoughtSignature is not a non-empty string")
+    return violations
+
+
+def _gemini_candidate_violations(where: str, candidate: Any) -> list[str]:
+    if not isinstance(candidate, dict):
+        return [f"{where}: candidate is not an object"]
+    violations: list[str] = []
+    content = candidate.get("content")
+    if content is not None:
+        if not isinstance(content, dict):
+            return [f"{where}: content is not an object"]
+        parts = content.get("parts", [])
+        if not isinstance(parts, list):
+            violations.append(f"{where}: parts is not a list")
+        else:
+            for index, part in enumerate(parts):
+                violations += _gemini_part_violations(f"{where} part {index}", part)
+    return violations
+
+
+def check_gemini_stream(events: list[SSEEvent]) -> list[str]:
+    """Violations in a Gemini `alt=sse` stream: every frame is a `data:` line with a
+    GenerateContentResponse (or an error object), no event names, no [DONE]; exactly
+    one terminal finishReason per candidate, nothing for that candidate after it;
+    function calls well formed; no empty text parts (one carrying a thought signature
+    is allowed: Gemini sends those)."""
+    violations: list[str] = []
+    finished: dict[int, int] = {}
+    for position, event, payload in _payloads(events, violations, frozenset()):
+        where = f"frame {position}"
+        if event.event is not None:
+            violations.append(f"{where}: Gemini frames have no event name, got {event.event!r}")
+        if payload == DONE:
+            violations.append(f"{where}: Gemini streams have no [DONE]")
+            continue
+        chunk = _gemini_response(payload)
+        if not isinstance(chunk, dict):
+            violations.append(f"{where}: not a JSON object")
+            continue
+        if "error" in chunk:
+            continue
+        candidates = chunk.get("candidates", [])
+        if not isinstance(candidates, list):
+            violations.append(f"{where}: candidates is not a list")
+            continue
+        for candidate in candidates:
+            index = candidate.get("index", 0) if isinstance(candidate, dict) else 0
+            if index in finished:
+                violations.append(
+                    f"{where}: candidate {index} continues after its finishReason (frame {finished[index]})"
+                )
+            violations += _gemini_candidate_violations(f"{where} candidate {index}", candidate)
+            if isinstance(candidate, dict) and candidate.get("finishReason") is not None:
+                finished[index] = position
+    if not finished:
+        violations.append("no frame carries a finishReason")
+    return violations
+
+
+def check_gemini_response(body: Any) -> list[str]:
+    """Violations in a non-streamed GenerateContentResponse."""
+    chunk = _gemini_response(body)
+    if not isinstance(chunk, dict):
+        return ["the body is not a JSON object"]
+    candidates = chunk.get("candidates")
+    if not isinstance(candidates, list) or not candidates:
+        return ["no candidates list"]
+    violations: list[str] = []
+    for position, candidate in enumerate(candidates):
+        violations += _gemini_candidate_violations(f"candidate {position}", candidate)
+        if isinstance(candidate, dict) and candidate.get("finishReason") is None:
+            violations.append(f"candidate {position}: no finishReason")
+    return violations

@@ -27,7 +27,7 @@ def test_shipped_config_is_valid() -> None:
         ({"recorder": {"queue_size": 0}}, "recorder.queue_size"),
         ({"recorder": {"databse": "x.db"}}, "recorder.databse"),
         (
-            {"providers": [{"name": "x", "hosts": ["h"], "routes": [{"path": "/", "dialect": "gemini"}]}]},
+            {"providers": [{"name": "x", "hosts": ["h"], "routes": [{"path": "/", "dialect": "no-such-dialect"}]}]},
             "providers.0.routes.0.dialect",
         ),
         ({"policies": [{"policy": "replace", "timeout_s": "soon"}]}, "policies.0.timeout_s"),

@@ -130,10 +130,10 @@ def test_openai_request_and_response_as_blocks() -> None:
 
 
 def test_unknown_dialects_and_bodies_are_not_guessed() -> None:
-    assert parse_request("gemini", {"contents": []}) is None
+    assert parse_request("no-such-dialect", {"contents": []}) is None
     assert parse_request("openai-chat", ["not", "an", "object"]) is None
     assert parse_response("anthropic-messages", {"type": "error", "error": {"type": "overloaded_error"}}) is None
-    assert parse_messages("gemini", [{"role": "user"}]) == []
+    assert parse_messages("no-such-dialect", [{"role": "user"}]) == []
 
 
 def test_notes_match_tool_calls_by_id_then_by_name() -> None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from interlock.dialects.anthropic_messages import AnthropicMessages
 from interlock.dialects.base import Dialect
+from interlock.dialects.gemini import Gemini
 from interlock.dialects.openai_chat import OpenAIChat
 from interlock.dialects.openai_responses import OpenAIResponses
 
 DIALECTS: dict[str, Dialect] = {
-    dialect.name: dialect for dialect in (OpenAIChat(), AnthropicMessages(), OpenAIResponses())
+    dialect.name: dialect for dialect in (OpenAIChat(), AnthropicMessages(), OpenAIResponses(), Gemini())
 }
 
 

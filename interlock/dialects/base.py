@@ -67,6 +67,17 @@ class Dialect(ABC):
 
     # -- requests ----------------------------------------------------------------------
 
+    def read_request(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The request as policies and every reader below see it, from the URL path
+        (query string included) and the JSON body: a dialect whose model is named in
+        the path adds it here (as `model`). The body itself by default."""
+        return body
+
+    def write_request(self, path: str, request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The path and JSON body that carry `request` (as policies left it) upstream:
+        the inverse of `read_request`. Unchanged by default."""
+        return path, request
+
     def request_model(self, request: dict[str, Any]) -> str | None:
         return string_field(request, "model")
 
@@ -74,7 +85,8 @@ class Dialect(ABC):
         """The request asking for another model."""
         return {**request, "model": model}
 
-    def request_streams(self, request: dict[str, Any]) -> bool:
+    def request_streams(self, request: dict[str, Any], path: str = "") -> bool:
+        """Whether the client asked for a stream (in the body, or in the URL `path`)."""
         return request.get("stream") is True
 
     @abstractmethod
