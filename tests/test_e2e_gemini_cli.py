@@ -301,3 +301,36 @@ def test_blocked_shell_call_never_runs_and_session_ends(
     # A call deny_tools removed never reaches the judge.
     assert judged(db, turn) == ([] if policy == "deny_tools" else [("blocked", SHELL, command)])
     assert [command in r.prompt_text for r in judge.requests] == ([] if policy == "deny_tools" else [True])
+
+
+# --- one blocked and one allowed call in the same answer -------------------------------------
+
+
+def test_mixed_answer_runs_only_the_allowed_call(
+    gemini: GeminiCli, agent_mock: AgentMock, workdir: Path, db: CallsDB
+) -> None:
+    """The blocked call comes first, so the step's thought signature was on it: the
+    call that remains must still go back signed, or Gemini 3 refuses the next step."""
+    (workdir / "victim").mkdir()
+    mark = token()
+    allowed = shell(f"echo {mark} | tee made.txt")
+    marker = agent_mock.script([Reply("Two commands.", (shell("rm -rf victim"), allowed)), Reply("Done: {results}")])
+    run = gemini.run(f"{marker} do both", YOLO, cwd=workdir)
+
+    assert_success(run)
+    assert (workdir / "made.txt").read_text() == f"{mark}\n" and (workdir / "victim").is_dir()
+    [use] = run.of_type("tool_use")
+    assert use["parameters"]["command"] == allowed.input["command"]
+    assert NOTICE in run.text() and f"Done: <untrusted_context>\nOutput: {mark}\n" in run.text(), run.describe()
+
+    first, second = turns(agent_mock, marker)
+    assert [(e.status, e.step, e.violations) for e in (first, second)] == [(200, 0, []), (200, 1, [])]
+    [*_, step] = model_contents(second)
+    calls = [p for p in step["parts"] if "functionCall" in p]
+    assert [c["functionCall"]["args"]["command"] for c in calls] == [allowed.input["command"]]
+    assert calls[0]["thoughtSignature"] == signature_sent(first)
+    assert any(NOTICE in p.get("text", "") for p in step["parts"])
+
+    routing, blocked, answered = recorded(db, agent_mock, marker)
+    check_records([routing, blocked, answered], ["pass", "blocked", "pass"])
+    assert [e[:2] for e in policy_events(db, blocked)] == [("deny_tools", "blocked"), ("tool_call_judge", "allowed")]
