@@ -30,6 +30,8 @@ from openai.types.responses import Response, ResponseStreamEvent
 from protocol_check import (
     check_anthropic_message,
     check_anthropic_stream,
+    check_gemini_response,
+    check_gemini_stream,
     check_openai_chat_completion,
     check_openai_chat_stream,
     check_openai_response,
@@ -46,11 +48,13 @@ from interlock.policy.chain import PolicyChain
 from interlock.sse import parse_all
 from policies.registry import build_chain
 
-Dialect = Literal["anthropic-messages", "openai-chat", "openai-responses"]
-DIALECTS: tuple[Dialect, ...] = ("anthropic-messages", "openai-chat", "openai-responses")
+Dialect = Literal["anthropic-messages", "openai-chat", "openai-responses", "gemini"]
+DIALECTS: tuple[Dialect, ...] = ("anthropic-messages", "openai-chat", "openai-responses", "gemini")
 RESPONSES = "openai-responses"
-# The stop reason of a turn that ends without tool calls (a Responses status has no tool stop).
-TURN_ENDED = {"anthropic-messages": "end_turn", "openai-chat": "stop", RESPONSES: "completed"}
+GEMINI = "gemini"
+# The stop reason of a turn that ends without tool calls (a Responses status, and Gemini's
+# finishReason, have no tool stop).
+TURN_ENDED = {"anthropic-messages": "end_turn", "openai-chat": "stop", RESPONSES: "completed", GEMINI: "STOP"}
 HOOKS = ("on_request", "on_text", "on_text_end", "on_tool_call", "on_stream_end", "on_response")
 
 # --- test policies ---------------------------------------------------------------------
@@ -240,12 +244,16 @@ def stream_violations(dialect: str, body: bytes, request: dict[str, Any] | None 
         return check_anthropic_stream(parse_all(body))
     if dialect == RESPONSES:
         return check_openai_responses_stream(parse_all(body))
+    if dialect == GEMINI:
+        return check_gemini_stream(parse_all(body))
     return check_openai_chat_stream(parse_all(body), request=request)
 
 
 def body_violations(dialect: str, body: dict[str, Any]) -> list[str]:
     if dialect == RESPONSES:
         return check_openai_response(body)
+    if dialect == GEMINI:
+        return check_gemini_response(body)
     check = check_anthropic_message if dialect == "anthropic-messages" else check_openai_chat_completion
     return check(body)
 
@@ -291,6 +299,8 @@ def openai_sdk_response(body: bytes) -> Response:
 def sdk_summary(dialect: str, body: bytes | dict[str, Any]) -> tuple[str, list[tuple[str, Any]], str | None]:
     """(text, [(tool name, arguments)], stop reason) as the official SDK parses a stream
     (bytes) or a whole body (dict); a Responses custom tool call's arguments are its input."""
+    if dialect == GEMINI:
+        return gemini_sdk_summary(body)
     if dialect == RESPONSES:
         response = openai_sdk_response(body) if isinstance(body, bytes) else Response.model_validate(body)
         calls = [
@@ -312,6 +322,27 @@ def sdk_summary(dialect: str, body: bytes | dict[str, Any]) -> tuple[str, list[t
         if c.type == "function"
     ]
     return choice.message.content or "", calls, choice.finish_reason
+
+
+def gemini_sdk_summary(body: bytes | dict[str, Any]) -> tuple[str, list[tuple[str, Any]], str | None]:
+    """What the `google-genai` types read from each chunk (or the whole body): the
+    answer text (thoughts left out), the function calls, the last finish reason."""
+    from google.genai import types
+
+    payloads = [e.json() for e in parse_all(body)] if isinstance(body, bytes) else [body]
+    text, calls, finish = "", [], None
+    for payload in (p for p in payloads if isinstance(p, dict)):
+        chunk = types.GenerateContentResponse.model_validate(payload.get("response", payload))
+        candidate = chunk.candidates[0] if chunk.candidates else None
+        content = candidate.content if candidate is not None else None
+        for part in content.parts or [] if content is not None else []:
+            if part.function_call is not None:
+                calls.append((str(part.function_call.name), part.function_call.args))
+            elif part.text and not part.thought:
+                text += part.text
+        if candidate is not None and candidate.finish_reason is not None:
+            finish = candidate.finish_reason.value
+    return text, calls, finish
 
 
 def split_at(data: bytes, cuts: Sequence[int]) -> list[bytes]:

@@ -41,17 +41,20 @@ from interlock.dialects import DIALECTS
 OPENAI = "openai-chat"
 ANTHROPIC = "anthropic-messages"
 RESPONSES = "openai-responses"
+GEMINI = "gemini"
 URLS = {
     OPENAI: "https://api.openai.com/v1/chat/completions",
     ANTHROPIC: "https://api.anthropic.com/v1/messages",
     RESPONSES: "https://api.openai.com/v1/responses",
+    GEMINI: "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent",
 }
-MODELS = {OPENAI: "gpt-4o-mini", ANTHROPIC: "claude-sonnet-4-6", RESPONSES: "gpt-5-codex"}
+MODELS = {OPENAI: "gpt-4o-mini", ANTHROPIC: "claude-sonnet-4-6", RESPONSES: "gpt-5-codex", GEMINI: "gemini-2.5-flash"}
 API_KEY = "sk-test-SECRET-contentview"
 HEADERS: dict[str, dict[str | bytes, str | bytes]] = {
     OPENAI: {"authorization": f"Bearer {API_KEY}"},
     ANTHROPIC: {"x-api-key": API_KEY},
     RESPONSES: {"authorization": f"Bearer {API_KEY}"},
+    GEMINI: {"x-goog-api-key": API_KEY},
 }
 
 OPENAI_REQUEST: dict[str, Any] = {

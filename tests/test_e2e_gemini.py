@@ -278,3 +278,23 @@ def test_the_key_sent_both_ways_is_recorded_nowhere(
     for key in (api_key, query_key):
         assert key.encode() not in stored
         assert key not in output  # nor in the flow line (tests/test_flow_line.py: its format)
+
+
+def test_a_json_array_stream_passes_as_it_came_and_is_recorded(
+    guarded: ProxyProcess, make_clients: Callable[[ProxyProcess], ClientFactory], mock_provider: MockProvider
+) -> None:
+    """Without `alt=sse` the chunks come as one JSON array: forwarded and recorded as they
+    came (not policed: docs/dialects.md, Gemini notes)."""
+    answer = (
+        make_clients(guarded)
+        .raw()
+        .post(
+            f"{AI_STUDIO}/{MODEL}:streamGenerateContent",
+            json={"contents": [user("hi [[mock:text]]")]},
+            headers={"x-goog-api-key": "AIza-array-key-123456"},
+        )
+    )
+    assert answer.content == mock_provider.exchange(answer.headers[MOCK_ID]).sent
+    call = db_of(guarded).wait_call(answer.headers[CALL_ID])
+    assert call["stream"] == 1 and call["status"] == 200
+    assert call.stage_body("response_original") == json.loads(answer.content)

@@ -33,12 +33,19 @@ from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletion
 from policy_fixtures import FailingPolicy, SleepyPolicy, fixture_path, stream_violations
 
-Dialect = Literal["openai-chat", "anthropic-messages", "openai-responses"]
+Dialect = Literal["openai-chat", "anthropic-messages", "openai-responses", "gemini"]
 RESPONSES: Dialect = "openai-responses"
+GEMINI: Dialect = "gemini"
 DIALECTS: tuple[Dialect, ...] = ("openai-chat", "anthropic-messages", RESPONSES)
+BUILTIN_DIALECTS: tuple[Dialect, ...] = (*DIALECTS, GEMINI)
 CALL_ID = "x-interlock-call-id"
 MOCK_ID = "x-mock-request-id"
-MODELS = {"openai-chat": "gpt-4o-mini", "anthropic-messages": "claude-sonnet-4-6", RESPONSES: "gpt-5"}
+MODELS = {
+    "openai-chat": "gpt-4o-mini",
+    "anthropic-messages": "claude-sonnet-4-6",
+    RESPONSES: "gpt-5",
+    GEMINI: "gemini-2.5-pro",
+}
 URLS = {
     "openai-chat": "https://api.openai.com/v1/chat/completions",
     "anthropic-messages": "https://api.anthropic.com/v1/messages",
@@ -77,7 +84,12 @@ BUILTINS: dict[str, list[dict[str, Any]]] = {
     "model_rewrite": [
         {
             "policy": "model_rewrite",
-            "map": {"gpt-4o-mini": "gpt-4.1-nano", "claude-sonnet-*": "claude-haiku-4-5", "gpt-5": "gpt-5-mini"},
+            "map": {
+                "gpt-4o-mini": "gpt-4.1-nano",
+                "claude-sonnet-*": "claude-haiku-4-5",
+                "gpt-5": "gpt-5-mini",
+                "gemini-2.5-pro": "gemini-2.5-flash",
+            },
         }
     ],
     "system_prompt": [{"policy": "system_prompt", "text": "Answer in French.", "position": "prepend"}],
@@ -126,6 +138,8 @@ def ask(clients: ClientFactory, dialect: Dialect, prompt: str, stream: bool) -> 
     messages: Any = [{"role": "user", "content": prompt}]
     if dialect == RESPONSES:
         return ask_responses(clients, messages, stream)
+    if dialect == GEMINI:
+        return ask_gemini(clients, prompt, stream)
     if dialect == "openai-chat":
         client = clients.openai().chat.completions.with_raw_response
         if stream:
@@ -186,13 +200,45 @@ def ask_responses(clients: ClientFactory, messages: Any, stream: bool) -> Answer
     return Answer(headers[CALL_ID], headers[MOCK_ID], response.output_text, tools, response.status, response.model)
 
 
+def ask_gemini(clients: ClientFactory, prompt: str, stream: bool) -> Answer:
+    """`google-genai`'s `generate_content` (streamed: `generate_content_stream`, its chunks
+    joined), automatic function calling off."""
+    from google.genai import types
+
+    weather = types.FunctionDeclaration(name="get_weather", parameters_json_schema=WEATHER_RESPONSES["parameters"])
+    config = types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[weather])],
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+    )
+    models = clients.gemini().models
+    arguments: Any = {"model": MODELS[GEMINI], "contents": prompt, "config": config}
+    chunks = list(models.generate_content_stream(**arguments)) if stream else [models.generate_content(**arguments)]
+    parts = [
+        p for c in chunks if c.candidates for p in (c.candidates[0].content and c.candidates[0].content.parts) or []
+    ]
+    finish = next(
+        (c.candidates[0].finish_reason for c in reversed(chunks) if c.candidates and c.candidates[0].finish_reason),
+        None,
+    )
+    headers = chunks[0].sdk_http_response.headers if chunks[0].sdk_http_response else None
+    assert headers is not None
+    return Answer(
+        headers[CALL_ID],
+        headers[MOCK_ID],
+        "".join(p.text or "" for p in parts if not p.thought),
+        [(str(p.function_call.name), p.function_call.args) for p in parts if p.function_call],
+        finish.value if finish is not None else None,
+        chunks[-1].model_version,
+    )
+
+
 def conversation(dialect: Dialect, body: dict[str, Any]) -> Any:
     """Where a request body keeps its conversation."""
-    return body["input"] if dialect == RESPONSES else body["messages"]
+    return body["contents"] if dialect == GEMINI else body["input"] if dialect == RESPONSES else body["messages"]
 
 
 # How a turn without surviving tool calls ends.
-ENDED = {"openai-chat": "stop", "anthropic-messages": "end_turn", RESPONSES: "completed"}
+ENDED = {"openai-chat": "stop", "anthropic-messages": "end_turn", RESPONSES: "completed", GEMINI: "STOP"}
 
 
 def policy_events(db: CallsDB, call_id: str) -> list[tuple[str, str, dict[str, Any]]]:
@@ -234,7 +280,7 @@ def check_recorded_stream(call: RecordedCall, dialect: Dialect, mock: MockProvid
 
 
 @pytest.mark.parametrize("stream", [True, False], ids=["stream", "json"])
-@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("dialect", BUILTIN_DIALECTS)
 @pytest.mark.parametrize("builtin", sorted(BUILTINS))
 def test_each_builtin_end_to_end(
     proxies: Callable[[str], ProxyProcess],
@@ -250,7 +296,10 @@ def test_each_builtin_end_to_end(
     assert proxy.db_path is not None
     db = CallsDB(proxy.db_path)
     call = db.wait_call(answer.call_id)
-    upstream = mock_provider.exchange(answer.mock_id).json()
+    exchange = mock_provider.exchange(answer.mock_id)
+    upstream = exchange.json()
+    if dialect == GEMINI:  # the model it was asked for is the path's
+        upstream = {"model": exchange.path.split("/models/")[1].split(":")[0], **upstream}
     events = policy_events(db, answer.call_id)
     assert call["stream"] == int(stream)
     if stream:
@@ -295,13 +344,21 @@ def test_each_builtin_end_to_end(
         assert [(p, a, d["tool_name"]) for p, a, d in events] == [("deny_tools", "blocked", "get_weather")]
         assert call["verdict"] == "blocked"
     elif builtin == "model_rewrite":
-        final_model = {"anthropic-messages": "claude-haiku-4-5", "openai-chat": "gpt-4.1-nano"}.get(
-            dialect, "gpt-5-mini"
-        )
+        final_model = {
+            "anthropic-messages": "claude-haiku-4-5",
+            "openai-chat": "gpt-4.1-nano",
+            GEMINI: "gemini-2.5-flash",
+        }.get(dialect, "gpt-5-mini")
         assert upstream["model"] == final_model
         assert answer.model == final_model  # the mock answers as the model it was asked for
         assert (call["model"], call["model_final"]) == (MODELS[dialect], final_model)
         assert [(p, a, d["model_to"]) for p, a, d in events] == [("model_rewrite", "modified", final_model)]
+        assert call["verdict"] == "modified"
+    elif dialect == GEMINI:  # system_prompt: the systemInstruction
+        assert upstream["systemInstruction"] == {"parts": [{"text": "Answer in French."}]}
+        assert "systemInstruction" not in request_original
+        assert request_final == upstream
+        assert [(p, a) for p, a, _ in events] == [("system_prompt", "modified")]
         assert call["verdict"] == "modified"
     elif dialect == RESPONSES:  # system_prompt: the instructions
         assert upstream["instructions"] == "Answer in French."

@@ -21,6 +21,7 @@ from policy_fixtures import (
     anthropic_sdk_message,
     body_violations,
     chain_of,
+    gemini_sdk_summary,
     openai_sdk_completion,
     openai_sdk_response,
     police_body,
@@ -35,6 +36,8 @@ from wire_scenarios import (
     openai_tool_id,
     sse_for,
 )
+
+from interlock.sse import parse_all
 
 MODEL = "test-model"
 
@@ -81,6 +84,17 @@ def read_result(dialect: str, out: bytes | dict[str, Any]) -> tuple[list[str], l
         texts = [b.text for b in message.content if b.type == "text"]
         calls: list[tuple[str, str, Any]] = [(b.id, b.name, b.input) for b in message.content if b.type == "tool_use"]
         return texts, calls, message.stop_reason
+    if dialect == "gemini":
+        payloads = [e.json() for e in parse_all(out)] if isinstance(out, bytes) else [out]
+        got = [p for c in payloads if isinstance(c, dict) for p in gemini_parts_of(c)]
+        texts = [p["text"] for p in got if p.get("text") and not p.get("thought")]
+        calls = [
+            (p["functionCall"]["id"], p["functionCall"]["name"], p["functionCall"]["args"])
+            for p in got
+            if "functionCall" in p
+        ]
+        assert gemini_sdk_summary(out)[1] == [(name, args) for _, name, args in calls]  # the SDK reads the same
+        return texts, calls, gemini_sdk_summary(out)[2]
     if dialect == "openai-responses":
         response = openai_sdk_response(out) if isinstance(out, bytes) else Response.model_validate(out)
         texts = [
@@ -121,7 +135,14 @@ STOP = {
     "anthropic-messages": ("tool_use", "end_turn"),
     "openai-chat": ("tool_calls", "stop"),
     "openai-responses": ("completed", "completed"),  # a response's status says nothing of tool calls
+    "gemini": ("STOP", "STOP"),  # Gemini ends a turn with calls with STOP too
 }
+
+
+def gemini_parts_of(chunk: dict[str, Any]) -> list[dict[str, Any]]:
+    candidates = chunk.get("response", chunk).get("candidates") or [{}]
+    parts: list[dict[str, Any]] = (candidates[0].get("content") or {}).get("parts") or []
+    return parts
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)

@@ -204,3 +204,34 @@ def test_cost_chart_draws_a_bar_per_day_with_calls() -> None:
     assert svg.count("<rect") == 2 and "2026-11-18: $1 over 4 calls, 2 of unknown price" in svg
     assert "il-bar-unknown" in svg and "$2.5" in svg
     assert cost_chart([], days).count("<rect") == 0
+
+
+def test_gemini_calls_render_as_blocks() -> None:
+    request = parse_request(
+        "gemini",
+        {
+            "model": "gemini-2.5-flash",
+            "systemInstruction": {"parts": [{"text": "Be brief."}]},
+            "contents": [
+                {"role": "user", "parts": [{"text": "list files"}]},
+                {"role": "model", "parts": [{"functionCall": {"name": "ls", "args": {}}, "thoughtSignature": "c2ln"}]},
+                {"role": "user", "parts": [{"functionResponse": {"name": "ls", "response": {"output": "a.txt"}}}]},
+            ],
+        },
+    )
+    assert request is not None and [b.text for b in request.system] == ["Be brief."]
+    assert [[b.kind for b in m.blocks] for m in request.messages] == [["text"], ["tool_call"], ["tool_result"]]
+    response = parse_response(
+        "gemini",
+        {
+            "candidates": [
+                {
+                    "content": {"role": "model", "parts": [{"text": "hmm", "thought": True}, {"text": "a.txt"}]},
+                    "finishReason": "STOP",
+                }
+            ]
+        },
+    )
+    assert response is not None and response.stop_reason == "STOP"
+    assert [(b.kind, b.text) for b in response.message.blocks] == [("thinking", "hmm"), ("text", "a.txt")]
+    assert [m.role for m in parse_messages("gemini", [{"role": "user", "parts": [{"text": "hi"}]}])] == ["user"]

@@ -705,7 +705,9 @@ RESPONSES_SCENARIOS: dict[str, ResponsesScenario] = {
 
 def sse_for(dialect: str, s: Scenario, model: str) -> list[bytes]:
     """The streamed events of `s` in a dialect (by its registry name); OpenAI chat with
-    the usage chunk."""
+    the usage chunk; Gemini's function calls with ids."""
+    if dialect == "gemini":
+        return gemini_sse(s, model, call_ids=True)
     if dialect == "anthropic-messages":
         return anthropic_sse(s, model)
     if dialect == "openai-responses":
@@ -714,7 +716,10 @@ def sse_for(dialect: str, s: Scenario, model: str) -> list[bytes]:
 
 
 def json_for(dialect: str, s: Scenario, model: str) -> dict[str, Any]:
-    """The non-streamed body of `s` in a dialect (by its registry name)."""
+    """The non-streamed body of `s` in a dialect (by its registry name); Gemini's
+    function calls with ids."""
+    if dialect == "gemini":
+        return gemini_json(s, model, call_ids=True)
     if dialect == "anthropic-messages":
         return anthropic_json(s, model)
     if dialect == "openai-responses":
@@ -772,26 +777,30 @@ def gemini_finish_reason(s: Scenario) -> str:
     return {"max_tokens": "MAX_TOKENS", "length": "MAX_TOKENS", "refusal": "SAFETY"}.get(s.stop_reason or "", "STOP")
 
 
-def gemini_parts(s: Scenario) -> list[list[dict[str, Any]]]:
-    """The parts of each streamed chunk, in order (the non-streamed body joins them)."""
+def gemini_parts(s: Scenario, call_ids: bool = False) -> list[list[dict[str, Any]]]:
+    """The parts of each streamed chunk, in order (the non-streamed body joins them).
+    `call_ids`: function calls carry an `id` (`call_<id>`), as the API may send them."""
     _, signature = gemini_ids(s)
     chunks: list[list[dict[str, Any]]] = [[{"text": piece, "thought": True}] for piece in s.thinking]
     chunks += [[{"text": piece}] for piece in s.text]
     for position, call in enumerate(s.tool_calls):
-        part: dict[str, Any] = {"functionCall": {"name": call.name, "args": _tool_input(call)}}
+        function: dict[str, Any] = {"name": call.name, "args": _tool_input(call)}
+        if call_ids:
+            function = {"id": openai_tool_id(call), **function}
+        part: dict[str, Any] = {"functionCall": function}
         if position == 0:
             part["thoughtSignature"] = signature
         chunks.append([part])
     if s.thinking and not s.tool_calls:
         chunks.append([{"text": "", "thoughtSignature": signature}])
-    return chunks
+    return chunks or [[]]  # an empty turn: one chunk with the finish, its content without parts
 
 
 def _gemini_chunk(
     s: Scenario, model: str, parts: list[dict[str, Any]], final: bool, wrapped: bool = False
 ) -> dict[str, Any]:
     response_id, _ = gemini_ids(s)
-    candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}}
+    candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"} if parts else {"role": "model"}}
     if final:
         candidate["finishReason"] = gemini_finish_reason(s)
         candidate["index"] = 0
@@ -804,18 +813,19 @@ def _gemini_chunk(
     return {"response": body, "traceId": response_id[:16]} if wrapped else body
 
 
-def gemini_chunks(s: Scenario, model: str, wrapped: bool = False) -> list[dict[str, Any]]:
+def gemini_chunks(s: Scenario, model: str, wrapped: bool = False, call_ids: bool = False) -> list[dict[str, Any]]:
     """The GenerateContentResponse chunks of a streamed turn (`wrapped`: Code Assist's
     `{response, traceId}` form)."""
-    chunks = gemini_parts(s)
+    chunks = gemini_parts(s, call_ids)
     return [
         _gemini_chunk(s, model, parts, position == len(chunks) - 1, wrapped) for position, parts in enumerate(chunks)
     ]
 
 
-def gemini_sse(s: Scenario, model: str, wrapped: bool = False) -> list[bytes]:
+def gemini_sse(s: Scenario, model: str, wrapped: bool = False, call_ids: bool = False) -> list[bytes]:
     """The `alt=sse` frames of a streamed turn."""
-    return [f"data: {_google_dumps(chunk)}\r\n\r\n".encode() for chunk in gemini_chunks(s, model, wrapped)]
+    chunks = gemini_chunks(s, model, wrapped, call_ids)
+    return [f"data: {_google_dumps(chunk)}\r\n\r\n".encode() for chunk in chunks]
 
 
 def gemini_json_array(s: Scenario, model: str, wrapped: bool = False) -> list[bytes]:
@@ -826,9 +836,9 @@ def gemini_json_array(s: Scenario, model: str, wrapped: bool = False) -> list[by
     return [piece.encode() for piece in pieces]
 
 
-def gemini_json(s: Scenario, model: str, wrapped: bool = False) -> dict[str, Any]:
+def gemini_json(s: Scenario, model: str, wrapped: bool = False, call_ids: bool = False) -> dict[str, Any]:
     """The non-streamed GenerateContentResponse of the same turn."""
-    parts = [part for chunk in gemini_parts(s) for part in chunk]
+    parts = [part for chunk in gemini_parts(s, call_ids) for part in chunk]
     merged: list[dict[str, Any]] = []
     for part in parts:  # the whole body carries one part per thought and per text run
         previous = merged[-1] if merged else None

@@ -78,13 +78,6 @@ def single_candidate(chunk: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _plain_answer(parts: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The part of a chunk that is one plain answer text part and nothing else."""
-    if len(parts) == 1 and is_plain_text(parts[0]) and not parts[0].get("thought") and parts[0]["text"]:
-        return parts[0]
-    return None
-
-
 def sendable(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Empty text parts are not sent, unless they carry a signature."""
     return [p for p in parts if not (response.is_text(p) and not p["text"] and SIGNATURE not in p)]
@@ -171,38 +164,55 @@ class GeminiStreamRewriter(StreamRewriter):
         self.template = (chunk, wrapping)
         parts = response.candidate_parts(candidate)
         finish = candidate.get("finishReason") is not None
-        answer = _plain_answer(parts)
-        if answer is not None and self.chain.handles_text and self.ctx.ended_by is None:
-            yield from self._answer(event, chunk, wrapping, answer, finish)
+        texts = [p for p in parts if response.is_text(p) and p["text"]]
+        if not self.chain.handles_text or self.ctx.ended_by is not None:
+            texts = []
+        if texts and texts[0] is parts[0] and len(texts) == 1 and is_plain_text(parts[0]):
+            yield from self._leading_text(event, chunk, wrapping, parts, finish)
             return
-        self._emit_aligned([(None, self.aligner.abandon()), *self.behind.abandon()])
+        ends_text = finish or any(response.function_call(p) is not None for p in parts)
+        if not texts and not ends_text and self.ctx.ended_by is None:
+            self._pass(event)  # thoughts and other parts alone: as they came, in their place
+            return
+        if texts:  # text with more around it: this chunk is rebuilt
+            self._emit_aligned([(None, self.aligner.abandon()), *self.behind.abandon()])
+        else:  # the text ended before this chunk
+            self._emit_aligned((yield from self._close_text()))
         new_parts, changed = yield from self._parts(parts, finish)
-        if finish:
-            yield from self._finish(event, chunk, wrapping, new_parts, changed)
-        else:
-            self._emit_chunk(event, chunk, wrapping, new_parts, changed, finish=False)
+        yield from self._chunk_done(event, chunk, wrapping, new_parts, changed, finish)
 
-    def _answer(
-        self, event: SSEEvent, chunk: dict[str, Any], wrapping: wire.Wrapping, part: dict[str, Any], finish: bool
+    def _chunk_done(
+        self, event: SSEEvent, chunk: dict[str, Any], wrapping: wire.Wrapping, parts: Parts, changed: bool, finish: bool
     ) -> Step[None]:
-        """A chunk of answer text alone (perhaps the finish chunk): it goes out as it came
-        once the policies released its text unchanged."""
-        text = str(part["text"])
+        if finish:
+            yield from self._finish(event, chunk, wrapping, parts, changed)
+        else:
+            self._emit_chunk(event, chunk, wrapping, parts, changed, finish=False)
+
+    def _leading_text(
+        self, event: SSEEvent, chunk: dict[str, Any], wrapping: wire.Wrapping, parts: list[dict[str, Any]], finish: bool
+    ) -> Step[None]:
+        """A chunk whose answer text is its first part (often its only one; the last
+        text may share its chunk with a call or the finish): it goes out as it came once
+        the policies released its text unchanged and nothing else in it changed."""
+        first, rest = parts[0], parts[1:]
+        text = str(first["text"])
         out = yield from self._text(text)
         if self.ctx.ended_by is not None:  # a policy ended the message on this text
             self._emit_aligned([(None, self.aligner.abandon() + out), *self.behind.abandon()])
-            if finish:
-                yield from self._finish(event, chunk, wrapping, [], changed=True)
+            yield from self._chunk_done(event, chunk, wrapping, [], True, finish)
             return
         self.behind.add(event, text)
         pieces = self.behind.release(self.aligner.add(event, text, out), final=False)
-        if not finish:
+        if not rest and not finish:
             self._emit_aligned(pieces)
             return
-        pieces += yield from self._close_text()
+        pieces += yield from self._close_text()  # a call, the finish or another part follows
         whole = any(not isinstance(p, SSEEvent) and p[0] is event for p in pieces)
         self._emit_aligned([p for p in pieces if isinstance(p, SSEEvent) or p[0] is not event])
-        yield from self._finish(event, chunk, wrapping, [part] if whole else [], changed=not whole)
+        new_rest, changed = yield from self._parts(rest, finish)
+        kept: Parts = [first] if whole else []  # else its text went out as new text
+        yield from self._chunk_done(event, chunk, wrapping, [*kept, *new_rest], changed or not whole, finish)
 
     def _parts(self, parts: list[dict[str, Any]], finish: bool) -> Step[tuple[Parts, bool]]:
         """A chunk's parts after the text policies, each function call held when a policy
