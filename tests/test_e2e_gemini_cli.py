@@ -29,9 +29,7 @@ from harness import MitmCA, ProxyLauncher, ProxyProcess
 from harness_db import CallsDB, RecordedCall
 from harness_gemini_cli import YOLO, GeminiCli, GeminiRun, install_gemini_cli
 from judge_mock import JudgeMock, block
-from protocol_check import check_gemini_response, check_gemini_stream
-
-from interlock.sse import parse_all
+from policy_fixtures import body_violations, stream_violations
 
 API_KEY = "AIzaSy" + "GeminiCliE2e" + "0" * 21  # the shape of a Google API key
 JUDGE_KEY_ENV = "INTERLOCK_TEST_JUDGE_KEY"
@@ -155,9 +153,9 @@ def check_records(calls: list[RecordedCall], verdicts: list[str]) -> None:
         if call["verdict"] == "pass":
             assert response(call, "response_final") == response(call, "response_original")
         if call["stream"]:
-            assert check_gemini_stream(parse_all(call.stages["response_final"]["raw"])) == []
+            assert stream_violations(DIALECT, call.stages["response_final"]["raw"]) == []
         else:
-            assert check_gemini_response(call.stage_body("response_final")) == []
+            assert body_violations(DIALECT, call.stage_body("response_final")) == []
 
 
 def policy_events(db: CallsDB, call: RecordedCall) -> list[tuple[str, str, Any]]:
