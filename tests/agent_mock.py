@@ -1,7 +1,8 @@
-"""A scripted model API for driving a real coding agent (Claude Code, Codex) end to end.
+"""A scripted model API for driving a real coding agent (Claude Code, Codex, Gemini CLI) end to end.
 
-`AgentMock` serves api.anthropic.com and api.openai.com's Responses API on 127.0.0.1
-(reached through mitmdump's `map_remote`). What the "model" answers depends on the
+`AgentMock` serves api.anthropic.com, api.openai.com's Responses API and the Gemini API
+(generativelanguage.googleapis.com, `agent_mock_gemini`) on 127.0.0.1 (reached through
+mitmdump's `map_remote`). What the "model" answers depends on the
 conversation it is sent, the way an agent loop needs it:
 
 * a conversation is tied to a `Script` by a `[[agent:KEY]]` marker in one of its user
@@ -37,7 +38,8 @@ WebSocket a wrapped `error` frame). A Responses exchange over the WebSocket has 
 Streams are the documented Anthropic SSE: `message_start` with full usage, `ping`,
 `content_block_start` / `_delta` / `_stop` per block (tool input as `input_json_delta`
 pieces), `message_delta` with cumulative usage, `message_stop`, each with its `event:`
-line, one chunk per event.
+line, one chunk per event. The Gemini routes' checks and streams are described in
+`agent_mock_gemini`; they share the scripts, the marker and (turn, step) with the above.
 """
 
 from __future__ import annotations
@@ -51,11 +53,21 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import agent_mock_gemini as gemini
 import agent_responses as responses
+import mock_gemini
 from aiohttp import web
 from loopback_server import LoopbackServer
 from mock_provider import _error_body, _is_upgrade, _prewarm, _ws_error, call_items, unanswered_call
-from wire_scenarios import ResponsesScenario, openai_responses_json, openai_responses_sse
+from wire_scenarios import (
+    ResponsesScenario,
+    gemini_json,
+    gemini_json_array,
+    gemini_sse,
+    google_pretty_bytes,
+    openai_responses_json,
+    openai_responses_sse,
+)
 
 from interlock.sse import parse_event_block
 
@@ -64,6 +76,7 @@ SIDE_TEXT = "Mock side answer."
 MODELS = ("claude-opus-4-5", "claude-sonnet-4-5", "claude-haiku-4-5")
 _SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
 _JSON = "application/json"
+_GOOGLE_JSON = {"content-type": mock_gemini.JSON_TYPE}
 
 
 @dataclass(frozen=True)
@@ -84,6 +97,11 @@ class Reply:
 
 def bash(command: str, description: str = "Run a shell command") -> ToolUse:
     return ToolUse("Bash", {"command": command, "description": description})
+
+
+def shell(command: str, description: str = "Run a shell command") -> ToolUse:
+    """Gemini CLI's shell tool."""
+    return ToolUse("run_shell_command", {"command": command, "description": description})
 
 
 def exec_command(command: str) -> ToolUse:
@@ -141,6 +159,7 @@ class AgentMock(LoopbackServer):
         # Responses API: each response's (type, call_id) calls, and its whole conversation.
         self._responses_calls: dict[str, list[tuple[str, str]]] = {}
         self._conversations: dict[str, list[dict[str, Any]]] = {}
+        self._signatures: set[str] = set()  # the Gemini thought signatures sent
 
     @property
     def url(self) -> str:
@@ -190,6 +209,9 @@ class AgentMock(LoopbackServer):
         if request.method == "GET" and route == "/v1/responses" and _is_upgrade(request):
             return await self._websocket(request)
         exchange = self._new_exchange(request, await request.read())
+        gemini_call = mock_gemini.route(route, request.query_string) if request.method == "POST" else None
+        if gemini_call is not None:
+            return await self._gemini(request, exchange, gemini_call)
         model_route = route in ("/v1/messages", "/v1/responses") or route.startswith(("/v1/messages/", "/v1/models"))
         if not model_route:
             return await self._json(request, exchange, 404, _error("not_found_error", "Not Found"))
@@ -226,6 +248,43 @@ class AgentMock(LoopbackServer):
             events = sse_events(message, reply, context_management="context_management" in payload)
             return await self._stream(request, exchange, events)
         return await self._json(request, exchange, 200, message)
+
+    async def _gemini(
+        self, request: web.Request, exchange: Exchange, call: mock_gemini.GeminiCall
+    ) -> web.StreamResponse:
+        """The Gemini API's model routes (`agent_mock_gemini`)."""
+        if gemini.api_key(exchange.headers, request.query_string) != self.api_key:
+            return await self._json(request, exchange, 400, mock_gemini.error(400, gemini.BAD_KEY), google=True)
+        try:
+            payload = json.loads(exchange.body)
+        except ValueError as error:
+            payload, exchange.violations = {}, [f"Invalid JSON payload received. {error}"]
+        inner = call.inner(payload) if isinstance(payload, dict) else {}
+        model = call.model_of(payload) if isinstance(payload, dict) else ""
+        with self._lock:
+            issued = set(self._signatures)
+        exchange.violations = exchange.violations or gemini.request_violations(model, inner, issued)
+        if exchange.violations:
+            invalid = mock_gemini.error(400, "; ".join(exchange.violations))
+            return await self._json(request, exchange, 400, invalid, google=True)
+        contents = inner["contents"]
+        key = next((found.group(1) for text in gemini.user_texts(contents) if (found := MARKER.search(text))), None)
+        schema = gemini.structured(inner)
+        if schema is None:
+            results = "\n".join(gemini.tool_result_texts(contents[-1]))
+            reply = self._scripted(exchange, key, *gemini.conversation_position(contents), results)
+        else:
+            exchange.script = key
+            reply = Reply(text=json.dumps(gemini.schema_answer(schema)))
+        turn = gemini.scenario(reply, model, _estimate_tokens(exchange.body))
+        with self._lock:
+            self._signatures.add(gemini.signature_of(turn))
+        if not call.stream:
+            return await self._json(request, exchange, 200, gemini_json(turn, model, call.wrapped), google=True)
+        if call.sse:
+            frames = gemini_sse(turn, model, call.wrapped)
+            return await self._stream(request, exchange, frames, {"content-type": mock_gemini.SSE_TYPE})
+        return await self._stream(request, exchange, gemini_json_array(turn, model, call.wrapped), _GOOGLE_JSON)
 
     async def _responses(self, request: web.Request, exchange: Exchange) -> web.StreamResponse:
         """A Responses API request over HTTP: streamed or not."""
@@ -358,9 +417,19 @@ class AgentMock(LoopbackServer):
     async def _invalid(self, request: web.Request, exchange: Exchange, violations: list[str]) -> web.StreamResponse:
         return await self._json(request, exchange, 400, _error("invalid_request_error", "; ".join(violations)))
 
-    async def _json(self, request: web.Request, exchange: Exchange, status: int, body: Any) -> web.StreamResponse:
+    async def _json(
+        self, request: web.Request, exchange: Exchange, status: int, body: Any, google: bool = False
+    ) -> web.StreamResponse:
+        """A JSON body: compact (Anthropic, OpenAI), or pretty-printed as Google's servers write it."""
+        if google:
+            return await self._body(request, exchange, status, google_pretty_bytes(body), _GOOGLE_JSON)
         raw = json.dumps(body, separators=(",", ":")).encode()
-        response = self._response(exchange, status, {"content-type": _JSON})
+        return await self._body(request, exchange, status, raw, {"content-type": _JSON})
+
+    async def _body(
+        self, request: web.Request, exchange: Exchange, status: int, raw: bytes, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        response = self._response(exchange, status, headers)
         response.content_length = len(raw)
         await response.prepare(request)
         exchange.response_body += raw
@@ -369,8 +438,17 @@ class AgentMock(LoopbackServer):
         await response.write_eof()
         return response
 
-    async def _stream(self, request: web.Request, exchange: Exchange, events: list[bytes]) -> web.StreamResponse:
-        headers = {**_SSE_HEADERS, "content-encoding": "gzip"} if exchange.gzip else _SSE_HEADERS
+    async def _stream(
+        self,
+        request: web.Request,
+        exchange: Exchange,
+        events: list[bytes],
+        content_headers: dict[str, str] | None = None,
+    ) -> web.StreamResponse:
+        """`events` one write each (SSE unless `content_headers` say otherwise), gzip-encoded
+        (flushed after each) when the script says so."""
+        content_headers = content_headers or _SSE_HEADERS
+        headers = {**content_headers, "content-encoding": "gzip"} if exchange.gzip else content_headers
         response = self._response(exchange, 200, headers)
         response.enable_chunked_encoding()
         await response.prepare(request)

@@ -15,18 +15,13 @@ auto-updater and other non-essential traffic. Nothing else is inherited but PATH
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness_npm import INSTALL_ROOT, NpmTool, install
+from harness_npm import INSTALL_ROOT, AgentRun, NpmTool, install, run_agent
 
 CLAUDE_CODE_VERSION = "2.1.332"
 PACKAGE = "@anthropic-ai/claude-code"
@@ -61,34 +56,8 @@ def install_claude_code(root: Path = INSTALL_ROOT) -> Path:
     return install(CLAUDE_CODE, root)
 
 
-@dataclass
-class ClaudeRun:
+class ClaudeRun(AgentRun):
     """One finished `claude -p` run and its stream-json events."""
-
-    args: list[str]
-    returncode: int
-    stdout: str
-    stderr: str
-    seconds: float
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        for line in self.stdout.splitlines():
-            if not line.strip():
-                continue
-            try:
-                self.events.append(json.loads(line))
-            except ValueError:
-                self.events.append({"type": "unparsed", "line": line})
-
-    def of_type(self, kind: str) -> list[dict[str, Any]]:
-        return [event for event in self.events if event.get("type") == kind]
-
-    @property
-    def result(self) -> dict[str, Any]:
-        results = self.of_type("result")
-        assert results, f"no result event\n{self.describe()}"
-        return results[-1]
 
     @property
     def session_id(self) -> str:
@@ -101,13 +70,8 @@ class ClaudeRun:
             if isinstance(content, list):
                 yield from (block for block in content if isinstance(block, dict))
 
-    def describe(self) -> str:
-        """For assertion messages: the command, exit code, stderr and the events (no init)."""
-        events = [json.dumps(e)[:1500] for e in self.events if e.get("subtype") != "init"]
-        return (
-            f"$ {' '.join(self.args)}\nexit {self.returncode} after {self.seconds:.1f} s\n"
-            f"stderr: {self.stderr[-3000:]}\nevents:\n" + "\n".join(events)
-        )
+    def shown(self, event: dict[str, Any]) -> bool:
+        return event.get("subtype") != "init"  # its tool list is long and the same every run
 
 
 class ClaudeCode:
@@ -142,25 +106,7 @@ class ClaudeCode:
     def run(self, prompt: str, *options: str, cwd: Path, timeout_s: float = RUN_TIMEOUT_S) -> ClaudeRun:
         """`claude -p PROMPT --output-format stream-json --verbose OPTIONS...` in `cwd`."""
         args = [str(self.binary), "-p", prompt, "--output-format", "stream-json", "--verbose", *options]
-        started = time.monotonic()
-        process = subprocess.Popen(
-            args,
-            cwd=cwd,
-            env=self.env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,  # its own process group: a hang kills the tools it started too
-        )
-        try:
-            stdout, stderr = process.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            stdout, stderr = process.communicate()
-            raise AssertionError(
-                f"claude did not finish within {timeout_s:.0f} s: $ {' '.join(args)}\n{stdout[-5000:]}\n{stderr[-3000:]}"
-            ) from None
-        run = ClaudeRun(args, process.returncode, stdout, stderr, time.monotonic() - started)
+        returncode, stdout, stderr, seconds = run_agent(args, cwd=cwd, env=self.env(), timeout_s=timeout_s)
+        run = ClaudeRun(args, returncode, stdout, stderr, seconds)
         self.runs.append(run)
         return run

@@ -21,13 +21,10 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import signal
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness_npm import INSTALL_ROOT, NpmTool, install
+from harness_npm import INSTALL_ROOT, NpmTool, install, run_agent
 
 CODEX_VERSION = "0.171.0"
 PACKAGE = "@openai/codex"
@@ -120,23 +117,5 @@ class Codex:
         """`codex exec PROMPT`, or `codex exec resume SESSION PROMPT`, in `cwd`."""
         command = ["exec", *(["resume", resume] if resume else []), *self.options(), prompt]
         args = [str(self.binary), *command]
-        started = time.monotonic()
-        process = subprocess.Popen(
-            args,
-            cwd=cwd,
-            env=self.env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,  # its own process group: a hang kills the tools it started too
-        )
-        try:
-            stdout, stderr = process.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            stdout, stderr = process.communicate()
-            raise AssertionError(
-                f"codex did not finish within {timeout_s:.0f} s: $ {' '.join(args)}\n{stdout[-3000:]}\n{stderr[-5000:]}"
-            ) from None
-        return CodexRun(args, process.returncode, stdout, stderr, time.monotonic() - started)
+        returncode, stdout, stderr, seconds = run_agent(args, cwd=cwd, env=self.env(), timeout_s=timeout_s)
+        return CodexRun(args, returncode, stdout, stderr, seconds)

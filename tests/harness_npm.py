@@ -1,4 +1,4 @@
-"""Agent CLIs from npm as test clients: a pinned version installed once, project-local.
+"""Agent CLIs from npm as test clients: a pinned version installed once, run with a hang guard.
 
 `install(tool)` installs `tool.package@tool.version` into the gitignored
 `.cache/npm/<slug>-<version>/` unless that version is already there and answers
@@ -7,21 +7,28 @@ whose postinstall is needed names it (`postinstall`, run with node), so npm's sc
 policy does not matter. Installs go to a staging directory renamed into place, under a
 file lock, so an interrupted or concurrent install never leaves a half-installed copy.
 Node and npm missing is an error, not a skip.
+
+`run_agent()` runs one agent command in its own process group and kills the group if it
+outlives its timeout, so a hung agent fails its test instead of the suite. `AgentRun` is
+a finished run and the JSON lines (the agents' stream-json) it printed.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness import REPO
 
@@ -39,10 +46,11 @@ class NpmTool:
     package: str
     version: str
     slug: str  # the install directory's prefix
-    binary: Callable[[Path], Path]  # the native binary inside an install directory
+    binary: Callable[[Path], Path]  # the binary (or script) inside an install directory
     home_vars: tuple[str, ...] = ()  # variables pointing at a throwaway home for `--version`
     quiet_env: Mapping[str, str] = field(default_factory=dict)
     postinstall: str | None = None  # a script of the package to run with node after npm
+    runner: tuple[str, ...] = ()  # what runs `binary` (("node",) for a JS entry point)
 
     def directory(self, root: Path) -> Path:
         return root / f"{self.slug}-{self.version}"
@@ -64,11 +72,11 @@ def installed_version(tool: NpmTool, binary: Path) -> str | None:
         }
         try:
             done = subprocess.run(
-                [str(binary), "--version"],
+                [*tool.runner, str(binary), "--version"],
                 check=False,
                 capture_output=True,
                 text=True,
-                timeout=30,
+                timeout=60,
                 env=env,
                 stdin=subprocess.DEVNULL,
             )
@@ -120,3 +128,73 @@ def install(tool: NpmTool, root: Path = INSTALL_ROOT) -> Path:
         staging.rename(target)
         logger.warning("installed %s in %.1f s into %s", spec, time.monotonic() - started, target)
         return tool.binary(target)
+
+
+def run_agent(
+    args: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout_s: float
+) -> tuple[int, str, str, float]:
+    """Run `args` to the end: (exit code, stdout, stderr, seconds). Outliving `timeout_s`
+    kills its whole process group (the tools it started too) and fails the test."""
+    started = time.monotonic()
+    process = subprocess.Popen(
+        list(args),
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        raise AssertionError(
+            f"{Path(args[0]).name} did not finish within {timeout_s:.0f} s: $ {' '.join(args)}\n"
+            f"{stdout[-5000:]}\n{stderr[-3000:]}"
+        ) from None
+    return process.returncode, stdout, stderr, time.monotonic() - started
+
+
+@dataclass
+class AgentRun:
+    """One finished agent run and the JSON lines it printed (its stream-json events)."""
+
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for line in self.stdout.splitlines():
+            if not line.strip():
+                continue
+            try:
+                self.events.append(json.loads(line))
+            except ValueError:
+                self.events.append({"type": "unparsed", "line": line})
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [event for event in self.events if event.get("type") == kind]
+
+    @property
+    def result(self) -> dict[str, Any]:
+        results = self.of_type("result")
+        assert results, f"no result event\n{self.describe()}"
+        return results[-1]
+
+    def shown(self, event: dict[str, Any]) -> bool:
+        """Whether `describe()` shows this event."""
+        return True
+
+    def describe(self) -> str:
+        """For assertion messages: the command, exit code, stderr and the events."""
+        events = [json.dumps(e)[:1500] for e in self.events if self.shown(e)]
+        return (
+            f"$ {' '.join(self.args)}\nexit {self.returncode} after {self.seconds:.1f} s\n"
+            f"stderr: {self.stderr[-3000:]}\nevents:\n" + "\n".join(events)
+        )

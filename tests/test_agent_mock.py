@@ -1,6 +1,7 @@
-"""The scripted Anthropic mock that drives Claude Code (`agent_mock`): its streams are
-valid Anthropic SSE the SDK accumulates, its request checks catch the histories the real
-API rejects, and it picks the scripted reply from the conversation's state."""
+"""The scripted mock that drives Claude Code and Gemini CLI (`agent_mock`): its streams
+are valid Anthropic SSE the SDK accumulates (and Gemini streams google-genai reads), its
+request checks catch the histories the real APIs reject, and it picks the scripted reply
+from the conversation's state."""
 
 from __future__ import annotations
 
@@ -20,9 +21,13 @@ from agent_mock import (
     conversation_position,
     exec_command,
     request_violations,
+    shell,
     signature,
     sse_events,
 )
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types as genai_types
 from policy_fixtures import anthropic_sdk_message, stream_violations
 
 KEY = "sk-ant-mock-unit"
@@ -268,3 +273,80 @@ async def test_responses_websocket_turns(mock: AgentMock) -> None:
         assert done[-1]["response"]["output"][0]["content"][0]["text"] == "Listed: a.txt"
     assert [(e.method, e.status, e.step) for e in mock.exchanges(marker)] == [("WS", 200, 0), ("WS", 200, 1)]
     assert [(e.method, e.status) for e in mock.exchanges()[-4:]] == [("WS", 200), ("WS", 200), ("WS", 400), ("WS", 200)]
+
+
+# --- the Gemini API side (`agent_mock_gemini`), through the google-genai SDK ---------------
+
+
+GEMINI_KEY = "AIza-agent-mock-unit"
+GEMINI_MODEL = "gemini-3-flash-preview"
+
+
+@pytest.fixture(scope="module")
+def gemini_mock() -> Iterator[AgentMock]:
+    with AgentMock(GEMINI_KEY) as server:
+        yield server
+
+
+def genai_client(mock: AgentMock, key: str = GEMINI_KEY) -> genai.Client:
+    return genai.Client(api_key=key, http_options=genai_types.HttpOptions(base_url=mock.url, api_version="v1beta"))
+
+
+def candidate(response: genai_types.GenerateContentResponse) -> genai_types.Candidate:
+    [found] = response.candidates or []
+    return found
+
+
+def parts_of(response: genai_types.GenerateContentResponse) -> list[genai_types.Part]:
+    content = candidate(response).content
+    return list(content.parts or []) if content is not None else []
+
+
+def test_gemini_agent_loop_through_the_sdk(gemini_mock: AgentMock) -> None:
+    """A scripted call streams as the SDK expects; the follow-up with the function's
+    response gets the next step; one whose call lost its signature gets Gemini 3's 400."""
+    marker = gemini_mock.script([Reply("Running it.", (shell("ls"),), thinking=THINKING), Reply("Saw: {results}")])
+    client = genai_client(gemini_mock)
+    prompt = genai_types.Content(role="user", parts=[genai_types.Part(text=f"{marker} list the files")])
+    chunks = list(client.models.generate_content_stream(model=GEMINI_MODEL, contents=[prompt]))
+    parts = [part for chunk in chunks for part in parts_of(chunk)]
+    assert [(p.thought, p.text) for p in parts if p.text] == [(True, THINKING), (None, "Running it.")]
+    [call] = [p for p in parts if p.function_call]
+    assert call.function_call is not None and call.thought_signature
+    assert (call.function_call.name, call.function_call.args) == ("run_shell_command", shell("ls").input)
+    assert [candidate(c).finish_reason for c in chunks] == [None] * (len(chunks) - 1) + ["STOP"]
+    usage = chunks[-1].usage_metadata
+    assert usage is not None and usage.thoughts_token_count and chunks[-1].model_version == GEMINI_MODEL
+
+    answer = genai_types.Part.from_function_response(name="run_shell_command", response={"output": "a.txt"})
+    model_turn = genai_types.Content(role="model", parts=[call])
+    follow_up = [prompt, model_turn, genai_types.Content(role="user", parts=[answer])]
+    done = client.models.generate_content(model=GEMINI_MODEL, contents=follow_up)
+    assert done.text == "Saw: a.txt"
+
+    unsigned = call.model_copy(update={"thought_signature": None})
+    with pytest.raises(genai_errors.ClientError, match="missing a thought_signature") as refused:
+        client.models.generate_content(
+            model=GEMINI_MODEL, contents=[prompt, genai_types.Content(role="model", parts=[unsigned]), follow_up[2]]
+        )
+    assert refused.value.code == 400
+    assert [(e.turn, e.step, e.status) for e in gemini_mock.exchanges(marker)] == [(0, 0, 200), (0, 1, 200)]
+    [violation] = gemini_mock.exchanges()[-1].violations
+    assert "function call `default_api:run_shell_command`" in violation
+
+
+def test_gemini_structured_request_and_bad_key(gemini_mock: AgentMock) -> None:
+    """A request for structured output (Gemini CLI's routing call) is answered from its
+    schema; a wrong key gets the API's 400."""
+    schema = {
+        "type": "OBJECT",
+        "properties": {"complexity_reasoning": {"type": "STRING"}, "complexity_score": {"type": "INTEGER"}},
+        "required": ["complexity_reasoning", "complexity_score"],
+    }
+    config = genai_types.GenerateContentConfig(response_mime_type="application/json", response_json_schema=schema)
+    client, wrong_key = genai_client(gemini_mock), genai_client(gemini_mock, "AIza-wrong")
+    routed = client.models.generate_content(model=GEMINI_MODEL, contents="route me", config=config)
+    assert set(json.loads(routed.text or "")) == {"complexity_reasoning", "complexity_score"}
+    with pytest.raises(genai_errors.ClientError, match="API key not valid") as refused:
+        wrong_key.models.generate_content(model=GEMINI_MODEL, contents="hi")
+    assert refused.value.code == 400
