@@ -31,10 +31,10 @@ ui *args:
 trust *args:
     uv run python -m interlock.trust "$@"
 
-# Run the whole test suite.
+# Run the whole test suite: two pytest-xdist workers, each test module on one (`-n 0` after it: one process).
 test *args:
     [ -x /usr/bin/chromium ] || bash .ci/install-chromium.sh
-    uv run pytest "$@"
+    uv run pytest -n 2 --dist loadfile "$@"
 
 # Lint and type-check.
 lint:

@@ -12,6 +12,8 @@ from harness_clients import ClientFactory
 from judge_mock import ConnectionRecorder, JudgeMock
 from mock_provider import MockProvider
 
+pytest_plugins = ["solo"]  # the `solo` marker (see solo.py)
+
 
 @pytest.fixture(scope="session")
 def mock_provider() -> Iterator[MockProvider]:

@@ -26,9 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import pytest
 from fault_kit import assert_accounted, assert_no_secret, report
 from harness import ProxyLauncher, ProxyProcess
 from harness_clients import ClientFactory, auth_headers, llm_request
+
+pytestmark = pytest.mark.solo  # 100 streams load both cores: nothing else runs meanwhile
 
 SOAK_S = float(os.environ.get("INTERLOCK_SOAK_S", "60"))
 STREAMS = int(os.environ.get("INTERLOCK_SOAK_STREAMS", "100"))
