@@ -2,6 +2,11 @@
 
 set positional-arguments
 
+# uv compiles the packages it installs to bytecode: the proxy starts without compiling
+# mitmproxy (and, with a judge, litellm) again on each start where Python may not write
+# .pyc files (PYTHONDONTWRITEBYTECODE): litellm imports in about 8 s instead of 18 s on a loaded machine.
+export UV_COMPILE_BYTECODE := "1"
+
 db := env_var_or_default("INTERLOCK_DB", "interlock.db")
 
 # Proxy and UI together: mitmdump on :8080 recording to the database, Datasette on 127.0.0.1:8001.

@@ -11,7 +11,8 @@ identity (`content-encoding` and `content-length` removed); mid-stream waits go 
 sent every `keepalive.interval_s` while a policy holds the stream. `response`: bodies that arrived
 whole (non-streamed, replayed, or a compressed stream buffered) go through the same
 chain at once (an encoding with no incremental decoder is buffered so, decoded by
-mitmproxy). `error`: a stream cut mid-body is ended for its policies, sending nothing.
+mitmproxy; a stream sent as one JSON array of chunks, `Dialect.json_array_as_sse`, goes
+through the stream rewriter as its events). `error`: a stream cut mid-body is ended for its policies, sending nothing.
 """
 
 from __future__ import annotations
@@ -132,6 +133,13 @@ class Policing:
         if state is not None and state.policy_stream is not None:
             await state.policy_stream.abandon()
 
+    @staticmethod
+    def _whole_stream(state: CallState) -> PolicyStream:
+        """The policy stream for a stream's events that arrived as one body."""
+        assert state.policy is not None
+        rewriter = state.dialect.stream_rewriter(state.chain, state.policy)
+        return PolicyStream(rewriter, StreamTap(state.dialect.reassembler()), state.dialect.reassembler())
+
     async def response(self, flow: http.HTTPFlow) -> None:
         state = self.calls.get(flow)
         if state is None or flow.response is None or state.streamed:
@@ -143,18 +151,24 @@ class Policing:
         if not body:
             return
         if is_sse(response.headers):
-            rewriter = state.dialect.stream_rewriter(state.chain, state.policy)
-            stream = PolicyStream(rewriter, StreamTap(state.dialect.reassembler()), state.dialect.reassembler())
+            stream = self._whole_stream(state)
             final = await rewrite_body(stream, body)
             state.policy_stream = stream  # the record's reassemblies come from it
             changed = stream.changed
         else:
             parsed, _ = parse_json_body(body)
-            if not isinstance(parsed, dict):
+            as_events = state.dialect.json_array_as_sse(parsed) if isinstance(parsed, list) else None
+            if as_events is not None:  # a stream sent as one JSON array (Gemini without alt=sse)
+                stream = self._whole_stream(state)
+                policed = await rewrite_body(stream, as_events)
+                changed = stream.changed
+                final = state.dialect.sse_as_json_array(policed) if changed else body
+            elif isinstance(parsed, dict):
+                rewritten = await state.dialect.rewrite_body(state.chain, state.policy, parsed)
+                changed = rewritten != parsed
+                final = json_bytes(rewritten) if changed else body
+            else:
                 return
-            rewritten = await state.dialect.rewrite_body(state.chain, state.policy, parsed)
-            changed = rewritten != parsed
-            final = json_bytes(rewritten) if changed else body
         if changed:
             state.response_original_body = body
             response.content = final

@@ -283,8 +283,8 @@ def test_the_key_sent_both_ways_is_recorded_nowhere(
 def test_a_json_array_stream_passes_as_it_came_and_is_recorded(
     guarded: ProxyProcess, make_clients: Callable[[ProxyProcess], ClientFactory], mock_provider: MockProvider
 ) -> None:
-    """Without `alt=sse` the chunks come as one JSON array: forwarded and recorded as they
-    came (not policed: docs/dialects.md, Gemini notes)."""
+    """Without `alt=sse` the chunks come as one JSON array: with nothing to change it is
+    forwarded and recorded as it came."""
     answer = (
         make_clients(guarded)
         .raw()
@@ -298,3 +298,36 @@ def test_a_json_array_stream_passes_as_it_came_and_is_recorded(
     call = db_of(guarded).wait_call(answer.headers[CALL_ID])
     assert call["stream"] == 1 and call["status"] == 200
     assert call.stage_body("response_original") == json.loads(answer.content)
+
+
+def test_a_json_array_stream_is_policed_whole(
+    guarded: ProxyProcess, make_clients: Callable[[ProxyProcess], ClientFactory], mock_provider: MockProvider
+) -> None:
+    """mitmproxy buffers a JSON-array stream; its chunks go through the stream rewriter as
+    events: the `rm -rf` call never reaches the client, read_file does, with the step's
+    signature, and the array stays one valid array of chunks."""
+    answer = (
+        make_clients(guarded)
+        .raw()
+        .post(
+            f"{AI_STUDIO}/gemini-3-pro-preview:streamGenerateContent",
+            json={"contents": [user("clean up [[mock:interleaved]]")]},
+            headers={"x-goog-api-key": "AIza-array-key-123456"},
+        )
+    )
+    assert answer.status_code == 200
+    upstream = json.loads(mock_provider.exchange(answer.headers[MOCK_ID]).sent)
+    assert any("rm -rf" in json.dumps(chunk) for chunk in upstream)
+    chunks = json.loads(answer.content)
+    assert isinstance(chunks, list) and chunks
+    assert "recursive delete" in answer.text  # the notice (it quotes the call's arguments)
+    sse = b"".join(f"data: {json.dumps(chunk)}\r\n\r\n".encode() for chunk in chunks)
+    assert check_gemini_stream(parse_all(sse)) == []
+    parts = [p for c in chunks for p in c["candidates"][0].get("content", {}).get("parts", [])]
+    calls = [p["functionCall"]["name"] for p in parts if "functionCall" in p]
+    assert calls == ["read_file"]
+    _, signature = gemini_ids(SCENARIOS["interleaved"])
+    assert signature in [p.get("thoughtSignature") for p in parts if "functionCall" in p]
+    call = db_of(guarded).wait_call(answer.headers[CALL_ID])
+    assert call["verdict"] == "blocked"
+    assert call.stage_body("response_original") == upstream

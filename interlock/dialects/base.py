@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from interlock.dialects.common import TextEdit, string_field
 from interlock.neutral import Message, PastCall, Reassembly, RequestView, ResponseView, ToolCall, Usage
-from interlock.sse import SSEEvent
+from interlock.sse import SSEEvent, parse_all
 
 if TYPE_CHECKING:
     from interlock.engine.stream import StreamRewriter
@@ -192,6 +192,16 @@ class Dialect(ABC):
     @abstractmethod
     def stream_rewriter(self, chain: PolicyChain, ctx: PolicyContext) -> StreamRewriter:
         """Applies the chain to a live stream of this dialect, keeping it valid."""
+
+    def json_array_as_sse(self, chunks: list[Any], /) -> bytes | None:
+        """A stream sent as one JSON array of chunks (Gemini without `alt=sse`, buffered
+        by mitmproxy) as the SSE body its stream rewriter reads; None when the format has
+        no such stream, or the array is not one."""
+        return None
+
+    def sse_as_json_array(self, body: bytes, /) -> bytes:
+        """The policed SSE body back as the JSON array of its events' data."""
+        return b"[" + b",".join(event.data.encode() for event in parse_all(body) if event.data) + b"]"
 
     @abstractmethod
     async def rewrite_body(self, chain: PolicyChain, ctx: PolicyContext, body: dict[str, Any], /) -> dict[str, Any]:

@@ -46,6 +46,7 @@ class Gemini(Dialect):
     timeout_error = staticmethod(wire.timeout_error)
     stream_error = staticmethod(wire.stream_error)
     keepalive = staticmethod(wire.keepalive)
+    json_array_as_sse = staticmethod(wire.json_array_as_sse)
     response_text = staticmethod(response.response_text)
     response_model = staticmethod(response.response_model)
     usage = staticmethod(response.usage)

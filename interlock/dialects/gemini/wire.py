@@ -82,3 +82,10 @@ def keepalive() -> None:
     """None: Gemini's clients skip no keepalive. The `google-genai` SDK reads a line that
     is not `data: ...` as a JSON chunk (a comment makes it fail), and the older JS SDKs
     match `^data: ` at the start of their buffer (anything before a frame stalls them)."""
+
+
+def json_array_as_sse(chunks: list[Any]) -> bytes | None:
+    """A JSON-array stream's chunks as `alt=sse` frames; None if one is not a chunk."""
+    if not all(isinstance(chunk, dict) for chunk in chunks):
+        return None
+    return b"".join(sse(chunk) for chunk in chunks)
