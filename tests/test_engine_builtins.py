@@ -103,6 +103,8 @@ def expected(
     anthropic = dialect == "anthropic-messages"
     if dialect == "openai-responses":  # a response's status says nothing of tool calls
         return text, kept, blocked, "completed"
+    if dialect == "gemini":  # the finish reason stays as it came: STOP, with calls or not
+        return text, kept, blocked, "STOP"
     if s.tool_calls and not kept:
         stop = "end_turn" if anthropic else "stop"
     elif s.tool_calls:

@@ -13,11 +13,32 @@ at the cost of sending an event only once all of its text is released.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Sequence
 
 from interlock.sse import SSEEvent
 
 # (the upstream event to forward as it came, or None for new text; the text)
 TextPiece = tuple[SSEEvent | None, str]
+
+
+def send_aligned(
+    pieces: Sequence[TextPiece | SSEEvent], emit_raw: Callable[[SSEEvent], None], emit_text: Callable[[str], None]
+) -> bool:
+    """Send what an aligner gave: upstream events whose text came out unchanged (and the
+    events that waited behind held text) as their original bytes, new text built by
+    `emit_text`. True if a forwarded upstream event carried text."""
+    forwarded_text = False
+    for piece in pieces:
+        if isinstance(piece, SSEEvent):  # an event that waited behind held text
+            emit_raw(piece)
+            continue
+        event, text = piece
+        if event is None:
+            emit_text(text)
+        else:
+            emit_raw(event)
+            forwarded_text = forwarded_text or bool(text)
+    return forwarded_text
 
 
 class TextAligner:

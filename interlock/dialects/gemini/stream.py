@@ -36,7 +36,7 @@ from typing import Any
 
 from interlock.dialects.gemini import response, wire
 from interlock.dialects.gemini.reassemble import is_plain_text
-from interlock.engine.aligner import EventsBehindText, TextAligner, TextPiece
+from interlock.engine.aligner import EventsBehindText, TextAligner, TextPiece, send_aligned
 from interlock.engine.driver import Step, run, start_eager, wait_for
 from interlock.engine.stream import Piece, StreamRewriter
 from interlock.neutral import ToolCall
@@ -136,16 +136,8 @@ class GeminiStreamRewriter(StreamRewriter):
 
     def _emit_aligned(self, pieces: Sequence[TextPiece | SSEEvent]) -> None:
         """Upstream chunks whose text came out unchanged go as their original bytes."""
-        for piece in pieces:
-            if isinstance(piece, SSEEvent):
-                self.emit_raw(piece)
-                continue
-            event, text = piece
-            if event is None:
-                self._emit_text(text)
-            else:
-                self.emit_raw(event)
-                self.sent_text = self.sent_text or bool(text)
+        if send_aligned(pieces, self.emit_raw, self._emit_text):
+            self.sent_text = True
 
     # -- events ----------------------------------------------------------------------
 

@@ -40,7 +40,7 @@ from typing import Any
 
 from interlock.dialects.common import tool_arguments
 from interlock.dialects.openai_chat import response, wire
-from interlock.engine.aligner import EventsBehindText, TextAligner, TextPiece
+from interlock.engine.aligner import EventsBehindText, TextAligner, TextPiece, send_aligned
 from interlock.engine.driver import Step, run, start_eager, wait_for
 from interlock.engine.stream import Piece, StreamRewriter
 from interlock.neutral import ToolCall
@@ -222,16 +222,8 @@ class ChatStreamRewriter(StreamRewriter):
 
     def _emit_aligned(self, pieces: Sequence[TextPiece | SSEEvent]) -> None:
         """Upstream chunks whose text came out unchanged go as their original bytes."""
-        for piece in pieces:
-            if isinstance(piece, SSEEvent):  # an event that waited behind held text
-                self.emit_raw(piece)
-                continue
-            event, text = piece
-            if event is None:
-                self._emit_content(text)
-            else:
-                self.emit_raw(event)
-                self.sent_text = self.sent_text or bool(text)
+        if send_aligned(pieces, self.emit_raw, self._emit_content):
+            self.sent_text = True
 
     def _text(self, text: str) -> Step[str]:
         self.text_open = True
