@@ -18,6 +18,9 @@ from harness_clients import ClientFactory
 from harness_db import CallsDB
 from mock_provider import MockProvider
 
+# Each case measures a concurrent stream's pacing: nothing else runs meanwhile (tests/solo.py).
+pytestmark = pytest.mark.solo
+
 URL = "https://api.openai.com/v1/chat/completions"
 VALID = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}).encode()
 # name: (body, content type, whether it is JSON)

@@ -40,6 +40,7 @@ from judge_mock import JudgeMock, block
 from policy_fixtures import stream_violations
 
 from interlock.dialects.openai_responses.chained import RemovedCall
+from interlock.dialects.openai_responses.request import session_header_key
 
 API_KEY = "sk-proj-codex-e2e-" + "0" * 24
 DIALECT = "openai-responses"
@@ -181,9 +182,11 @@ def recorded(db: CallsDB, mock: AgentMock, requests: list[Exchange]) -> list[Rec
     Codex session (pre-warms included) is recorded, in the mock's order."""
     key = requests[0].json()["prompt_cache_key"]
     session = [e for e in mock.exchanges() if e.route == "/v1/responses" and e.json().get("prompt_cache_key") == key]
+    session_id = session_header_key(requests[0].headers)  # Codex's thread: its `thread-id` header
+    assert session_id is not None, requests[0].headers
     deadline = time.monotonic() + WAIT_S
     while True:
-        rows = db.rows("select call_id from calls where session_id = ? order by started_at", (f"pck-{key}",))
+        rows = db.rows("select call_id from calls where session_id = ? order by started_at", (session_id,))
         if len(rows) >= len(session) or time.monotonic() > deadline:
             break
         time.sleep(0.05)

@@ -23,6 +23,9 @@ from harness_db import CallsDB
 from judge_mock import JudgeMock, allow
 from mock_provider import PAUSE_S, MockProvider
 
+# Each case measures a concurrent stream's pacing: nothing else runs meanwhile (tests/solo.py).
+pytestmark = pytest.mark.solo
+
 Dialect = Literal["openai-chat", "anthropic-messages"]
 DIALECTS: tuple[Dialect, ...] = ("openai-chat", "anthropic-messages")
 URLS = {

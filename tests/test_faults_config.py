@@ -22,6 +22,9 @@ from harness_db import CallsDB
 from harness_reload import IGNORED, edit_config
 from policy_fixtures import sdk_summary
 
+# Each case measures a concurrent stream's pacing: nothing else runs meanwhile (tests/solo.py).
+pytestmark = pytest.mark.solo
+
 Dialect = Literal["openai-chat", "anthropic-messages"]
 DIALECTS: tuple[Dialect, ...] = ("openai-chat", "anthropic-messages")
 URLS = {

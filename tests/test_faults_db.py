@@ -28,6 +28,9 @@ from harness_db import CallsDB
 
 from recorder.schema import migrate
 
+# Each case measures a concurrent stream's pacing: nothing else runs meanwhile (tests/solo.py).
+pytestmark = pytest.mark.solo
+
 CALL_ID = "x-interlock-call-id"
 NON_STREAMED = 20  # per phase: during the fault, after it
 STREAMED = 5

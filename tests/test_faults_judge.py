@@ -37,6 +37,9 @@ from test_judge_e2e import (
     start_judged_proxy,
 )
 
+# Each case measures a concurrent stream's pacing: nothing else runs meanwhile (tests/solo.py).
+pytestmark = pytest.mark.solo
+
 SLACK_S = 1.0  # beyond the policy's timeout_s, for the rest of the stream on a loaded machine
 # Each fault: the judge's reply (None: the judge is down), and what its row's error says.
 FAULTS: dict[str, tuple[Reply | None, str]] = {

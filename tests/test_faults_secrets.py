@@ -19,6 +19,9 @@ from harness_db import CallsDB
 from mock_provider import MockProvider
 from wire_scenarios import SCENARIOS, Scenario
 
+# Each case measures a concurrent stream's pacing: nothing else runs meanwhile (tests/solo.py).
+pytestmark = pytest.mark.solo
+
 LEAKY = "leaky_secrets"  # a scenario whose answer repeats the keys (served by name)
 ANSWER_BOUND_S = 10.0
 TICKET_PATTERN = r"ACME-\d{6}"
@@ -104,6 +107,7 @@ def test_secrets_in_prompts_and_answers_never_reach_the_database(
             assert (value in body) is (mode != "redact"), (kind, body)
             assert (f"[REDACTED:{kind}]" in body) is (mode == "redact")
 
+    totals = assert_accounted(proxy, len(cases) + paced.calls)  # stops the proxy: every record written
     db_path = proxy.db_path
     assert db_path is not None
     db = CallsDB(db_path)
@@ -131,7 +135,6 @@ def test_secrets_in_prompts_and_answers_never_reach_the_database(
     found = db.rows("select rowid from calls_fts where calls_fts match ?", ('"redacted openai_key"',))
     assert len(found) >= len(cases)
 
-    totals = assert_accounted(proxy, len(cases) + paced.calls)
     assert len(leaky) == len(cases)
     hidden = [api_key, key, key[12:], values["aws_access_key_id"], token.lower()]
     assert_no_secret(db_path, *hidden, *([values["ticket"]] if mode != "no_policy" else []))

@@ -43,6 +43,9 @@ from wire_scenarios import SCENARIOS
 
 from interlock.sse import parse_all
 
+# Each case measures a concurrent stream's pacing: nothing else runs meanwhile (tests/solo.py).
+pytestmark = pytest.mark.solo
+
 IDLE_S = 2  # the upstream idle timeout of every proxy here
 ANSWER_BOUND_S = IDLE_S + 6.0  # the give-up answer comes after IDLE_S; the rest is a loaded machine's slack
 PROMPT_BOUND_S = 6.0  # an upstream failure that needs no timeout reaches the client at once
