@@ -71,8 +71,14 @@ HOSTNAME = ("read_file", {"path": "/etc/hostname"})
 
 
 def start_judged_proxy(
-    launcher: ProxyLauncher, trap: ConnectionRecorder, api_base: str, on_error: str, timeout_s: float
+    launcher: ProxyLauncher,
+    trap: ConnectionRecorder,
+    api_base: str,
+    on_error: str,
+    timeout_s: float,
+    settings: dict[str, Any] | None = None,
 ) -> ProxyProcess:
+    """A proxy whose only policy is the judge at `api_base`; `settings`: more config keys."""
     policy = {
         "policy": "tool_call_judge",
         "model": "openai/judge-mock",
@@ -86,7 +92,7 @@ def start_judged_proxy(
     env = {KEY_ENV: JUDGE_KEY}
     for name in PROXY_VARIABLES:
         env[name] = env[name.lower()] = trap.url
-    return launcher(config={"policies": [policy]}, env=env)
+    return launcher(config={"policies": [policy], **(settings or {})}, env=env)
 
 
 @pytest.fixture(scope="module")
