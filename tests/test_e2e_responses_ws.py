@@ -227,6 +227,35 @@ async def test_pass_records_and_alters_nothing(
     assert call.stage_body("response_final")["output"][-1]["name"] == "exec_command"
 
 
+async def test_text_and_request_policies_on_a_turn(
+    plain: ProxyProcess, mock_provider: MockProvider, tls: ssl.SSLContext
+) -> None:
+    """replace rewrites the streamed text the client gets; redact scrubs a key from the
+    `response.create` frame before it goes upstream; system_prompt adds to its
+    instructions; the turn's frames stay a valid stream."""
+    secret = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0" * 2
+    policies = [
+        {"policy": "replace", "rules": [{"find": "mock provider", "replace": "real vendor"}]},
+        {"policy": "redact"},
+        {"policy": "system_prompt", "text": "Never print secrets.", "position": "append"},
+    ]
+    edit_config(plain, {"policies": policies})
+    before = db_of(plain).call_ids()
+    async with connect(plain, tls) as ws:
+        frames = await turn(ws, create(f"my key is {secret} [[mock:text]]", instructions="Be brief."))
+    assert violations(frames) == []
+    text = "".join(
+        json.loads(f).get("delta", "") for f in frames if json.loads(f)["type"] == "response.output_text.delta"
+    )
+    assert text == "Hello from the real vendor."
+    upstream = json.loads(mock_provider.ws_frames[-1])
+    assert secret not in json.dumps(upstream) and "[REDACTED:openai_key]" in json.dumps(upstream)
+    assert upstream["instructions"] == "Be brief.\n\nNever print secrets."
+    (call,) = new_calls(db_of(plain), before, 1)
+    assert call["verdict"] == "modified"
+    assert call.stage_body("response_final")["output"][-1]["content"][0]["text"] == "Hello from the real vendor."
+
+
 async def test_refuse_answers_the_upgrade_with_426(plain: ProxyProcess, tls: ssl.SSLContext) -> None:
     edit_config(plain, {"responses_websocket": "refuse"})
     before = db_of(plain).call_ids()
