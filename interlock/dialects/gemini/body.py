@@ -1,7 +1,9 @@
 """Applies a policy chain to a whole Gemini response (not streamed), with the same
 invariants as the stream rewriter: the finish reason as it came, blocked calls as text
 parts with their notice (keeping their `thoughtSignature`), a blocked call's signature
-given to the next kept call, text a policy adds before the calls, no empty text part."""
+given to the next kept call, text a policy adds before the calls, no empty text part. A
+message a policy ends at its end (one failing closed in `on_stream_end`) keeps no call:
+its notice takes the calls' place."""
 
 from __future__ import annotations
 
@@ -31,6 +33,10 @@ async def rewrite_body(chain: PolicyChain, ctx: PolicyContext, body: dict[str, A
     calls = [response.to_tool_call(response.function_call(parts[i]) or {}, n) for n, i in enumerate(positions)]
     decisions = await whole.decisions(chain, ctx, calls)
     extra = await whole.stream_end(chain, ctx, StreamEnd(response.stop_reason(inner), response.usage(inner)))
+    where = positions[0] if positions else len(parts)  # where text added at the end goes
+    if ctx.ended_by is not None:  # a policy ended the message at its end: its calls go with it
+        parts = [p for p in parts if response.function_call(p) is None]  # none before `where`
+        positions, decisions = [], []
     sent_text = any(response.is_text(p) and p["text"] for p in parts[: positions[0] if positions else len(parts)])
     owed: str | None = None
     signed = False
@@ -50,7 +56,6 @@ async def rewrite_body(chain: PolicyChain, ctx: PolicyContext, body: dict[str, A
             parts[position] = notice
             sent_text = True
     if extra:
-        where = positions[0] if positions else len(parts)
         before = any(response.is_text(p) and p["text"] for p in parts[:where])
         parts.insert(where, {"text": f"\n\n{extra}" if before else extra})
     result = wrapping.wrap(wire.with_parts(inner, sendable(parts)))

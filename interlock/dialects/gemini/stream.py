@@ -18,7 +18,9 @@ their wrapping.
 
 A function call is decided from the moment its chunk arrives (the decisions run
 concurrently); the chunk and every chunk after it wait, in order, until the finish
-chunk, where the decisions are collected. Thought parts are not policed.
+chunk, where the decisions are collected and the stream-end policies run: kept calls
+are sent only after that step, and a message a policy ends there (one failing closed)
+drops every held call, its notice in their place. Thought parts are not policed.
 
 Failed ends: a stream may end without its finish chunk, with an `{"error": ...}` chunk,
 or a closed connection. Then the text the policies hold is released and the held calls
@@ -200,8 +202,16 @@ class GeminiStreamRewriter(StreamRewriter):
             self._emit_aligned(pieces)
             return
         pieces += yield from self._close_text()  # a call, the finish or another part follows
-        whole = any(not isinstance(p, SSEEvent) and p[0] is event for p in pieces)
-        self._emit_aligned([p for p in pieces if isinstance(p, SSEEvent) or p[0] is not event])
+        # Its text stays in it only if nothing released comes after that text: what the
+        # policies released later (the aligner may match this chunk's text at the start
+        # of text that stands for earlier chunks) must not go out before it.
+        whole = bool(pieces) and not isinstance(pieces[-1], SSEEvent) and pieces[-1][0] is event
+        self._emit_aligned(
+            [
+                (None, p[1]) if not isinstance(p, SSEEvent) and p[0] is event else p
+                for p in pieces[: -1 if whole else None]
+            ]
+        )
         new_rest, changed = yield from self._parts(rest, finish)
         kept: Parts = [first] if whole else []  # else its text went out as new text
         yield from self._chunk_done(event, chunk, wrapping, [*kept, *new_rest], changed or not whole, finish)
@@ -321,10 +331,15 @@ class GeminiStreamRewriter(StreamRewriter):
     def _release(self, extra: str) -> None:
         """Send the tail: as it came when every call was kept unchanged and nothing was
         added; otherwise each held chunk rebuilt, blocked calls as their notices and
-        `extra` before the first call."""
+        `extra` before the first call. Kept calls go out only here, after the stream-end
+        step: when a policy ended the message, every held call is dropped (`extra` is
+        then the policy's notice)."""
         tail, self.tail = self.tail or [], None
         chunks = [piece for piece in tail if isinstance(piece, _HeldChunk)]
         calls = [p for c in chunks for p in c.parts if isinstance(p, _HeldCall)]
+        if self.ctx.ended_by is not None:  # a policy ended the message (at its end, too): no call is sent
+            for call in calls:
+                call.outcome = None
         if (
             not extra
             and not any(c.changed for c in chunks)
