@@ -180,12 +180,16 @@ class Upstream:
     texts: list[tuple[int, str]] = field(default_factory=list)  # (event, text delta)
     message_end: int = 0  # the finish chunk / message_delta
     ends: list[int] = field(default_factory=list)  # byte offset where each event ends
+    # Where each event is whole for an SSE reader: one byte early for `\r\n\r\n` (Gemini's
+    # frames), whose last `\r` already ends the blank line that dispatches it.
+    complete: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         offset, blocks = 0, dict[Any, int]()
         for position, raw in enumerate(self.events):
             offset += len(raw)
             self.ends.append(offset)
+            self.complete.append(offset - 1 if raw.endswith(b"\r\n\r\n") else offset)
             payload = _payload(raw)
             if not isinstance(payload, dict):
                 continue
@@ -264,12 +268,13 @@ class End:
             return True
         if self.kind in ("error", "done_early"):
             return position < self.at
-        return up.ends[position] <= self.at
+        return up.complete[position] <= self.at
 
     def whole_events(self, up: Upstream) -> bytes:
         """The delivered bytes without a cut-off last event."""
         if self.kind in ("truncate", "gone"):
-            return up.raw[: max([0, *(end for end in up.ends if end <= self.at)])]
+            whole = [min(end, self.at) for end, done in zip(up.ends, up.complete, strict=True) if done <= self.at]
+            return up.raw[: max([0, *whole])]
         return self.delivered(up)
 
 
