@@ -1,11 +1,21 @@
 """The one rich-formatted terminal line printed per finished LLM call, and mitmweb's
-mark and comment on the flows a policy changed or blocked."""
+mark and comment on the flows a policy changed or blocked.
+
+Lines are rate-limited: beyond `interlock_terminal_lines_per_s` calls in a second (more
+than a person can read), the rest of that second's calls are counted, by verdict, and
+printed as one summary line when the second is over; the database has every call.
+Rendering a rich line per call costs about a tenth of the process at 450 calls/s.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections import Counter
 from datetime import datetime
+from typing import Any
 
-from mitmproxy import http
+from mitmproxy import ctx, http
 from rich.console import Console
 from rich.text import Text
 
@@ -47,16 +57,63 @@ def format_call_line(record: CallRecord, cost_usd: float | None) -> Text:
     return line
 
 
-class CallLine:
-    """Prints a call line per finished call with rich; colours only on a terminal."""
+def format_summary_line(counts: Counter[str], window_s: float) -> Text:
+    """The line that stands for the calls not printed in one window."""
+    line = Text()
+    line.append(datetime.now().strftime("%H:%M:%S"), style="dim")
+    line.append(f" +{counts.total()} calls in {window_s:g}s not shown (over the line rate):")
+    for verdict, style in _VERDICT_STYLE.items():
+        if counts[verdict]:
+            line.append(f" {counts[verdict]} {verdict}", style=style)
+    return line
 
-    def __init__(self) -> None:
+
+class CallLine:
+    """Prints a call line per finished call with rich, at most `interlock_terminal_lines_per_s`
+    a second (0: no limit), then one summary line a second; colours only on a terminal."""
+
+    def __init__(self, window_s: float = 1.0) -> None:
+        self._window_s = window_s
         self._console = Console(highlight=False, soft_wrap=True)
+        self._window_start = 0.0
+        self._printed = 0
+        self._unshown: Counter[str] = Counter()
+
+    def load(self, loader: Any) -> None:
+        loader.add_option(
+            "interlock_terminal_lines_per_s",
+            int,
+            10,
+            "Most call lines printed a second; the calls beyond are summed in one line a second (0: no limit).",
+        )
 
     def interlock_call_ended(self, flow: http.HTTPFlow, record: CallRecord) -> None:
+        limit = ctx.options.interlock_terminal_lines_per_s
+        if limit > 0 and not self._admit(limit):
+            self._unshown[record.verdict] += 1
+            return
         # Loading the price map is file I/O: never on the event loop (it loads at start-up).
         cost_usd = record_price(record)[0] if cost_map_loaded() else None
         self._console.print(format_call_line(record, cost_usd))
+
+    def _admit(self, limit: int) -> bool:
+        now = time.monotonic()
+        if now - self._window_start >= self._window_s:
+            self._window_start, self._printed = now, 0
+        if self._printed < limit:
+            self._printed += 1
+            return True
+        if not self._unshown:
+            asyncio.get_running_loop().call_later(self._window_start + self._window_s - now, self._flush)
+        return False
+
+    def _flush(self) -> None:
+        if self._unshown:
+            self._console.print(format_summary_line(self._unshown, self._window_s))
+            self._unshown = Counter()
+
+    def done(self) -> None:
+        self._flush()
 
 
 class FlowMarks:

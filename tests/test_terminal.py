@@ -1,0 +1,59 @@
+"""The terminal call line: one line per call up to the line rate, then one summary line a second."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+
+from mitmproxy.test import taddons, tflow
+from rich.console import Console
+
+from addons.terminal import CallLine
+from recorder.models import CallRecord
+
+
+def _record(n: int, verdict: str = "pass") -> CallRecord:
+    return CallRecord(
+        call_id=f"call-{n}",
+        started_at=time.time(),
+        provider="openai",
+        dialect="openai-chat",
+        host="api.openai.com",
+        path="/v1/chat/completions",
+        model="gpt-4o-mini",
+        verdict=verdict,  # type: ignore[arg-type]
+    )
+
+
+def _call_line(window_s: float = 1.0) -> tuple[CallLine, io.StringIO]:
+    line = CallLine(window_s)
+    out = io.StringIO()
+    line._console = Console(file=out, highlight=False, soft_wrap=True, width=300)
+    return line, out
+
+
+async def test_calls_beyond_the_line_rate_are_summed_in_one_line_when_the_second_ends() -> None:
+    line, out = _call_line(window_s=0.3)
+    with taddons.context(line) as tctx:
+        tctx.configure(line, interlock_terminal_lines_per_s=3)
+        for n in range(10):
+            line.interlock_call_ended(tflow.tflow(), _record(n, "blocked" if n == 9 else "pass"))
+        shown = out.getvalue().splitlines()
+        assert [s.split()[-1] for s in shown] == ["call-0", "call-1", "call-2"]
+        await asyncio.sleep(0.6)
+        summary = out.getvalue().splitlines()[3:]
+        assert len(summary) == 1
+        assert "+7 calls" in summary[0] and "6 pass" in summary[0] and "1 blocked" in summary[0]
+        # A new second prints lines again.
+        line.interlock_call_ended(tflow.tflow(), _record(10))
+        assert out.getvalue().splitlines()[-1].split()[-1] == "call-10"
+
+
+async def test_no_limit_prints_every_call() -> None:
+    line, out = _call_line()
+    with taddons.context(line) as tctx:
+        tctx.configure(line, interlock_terminal_lines_per_s=0)
+        for n in range(50):
+            line.interlock_call_ended(tflow.tflow(), _record(n))
+        assert len(out.getvalue().splitlines()) == 50
