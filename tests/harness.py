@@ -129,6 +129,15 @@ class ProxyProcess:
         """mitmproxy's "Addon error" lines (an addon hook raised) after output offset `since`."""
         return [line for line in self.output()[since:].splitlines() if "Addon error" in line]
 
+    def wait_for_output(self, text: str, timeout_s: float = 10.0) -> str:
+        """Wait until mitmdump has printed `text`; returns its output then."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if text in (output := self.output()):
+                return output
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} not in mitmdump's output:\n{self.output()}")
+
     def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
         """Wait until mitmdump says where it listens and accepts a connection there."""
         deadline = time.monotonic() + timeout_s

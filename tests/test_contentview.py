@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -465,15 +464,6 @@ addons = bundle.addons if listed else [*bundle.addons, ConversationViews(bundle.
 '''
 
 
-def wait_for(proxy: ProxyProcess, text: str, timeout_s: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if text in (output := proxy.output()):
-            return output
-        time.sleep(0.05)
-    raise AssertionError(f"{text!r} not in mitmdump's output:\n{proxy.output()}")
-
-
 def test_mitmdump_prints_calls_as_conversations(
     start_proxy: ProxyLauncher, make_clients: Callable[[ProxyProcess], ClientFactory], tmp_path: Path
 ) -> None:
@@ -487,7 +477,7 @@ def test_mitmdump_prints_calls_as_conversations(
     del asked["stream_options"]
     answer = client.post(URLS[OPENAI], json=asked, headers={**auth_headers(OPENAI, api_key), "x-mock-scenario": "tool"})
     assert answer.status_code == 200
-    output = wait_for(proxy, "openai-chat response")
+    output = proxy.wait_for_output("openai-chat response")
     assert "    ── 2 user ──\n    What is the weather in Paris?\n" in output  # mitmdump indents bodies
     assert "stop reason: tool_calls" in output
     assert "[tool call] get_weather  (id call_01A09q90qw90lq917835lq9)" in output
@@ -495,7 +485,7 @@ def test_mitmdump_prints_calls_as_conversations(
     asked = {**ANTHROPIC_REQUEST, "stream": True}
     answer = client.post(URLS[ANTHROPIC], json=asked, headers={**auth_headers(ANTHROPIC, api_key), "x-mock-scenario": "thinking"})  # fmt: skip
     assert answer.status_code == 200
-    output = wait_for(proxy, "anthropic-messages response")
+    output = proxy.wait_for_output("anthropic-messages response")
     streamed = output[output.index("anthropic-messages response") :]
     assert "reassembled from" in streamed.splitlines()[0]
     assert "stop reason: end_turn" in streamed
@@ -505,7 +495,7 @@ def test_mitmdump_prints_calls_as_conversations(
     asked = {**RESPONSES_REQUEST, "input": RESPONSES_REQUEST["input"][:1]}
     answer = client.post(URLS[RESPONSES], json=asked, headers={**auth_headers(RESPONSES, api_key), "x-mock-scenario": "custom_tool"})  # fmt: skip
     assert answer.status_code == 200
-    output = wait_for(proxy, "openai-responses response")
+    output = proxy.wait_for_output("openai-responses response")
     assert re.search(r"openai-responses request \(call \w+\): 1 message\n    model: gpt-5-codex\n", output)
     assert "── 1 user ──\n    Tidy the notes." in output
     streamed = output[output.index("openai-responses response") :]

@@ -33,13 +33,6 @@ def silent_judge() -> Iterator[str]:
         yield f"http://127.0.0.1:{server.getsockname()[1]}/v1"
 
 
-def wait_interlock_ready(proxy: ProxyProcess) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while "Interlock ready" not in proxy.output():
-        assert time.monotonic() < deadline, proxy.output()
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize(("mode", "dialect"), [("block", "openai-chat"), ("allow", "anthropic-messages")])
 def test_the_first_judged_call_keeps_the_timeout(
     start_proxy: ProxyLauncher,
@@ -50,7 +43,7 @@ def test_the_first_judged_call_keeps_the_timeout(
     dialect: Dialect,
 ) -> None:
     proxy = start_judged_proxy(start_proxy, trap, silent_judge, mode, TIMEOUT_S)
-    wait_interlock_ready(proxy)
+    proxy.wait_for_output("Interlock ready", READY_TIMEOUT_S)
     clients = make_clients(proxy)
     started = time.monotonic()
     received, _, call_id = raw_stream(clients, dialect, "tool")
