@@ -116,12 +116,34 @@ async def test_through_the_engine_the_sdk_reads_the_replaced_text(
 
 
 async def test_matches_spanning_deltas_hold_back_only_what_they_need() -> None:
-    """`secret-token` (12 characters) holds back at most 11; the rest flows at once."""
+    """A tail that could begin `secret-token` is held; what cannot be part of a match flows at once."""
     chain = chain_of({"policy": "replace", "rules": [{"find": "secret-token", "replace": "***"}]})
     ctx = context("openai-chat")
-    assert await chain.text(ctx, "Here is the secr") == "Here "
-    assert await chain.text(ctx, "et-token and more text") == "is the *** an"
-    assert await chain.text_end(ctx) == "d more text"
+    assert await chain.text(ctx, "Here is the secr") == "Here is the "
+    assert await chain.text(ctx, "et-token and more text") == "*** and more text"
+    assert await chain.text(ctx, " sec") == " "
+    assert await chain.text(ctx, "ond") == "second"
+    assert await chain.text_end(ctx) == ""
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"find": "secret-token"},
+        {"find": "Secret", "ignore_case": True},
+        {"find": r"sk-[a-z0-9]{8,20}", "regex": True},
+        {"find": r"\bpassword\b", "regex": True},
+        {"find": r"api(?=_key)", "regex": True},
+    ],
+)
+async def test_a_delta_that_cannot_begin_a_match_is_forwarded_before_the_next_one(rule: dict[str, Any]) -> None:
+    """A drip of deltas in which the pattern does not occur: each one reaches the client
+    whole, when it arrives, not with the next."""
+    chain = chain_of({"policy": "replace", "rules": [{**rule, "replace": "***"}]})
+    ctx = context("openai-chat")
+    for delta in ["The answer ", "is forty", "-two, ", "as al", "ways.\n"]:
+        assert await chain.text(ctx, delta) == delta
+    assert await chain.text_end(ctx) == ""
 
 
 async def test_replacement_counts_are_recorded_per_side() -> None:

@@ -1,9 +1,12 @@
 """`replace`: literal and regex find/replace in request and/or response text.
 
-In streams, a match may span deltas: each rule holds back only as many characters as
-its longest possible match needs (the pattern's maximum width minus one, plus what a
-trailing assertion such as `\\b`, `$` or `(?=...)` reads after it), so text keeps
-flowing and every match is found however the stream is split. The few characters
+In streams, a match may span deltas: each rule holds back only a tail that could still
+be the start of a match. The tail is at most as long as the longest possible match needs
+(the pattern's maximum width minus one, plus what a trailing assertion such as `\\b`,
+`$` or `(?=...)` reads after it), and within that window it starts at the first position
+where the `regex` package's partial matching says a match could still begin once more
+text comes; text that cannot be part of a match is forwarded at once, so a pattern that
+does not occur holds nothing back. Every match is found however the stream is split. The few characters
 before the held text are kept as context, so `\\b` and lookbehinds see what really
 preceded them. The result is what the rules give applied to the whole text at once.
 """
@@ -17,7 +20,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import regex
 from pydantic import Field, model_validator
+from regex import Pattern as PartialPattern
 
 from interlock.policy.base import Policy, PolicyContext, PolicyOptions
 
@@ -62,8 +67,14 @@ class Rule(PolicyOptions):
     max_match_length: int | None = Field(default=None, ge=1)
 
     def compile(self) -> re.Pattern[str]:
-        pattern = self.find if self.regex else re.escape(self.find)
-        return re.compile(pattern, re.IGNORECASE if self.ignore_case else 0)
+        return re.compile(self._source(), re.IGNORECASE if self.ignore_case else 0)
+
+    def compile_partial(self) -> PartialPattern[str]:
+        """The same pattern for the `regex` package, whose matching can be partial."""
+        return regex.compile(self._source(), regex.IGNORECASE if self.ignore_case else 0)
+
+    def _source(self) -> str:
+        return self.find if self.regex else re.escape(self.find)
 
     @model_validator(mode="after")
     def _check(self) -> Rule:
@@ -100,6 +111,7 @@ class ReplaceOptions(PolicyOptions):
 @dataclass(slots=True)
 class _Compiled:
     pattern: re.Pattern[str]
+    partial: PartialPattern[str]  # tells whether a match could begin at a place given more text
     replacement: str
     template: bool  # regex rules expand `\1` and `\g<name>`; literal rules insert as is
     before: int  # characters of context kept for assertions that look back
@@ -115,7 +127,7 @@ class _Compiled:
         before it is final. With `final`, everything is."""
         whole = context + text
         start = len(context)
-        safe = len(whole) if final else max(start, len(whole) - self.hold)
+        safe = len(whole) if final else self._undecided(whole, max(start, len(whole) - self.hold))
         out: list[str] = []
         pos = start
         count = 0
@@ -128,6 +140,14 @@ class _Compiled:
         cut = max(pos, safe)
         out.append(whole[pos:cut])
         return "".join(out), whole[max(0, cut - self.before) : cut], whole[cut:], count
+
+    def _undecided(self, whole: str, first: int) -> int:
+        """The first place from `first` on where a match could still begin (a whole one
+        near the end may grow or be undone by an assertion), else the end of `whole`."""
+        for place in range(first, len(whole)):
+            if self.partial.match(whole, place, partial=True) is not None:
+                return place
+        return len(whole)
 
 
 class ReplacePolicy(Policy):
@@ -143,7 +163,9 @@ class ReplacePolicy(Policy):
             window = rule.window()
             assert window is not None  # checked by the options
             widest, before, after = window
-            self.rules.append(_Compiled(rule.compile(), rule.replace, rule.regex, before, widest - 1 + after))
+            self.rules.append(
+                _Compiled(rule.compile(), rule.compile_partial(), rule.replace, rule.regex, before, widest - 1 + after)
+            )
 
     async def on_request(self, ctx: PolicyContext, request: dict[str, Any]) -> dict[str, Any]:
         if self.options.apply_to == "response":
