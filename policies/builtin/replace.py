@@ -143,11 +143,10 @@ class _Compiled:
 
     def _undecided(self, whole: str, first: int) -> int:
         """The first place from `first` on where a match could still begin (a whole one
-        near the end may grow or be undone by an assertion), else the end of `whole`."""
-        for place in range(first, len(whole)):
-            if self.partial.match(whole, place, partial=True) is not None:
-                return place
-        return len(whole)
+        near the end may grow or be undone by an assertion), else the end of `whole`:
+        one partial search, which tries each place in turn."""
+        match = self.partial.search(whole, first, partial=True)
+        return len(whole) if match is None else match.start()
 
 
 class ReplacePolicy(Policy):
