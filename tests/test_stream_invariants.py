@@ -480,7 +480,8 @@ def read_responses(body: bytes) -> Received:
 def read_gemini(body: bytes) -> Received:
     got = Received()
     finished = 0
-    for payload in client_events(body.replace(b"\r\n", b"\n")):
+    # SSE ends a line at \r\n, \r or \n: a frame cut after `\r\n\r` is already whole.
+    for payload in client_events(body.replace(b"\r\n", b"\n").replace(b"\r", b"\n")):
         for candidate in payload.get("candidates") or () if isinstance(payload, dict) else ():
             if finished:
                 got.problems.append("a chunk after the finishReason")
@@ -668,3 +669,12 @@ async def test_an_incomplete_call_is_dropped_at_a_failed_end(dialect: str) -> No
     for end in (End("error", up.done[0]), End("truncate", up.ends[up.done[0] - 1] + 7)):
         out = await run_case(up, end, Chain(None, ["waits"]))
         assert read(dialect, out).calls == [] and b"xargs" not in out
+
+
+async def test_a_gemini_call_cut_after_its_frames_last_cr_reaches_the_client() -> None:
+    """Found by the property test: a frame cut after `\r\n\r` is whole for an SSE reader
+    (the `\r` ends the blank line), so the held call it carries must reach the client."""
+    call = ScenarioToolCall(id="0p10", name="Bash", argument_pieces=['{"command": "ls -la"}'])
+    up = upstream(GEMINI, Scenario(model="m", thinking=["hmm", "hmm"], text=[" ok"], tool_calls=[call]))
+    out = await run_case(up, End("truncate", up.ends[-1] - 1), Chain(None, ["deny_rule"]))
+    assert out.endswith(b"}\r\n\r") and [c.id for c in read(GEMINI, out).calls] == ["call_0p10"]
