@@ -28,6 +28,10 @@ order: at most one content scenario (`wire_scenarios.SCENARIOS`), at most one fa
 - keep-alive comments (`KEEPALIVES`) before every third event: `keepalive`
   (`: keep-alive`) or `openrouter` (`: OPENROUTER PROCESSING`);
 - `slow`: 50 ms between writes; `drip`: one second between writes (a slow provider);
+- `stamp`: each write's `STAMP` placeholders (19 characters, in a scenario's text, as in
+  `stamped`) become
+  the time it is written (`time.monotonic_ns()`, 19 digits), so a client can measure each
+  event's latency (the benchmarks);
 - `pause`: a `PAUSE_S` pause before the message's end (Anthropic's `message_delta`,
   OpenAI's `finish_reason` chunk), so a test can act while a proxy holds complete tool
   calls;
@@ -69,6 +73,7 @@ import re
 import socket
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,6 +86,7 @@ from loopback_server import LoopbackServer
 from wire_scenarios import (
     RESPONSES_SCENARIOS,
     SCENARIOS,
+    STAMP,
     Scenario,
     anthropic_json,
     anthropic_sse,
@@ -155,6 +161,7 @@ _PIECE_PAUSE_S = 0.001
 _COALESCE = 3  # events per write
 _KEEPALIVE_EVERY = 3  # events
 _MIXED_SIZES = (1, 17, 96, 5, 300, 41, 2, 160)  # write sizes `mixed` cycles through
+_STAMP_BYTES = STAMP.encode()
 _MARKER = re.compile(r"\[\[mock:([\w+-]+)\]\]")
 _SSE_HEADERS = {
     "content-type": "text/event-stream; charset=utf-8",
@@ -175,13 +182,14 @@ class Plan:
     encoding: str | None = None
     drip: bool = False
     pause: bool = False
+    stamp: bool = False
 
 
 def plan_of(spec: str, chunking_header: str | None = None) -> Plan:
     """The plan a `+`-joined spec names; ValueError for an unknown or clashing part."""
     scenario = failure = keepalive = encoding = None
     chunking = chunking_header or "per-event"
-    slow = drip = pause = False
+    slow = drip = pause = stamp = False
     for part in spec.split("+"):
         if (part in SCENARIOS or part in RESPONSES_SCENARIOS) and scenario is None:
             scenario = part
@@ -197,6 +205,8 @@ def plan_of(spec: str, chunking_header: str | None = None) -> Plan:
             drip = True
         elif part == "pause":
             pause = True
+        elif part == "stamp":
+            stamp = True
         elif part in ENCODINGS and encoding is None:
             encoding = part
         else:
@@ -204,7 +214,7 @@ def plan_of(spec: str, chunking_header: str | None = None) -> Plan:
     if chunking not in CHUNKINGS:
         raise ValueError(f"unknown x-mock-chunking {chunking!r}, expected one of {', '.join(CHUNKINGS)}")
     base = FAILURES[failure] if failure else "text"
-    return Plan(scenario or base, failure, cast(Chunking, chunking), keepalive, slow, encoding, drip, pause)
+    return Plan(scenario or base, failure, cast(Chunking, chunking), keepalive, slow, encoding, drip, pause, stamp)
 
 
 @dataclass
@@ -549,6 +559,8 @@ class MockProvider(LoopbackServer):
                 await asyncio.sleep(gap)
             if position == len(head) and plan.pause:
                 await asyncio.sleep(PAUSE_S)
+            if plan.stamp:
+                data = data.replace(_STAMP_BYTES, b"%019d" % time.monotonic_ns())
             if not await _write(response, exchange, compressor.piece(data) if compressor else data):
                 return response
         if ending == "close":

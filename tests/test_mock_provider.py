@@ -3,7 +3,9 @@ failures e2e tests ask for, read by a raw client and by the official SDKs."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -134,6 +136,21 @@ def test_keepalive_comments(
     assert response.content.count(comment) == -(-len(events) // 3)
     assert response.content.replace(comment, b"") == b"".join(events)
     assert violations(dialect, response.content) == []
+
+
+def test_stamp_writes_each_events_send_time(http: httpx2.Client) -> None:
+    """`stamp`: each text delta says when the mock wrote it (the benchmarks' per-event latency)."""
+    headers = {**HEADERS["openai"], "x-mock-delay-ms": "20"}
+    arrivals: list[tuple[int, int]] = []  # (sent, received), monotonic ns
+    with http.stream("POST", PATHS["openai"], json=body_for("openai", "stamped+stamp"), headers=headers) as response:
+        for line in response.iter_lines():
+            choices = json.loads(line[6:])["choices"] if line.startswith("data: {") else []
+            if choices and choices[0]["delta"].get("content"):
+                arrivals.append((int(choices[0]["delta"]["content"]), time.monotonic_ns()))
+    assert len(arrivals) == len(SCENARIOS["stamped"].text)
+    sent = [s for s, _ in arrivals]
+    assert all(later - earlier >= 15_000_000 for earlier, later in itertools.pairwise(sent))  # 20 ms apart
+    assert all(0 <= received - s < 1_000_000_000 for s, received in arrivals)
 
 
 # --- the official SDKs read every transport -----------------------------------------------

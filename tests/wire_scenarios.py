@@ -437,8 +437,11 @@ def _split(text: str, count: int) -> list[str]:
     return [text[a:b] for a, b in itertools.pairwise(bounds)]
 
 
+STAMP = "<<interlock-stamp>>"  # the mock's `stamp` option writes the send time here (19 digits)
+
 SCENARIOS: dict[str, Scenario] = {
     "text": Scenario(text=["Hello", " from the", " mock provider."]),
+    "stamped": Scenario(text=[f" {STAMP}"] * 8),  # with `stamp`: each delta says when it was sent
     "tool": Scenario(text=["Let me check", " the weather."], tool_calls=[_WEATHER_PARIS]),
     "tools2": Scenario(
         text=["Checking both cities."],

@@ -1,0 +1,380 @@
+"""Side by side: direct, bare mitmdump and Interlock's configurations, in alternating rounds.
+
+`uv run python -m benchmarks.bench_side_by_side [--rounds 3] [--seconds 2] [--out docs/BENCHMARKS.md]`
+(`just bench`): the real `openai` SDK (async) calls the loopback mock (its own process,
+`benchmarks.servers`) directly and through each proxy, round after round, every
+configuration once per round, so a change in the machine's load falls on all alike.
+
+Per round and configuration: non-streamed calls/s at 1, 20 and 100 concurrent clients
+(each client calls again as soon as it has its answer, for `--seconds`); time to the
+first streamed chunk; per-event latency (the mock writes its send time into each text
+delta, `stamp`, and the client subtracts it from the arrival time); streamed events/s.
+Once per proxy: the resident memory of 100 slow streams open at once. Then Interlock's
+own figures: the recorder's sustained rate and what a slower disk does, start-up to
+ready with and without a judge, and Datasette page times on a 100k-call database.
+Everything is written to `--out` (docs/BENCHMARKS.md) with medians, spreads and ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+import httpx2
+import mitmproxy.version
+from harness import MitmCA, ProxyLauncher, ProxyProcess, make_ca
+from openai import AsyncOpenAI
+
+from benchmarks.bench_judge import KEY_ENV, judge_entry
+from benchmarks.servers import LONG_STREAM, Servers
+
+log = logging.getLogger("bench_side_by_side")
+
+API_KEY = "sk-bench-0123456789abcdefghij"
+CONCURRENCY = (1, 20, 100)
+STAMP_DELAY_MS = 20  # between the stamped stream's events
+OPEN_STREAMS = 100
+MESSAGES = [
+    {"role": "system", "content": "You are a careful assistant. Answer briefly."},
+    {"role": "user", "content": "What is the weather in Paris? Use the tool."},
+]
+RULES = [
+    {"policy": "redact"},
+    {
+        "policy": "replace",
+        "apply_to": "both",
+        "rules": [
+            {"find": "internal-codename", "replace": "[codename]"},
+            {"find": r"\bpassw(or)?d\s*[:=]\s*\S{1,40}", "regex": True, "replace": "***", "max_match_length": 60},
+        ],
+    },
+    {"policy": "deny_tools", "deny": ["delete_everything"], "rules": [{"pattern": "rm -rf"}]},
+]
+
+
+@dataclass
+class Target:
+    """One configuration under test: no proxy (`proxy` None) or a running mitmdump."""
+
+    name: str
+    proxy: ProxyProcess | None
+    judge_delay_s: float = 0.0
+    figures: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, figure: str, value: float) -> None:
+        self.figures.setdefault(figure, []).append(value)
+
+
+def client_for(target: Target, mock_url: str, ca: MitmCA) -> AsyncOpenAI:
+    limits = httpx2.Limits(max_connections=max(CONCURRENCY) + 10, max_keepalive_connections=max(CONCURRENCY) + 10)
+    if target.proxy is None:
+        http = httpx2.AsyncClient(trust_env=False, timeout=60, limits=limits)
+        return AsyncOpenAI(api_key=API_KEY, base_url=f"{mock_url}/v1", http_client=http, max_retries=0)
+    http = httpx2.AsyncClient(
+        proxy=target.proxy.url, verify=ca.ssl_context(), trust_env=False, timeout=60, limits=limits
+    )
+    return AsyncOpenAI(api_key=API_KEY, base_url="https://api.openai.com/v1", http_client=http, max_retries=0)
+
+
+# --- one round's figures ---------------------------------------------------------------------
+
+
+async def calls_per_s(client: AsyncOpenAI, clients: int, seconds: float) -> float:
+    """Non-streamed tool-call answers (the judge judges each), `clients` at a time."""
+    deadline = time.perf_counter() + seconds
+    done = 0
+
+    async def one_client() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            completion = await client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, extra_headers={"x-mock-scenario": "tool"}
+            )
+            assert completion.choices[0].message.tool_calls, completion
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one_client() for _ in range(clients)))
+    return done / (time.perf_counter() - started)
+
+
+async def first_chunk_ms(client: AsyncOpenAI, calls: int = 20) -> float:
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        stream = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+        async for _chunk in stream:
+            times.append((time.perf_counter() - started) * 1000)
+            break
+        await stream.close()
+    return statistics.median(times)
+
+
+async def event_latencies_ms(client: AsyncOpenAI, streams: int = 3) -> list[float]:
+    """Arrival minus the mock's send time, per text delta, over `streams` stamped streams."""
+    latencies = []
+    headers = {"x-mock-scenario": "stamped+stamp", "x-mock-delay-ms": str(STAMP_DELAY_MS)}
+    for _ in range(streams):
+        stream = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=headers
+        )
+        async for chunk in stream:
+            arrived = time.monotonic_ns()
+            if chunk.choices and (content := chunk.choices[0].delta.content):
+                latencies.append((arrived - int(content)) / 1e6)
+    return latencies
+
+
+async def events_per_s(client: AsyncOpenAI) -> float:
+    started = time.perf_counter()
+    stream = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers={"x-mock-scenario": LONG_STREAM}
+    )
+    events = 0
+    async for _chunk in stream:
+        events += 1
+    return events / (time.perf_counter() - started)
+
+
+async def run_round(target: Target, client: AsyncOpenAI, seconds: float) -> None:
+    await calls_per_s(client, 5, 0.3)  # warm the connections up
+    for clients in CONCURRENCY:
+        target.add(f"calls/s, {clients} clients", await calls_per_s(client, clients, seconds))
+    target.add("first chunk, ms", await first_chunk_ms(client))
+    latencies = await event_latencies_ms(client)
+    target.add("event latency median, ms", statistics.median(latencies))
+    target.add("event latency max, ms", max(latencies))
+    target.add("events/s, one stream", await events_per_s(client))
+
+
+# --- memory ----------------------------------------------------------------------------------
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+async def memory_per_stream_kb(target: Target, client: AsyncOpenAI) -> float:
+    """Resident memory added by OPEN_STREAMS slow streams open at once, per stream."""
+    assert target.proxy is not None
+    await calls_per_s(client, 5, 0.3)
+    before = rss_kb(target.proxy.pid)
+    headers = {"x-mock-scenario": "stamped", "x-mock-delay-ms": "1000"}
+    opened = asyncio.Event()
+    started = 0
+
+    async def slow_stream() -> None:
+        nonlocal started
+        stream = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=headers
+        )
+        async for _chunk in stream:
+            started += 1
+            if started == OPEN_STREAMS:
+                opened.set()
+            await opened.wait()
+            break
+        await stream.close()
+
+    tasks = [asyncio.create_task(slow_stream()) for _ in range(OPEN_STREAMS)]
+    await asyncio.wait_for(opened.wait(), 30)
+    await asyncio.sleep(1.5)  # a second event on each
+    during = rss_kb(target.proxy.pid)
+    await asyncio.gather(*tasks)
+    return (during - before) / OPEN_STREAMS
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def start_targets(launcher: ProxyLauncher, urls: dict[str, str]) -> list[Target]:
+    env = {KEY_ENV: "sk-judge-bench-0123456789abcdef"}
+    bare_args = ["-s", str(REPO / "benchmarks" / "bare_stream.py")]
+
+    def judged(name: str) -> dict[str, Any]:
+        return {"policies": [judge_entry(f"{urls[name]}")]}
+
+    return [
+        Target("direct", None),
+        Target("bare mitmdump", launcher(script=None, extra_args=bare_args)),
+        Target("Interlock, no policies", launcher(config={"policies": []})),
+        Target("rule policies", launcher(config={"policies": RULES})),
+        Target("judge, 0 ms", launcher(config=judged("judge0"), env=env)),
+        Target("judge, 200 ms", launcher(config=judged("judge200"), env=env), judge_delay_s=0.2),
+    ]
+
+
+def measure(rounds: int, seconds: float) -> tuple[list[Target], dict[str, float]]:
+    with Servers() as servers, tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        ca = make_ca(root / "confdir")
+        launcher = ProxyLauncher(root, ca, servers.urls["mock"])
+        try:
+            targets = start_targets(launcher, servers.urls)
+
+            async def all_rounds() -> dict[str, float]:
+                clients = {t.name: client_for(t, servers.urls["mock"], ca) for t in targets}
+                for number in range(rounds):
+                    for target in targets:
+                        log.info("round %d/%d: %s", number + 1, rounds, target.name)
+                        await run_round(target, clients[target.name], seconds)
+                memory = {}
+                for target in targets[1:4]:
+                    memory[target.name] = await memory_per_stream_kb(target, clients[target.name])
+                for client in clients.values():
+                    await client.close()
+                return memory
+
+            memory = asyncio.run(all_rounds())
+        finally:
+            launcher.stop_all()
+    return targets, memory
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def spread(values: list[float], digits: int) -> str:
+    median = statistics.median(values)
+    return f"{median:.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
+def machine() -> str:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line),
+        platform.processor(),
+    )
+    import os
+
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {memory_gb:.0f} GiB, {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}, mitmproxy {mitmproxy.version.VERSION}"
+    )
+
+
+FIGURES: list[tuple[str, int, str]] = [  # figure, digits, how it compares with bare mitmdump
+    ("calls/s, 1 clients", 0, "ratio"),
+    ("calls/s, 20 clients", 0, "ratio"),
+    ("calls/s, 100 clients", 0, "ratio"),
+    ("first chunk, ms", 2, "added"),
+    ("event latency median, ms", 2, "added"),
+    ("event latency max, ms", 2, "added"),
+    ("events/s, one stream", 0, "ratio"),
+]
+
+
+def side_by_side_table(targets: list[Target]) -> list[str]:
+    bare = next(t for t in targets if t.name == "bare mitmdump")
+    lines = ["| figure | " + " | ".join(t.name for t in targets) + " |", "|---" * (len(targets) + 1) + "|"]
+    for figure, digits, compare in FIGURES:
+        cells = []
+        base = statistics.median(bare.figures[figure])
+        for target in targets:
+            value = statistics.median(target.figures[figure])
+            cell = spread(target.figures[figure], digits)
+            if target is not bare and target.name != "direct":
+                cell += f" x{value / base:.2f}" if compare == "ratio" else f" {value - base:+.2f}"
+            cells.append(cell)
+        lines.append(f"| {figure} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def judge_lines(targets: list[Target]) -> list[str]:
+    """The judge's added time per call beyond its own answer, from the 1-client rates."""
+    by_name = {t.name: statistics.median(t.figures["calls/s, 1 clients"]) for t in targets}
+    base_ms = 1000 / by_name["Interlock, no policies"]
+    lines = []
+    for target in targets:
+        if target.name.startswith("judge"):
+            added = 1000 / by_name[target.name] - base_ms - target.judge_delay_s * 1000
+            lines.append(
+                f"- {target.name}: {1000 / by_name[target.name]:.1f} ms per call against {base_ms:.1f} ms with no "
+                f"policies: **{added:+.1f} ms** beyond the judge's own {target.judge_delay_s * 1000:.0f} ms answer"
+            )
+    return lines
+
+
+def write_report(path: Path, args: argparse.Namespace, targets: list[Target], memory: dict[str, float],
+                 extra: list[str]) -> None:  # fmt: skip
+    bare_kb = memory["bare mitmdump"]
+    text = [
+        "# Benchmarks",
+        "",
+        "Written by `just bench` (`benchmarks/bench_side_by_side.py`); do not edit by hand.",
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}.",
+        "",
+        "## Side by side",
+        "",
+        f"The `openai` SDK (async, one process) calls the loopback mock (its own process) directly and through each "
+        f"proxy over plain HTTP upstream; {args.rounds} alternating rounds, each configuration once per round; each "
+        f"cell is the median of the rounds (min-max), then its ratio to bare mitmdump, or what it adds to it. "
+        f"Calls/s: non-streamed answers with one tool call (the judge judges each), each client calling again at "
+        f"once, {args.seconds:g} s per figure. First chunk: a streamed text answer, median of 20. Event latency: "
+        f"the client's arrival time minus the mock's send time written into each text delta, "
+        f"{STAMP_DELAY_MS} ms apart, 3 streams of 8. Events/s: one stream of {2000} deltas sent as fast as "
+        f"the mock can. Bare mitmdump runs `benchmarks/bare_stream.py` (stream SSE) only. Rule policies: `redact`, "
+        f"`replace` (a literal and a regular expression, on requests and responses) and `deny_tools`. The judges "
+        f"are loopback mocks answering `allow` at once or after 200 ms.",
+        "",
+        *side_by_side_table(targets),
+        "",
+        "### The judge's added time",
+        "",
+        *judge_lines(targets),
+        "",
+        "### Memory per open stream",
+        "",
+        f"{OPEN_STREAMS} streams open at once (one event a second), resident memory of the proxy process during "
+        f"them minus before, per stream:",
+        "",
+        *(
+            f"- {name}: {kb:.0f} KB" + ("" if name == "bare mitmdump" else f" ({kb - bare_kb:+.0f} KB beyond bare)")
+            for name, kb in memory.items()
+        ),
+        "",
+        *extra,
+    ]
+    path.write_text("\n".join(text) + "\n")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for noisy in ("httpx", "httpx2", "openai"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=2.0, help="per calls/s figure")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "BENCHMARKS.md")
+    parser.add_argument("--quick", action="store_true", help="skip the recorder, start-up and Datasette sections")
+    args = parser.parse_args()
+    targets, memory = measure(args.rounds, args.seconds)
+    extra: list[str] = []
+    if not args.quick:
+        from benchmarks import bench_ui, recorder_load, startup_times
+
+        for section in (recorder_load.report, startup_times.report, bench_ui.report):
+            extra += [*section(), ""]
+    write_report(args.out, args, targets, memory, extra)
+    log.info("%s", args.out.read_text())
+
+
+if __name__ == "__main__":
+    main()
