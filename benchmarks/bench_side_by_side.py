@@ -25,7 +25,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +39,7 @@ from harness import MitmCA, ProxyLauncher, ProxyProcess, make_ca
 from openai import AsyncOpenAI
 
 from benchmarks.bench_judge import KEY_ENV, judge_entry
-from benchmarks.servers import LONG_STREAM, Servers
+from benchmarks.servers import LONG_STREAM, LONG_STREAM_DELTAS, Servers
 
 log = logging.getLogger("bench_side_by_side")
 
@@ -258,7 +257,11 @@ def spread(values: list[float], digits: int) -> str:
 
 def machine() -> str:
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
         platform.processor(),
     )
     import os
@@ -323,16 +326,18 @@ def write_report(path: Path, args: argparse.Namespace, targets: list[Target], me
         "",
         "## Side by side",
         "",
-        f"The `openai` SDK (async, one process) calls the loopback mock (its own process) directly and through each "
-        f"proxy over plain HTTP upstream; {args.rounds} alternating rounds, each configuration once per round; each "
-        f"cell is the median of the rounds (min-max), then its ratio to bare mitmdump, or what it adds to it. "
-        f"Calls/s: non-streamed answers with one tool call (the judge judges each), each client calling again at "
-        f"once, {args.seconds:g} s per figure. First chunk: a streamed text answer, median of 20. Event latency: "
-        f"the client's arrival time minus the mock's send time written into each text delta, "
-        f"{STAMP_DELAY_MS} ms apart, 3 streams of 8. Events/s: one stream of {2000} deltas sent as fast as "
-        f"the mock can. Bare mitmdump runs `benchmarks/bare_stream.py` (stream SSE) only. Rule policies: `redact`, "
-        f"`replace` (a literal and a regular expression, on requests and responses) and `deny_tools`. The judges "
-        f"are loopback mocks answering `allow` at once or after 200 ms.",
+        (
+            f"The `openai` SDK (async, one process) calls the loopback mock (its own process) directly and through each "
+            f"proxy over plain HTTP upstream; {args.rounds} alternating rounds, each configuration once per round; each "
+            f"cell is the median of the rounds (min-max), then its ratio to bare mitmdump, or what it adds to it. "
+            f"Calls/s: non-streamed answers with one tool call (the judge judges each), each client calling again at "
+            f"once, {args.seconds:g} s per figure. First chunk: a streamed text answer, median of 20. Event latency: "
+            f"the client's arrival time minus the mock's send time written into each text delta, "
+            f"{STAMP_DELAY_MS} ms apart, 3 streams of 8. Events/s: one stream of {LONG_STREAM_DELTAS} deltas sent as fast as "
+            f"the mock can. Bare mitmdump runs `benchmarks/bare_stream.py` (stream SSE) only. Rule policies: `redact`, "
+            f"`replace` (a literal and a regular expression, on requests and responses) and `deny_tools`. The judges "
+            f"are loopback mocks answering `allow` at once or after 200 ms."
+        ),
         "",
         *side_by_side_table(targets),
         "",
@@ -342,8 +347,10 @@ def write_report(path: Path, args: argparse.Namespace, targets: list[Target], me
         "",
         "### Memory per open stream",
         "",
-        f"{OPEN_STREAMS} streams open at once (one event a second), resident memory of the proxy process during "
-        f"them minus before, per stream:",
+        (
+            f"{OPEN_STREAMS} streams open at once (one event a second), resident memory of the proxy process "
+            "during them minus before, per stream:"
+        ),
         "",
         *(
             f"- {name}: {kb:.0f} KB" + ("" if name == "bare mitmdump" else f" ({kb - bare_kb:+.0f} KB beyond bare)")
