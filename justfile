@@ -47,7 +47,7 @@ lint:
     uv run ruff format --check .
     uv run mypy
 
-# Benchmarks (not part of the test suite).
+# Benchmarks (not part of the test suite): the side-by-side run writing docs/BENCHMARKS.md; `just bench policies` (or judge, startup, ui, all) for the others.
 bench *args:
     uv run python -m benchmarks "$@"
 

@@ -1,5 +1,6 @@
-"""`python -m benchmarks [NAME ...]` (`just bench`): runs every `benchmarks/bench_*.py`
-(or only the named ones, e.g. `policies` or `bench_policies`), each printing its figures.
+"""`python -m benchmarks [NAME ...]` (`just bench`): with no name, the side-by-side benchmark
+(`bench_side_by_side`, which writes docs/BENCHMARKS.md); else the named `benchmarks/bench_*.py`
+(e.g. `policies` or `bench_policies`, or `all`), each printing its figures.
 
 Each benchmark module has a `main()`; it is called with an empty command line, so its
 own options keep their defaults (run a module directly to pass options:
@@ -24,7 +25,9 @@ def available() -> list[str]:
 
 def run(names: list[str]) -> None:
     known = available()
-    chosen = [name if name.startswith("bench_") else f"bench_{name}" for name in names] or known
+    if names == ["all"]:
+        names = known
+    chosen = [name if name.startswith("bench_") else f"bench_{name}" for name in names] or ["bench_side_by_side"]
     unknown = [name for name in chosen if name not in known]
     if unknown:
         raise SystemExit(f"unknown benchmark(s) {', '.join(unknown)}; available: {', '.join(known)}")

@@ -16,6 +16,9 @@ from interlock.policy.records import JudgeRecord, PolicyEventRecord
 Stage = Literal["request_original", "request_final", "response_original", "response_final"]
 Verdict = Literal["pass", "modified", "blocked", "error"]
 STAGES: tuple[Stage, ...] = ("request_original", "request_final", "response_original", "response_final")
+# A final stage equal to its original (nobody changed it) is stored once: its row in
+# `stage_rows` names the original in `same_as`, and the `stages` view reads it from there.
+SAME_AS: dict[Stage, Stage] = {"request_final": "request_original", "response_final": "response_original"}
 
 
 class StageRecord(BaseModel):

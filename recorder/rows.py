@@ -13,7 +13,7 @@ from typing import Any
 
 from interlock.dialects import DIALECTS
 from recorder.cost import price
-from recorder.models import CallRecord, JudgeRecord, PolicyEventRecord, StageRecord
+from recorder.models import SAME_AS, CallRecord, JudgeRecord, PolicyEventRecord, StageRecord
 
 Row = dict[str, Any]
 
@@ -25,7 +25,7 @@ CALL_COLUMNS = (
     "cost_usd", "pricing_key", "prompt_text", "user_text", "response_text",
 )  # fmt: skip
 STAGE_COLUMNS = (
-    "call_id", "stage", "headers_json", "body_json", "raw", "note", "size_bytes",
+    "call_id", "stage", "headers_json", "body_json", "raw", "note", "size_bytes", "same_as",
 )  # fmt: skip
 EVENT_COLUMNS = ("call_id", "policy", "action", "reason", "details_json", "created_at")
 JUDGE_COLUMNS = (
@@ -82,10 +82,18 @@ def record_price(record: CallRecord) -> tuple[float | None, str | None]:
     return None, None
 
 
+# `prompt_text`, `user_text` and `response_text` (searchable, listed) keep at most this
+# many characters: an agent's last user message can hold megabytes of tool output, which
+# `stages` keeps whole anyway.
+SEARCH_TEXT_MAX_CHARS = 32_768
+_SEARCH_TEXTS = ("prompt_text", "user_text", "response_text")
+
+
 def call_row(record: CallRecord) -> Row:
     cost_usd, pricing_key = record_price(record)
     return {
         **record.model_dump(include=set(CALL_COLUMNS)),
+        **{name: _capped(getattr(record, name)) for name in _SEARCH_TEXTS},
         **record.usage.model_dump(),
         "started_at": iso(record.started_at),
         "ended_at": iso(record.ended_at),
@@ -98,7 +106,11 @@ def call_row(record: CallRecord) -> Row:
     }
 
 
-def stage_row(call_id: str, stage: StageRecord) -> Row:
+def _capped(text: str | None) -> str | None:
+    return text[:SEARCH_TEXT_MAX_CHARS] if text is not None else None
+
+
+def _stage_row(call_id: str, stage: StageRecord) -> Row:
     body_json = to_json(stage.body)
     if stage.raw is not None:
         size: int | None = len(stage.raw)
@@ -114,7 +126,38 @@ def stage_row(call_id: str, stage: StageRecord) -> Row:
         "raw": stage.raw,
         "note": stage.note,
         "size_bytes": size,
+        "same_as": None,
     }
+
+
+def stage_rows(call_id: str, stages: list[StageRecord]) -> list[Row]:
+    """The rows of a call's stages (`stage_rows`): a final stage whose body and raw bytes
+    equal its original's is stored once, its own row naming the original in `same_as`.
+    A body nobody changed is the original's own object, so it is not serialised again."""
+    records = {stage.stage: stage for stage in stages}
+    rows = {stage.stage: _stage_row(call_id, stage) for stage in stages if stage.stage not in SAME_AS}
+    for stage in stages:
+        if stage.stage not in SAME_AS:
+            continue
+        original, kept = records.get(SAME_AS[stage.stage]), rows.get(SAME_AS[stage.stage])
+        if (
+            original is not None
+            and kept is not None
+            and stage.raw == original.raw
+            and (stage.body is original.body or to_json(stage.body) == kept["body_json"])
+        ):
+            rows[stage.stage] = {
+                **kept,
+                "stage": stage.stage,
+                "headers_json": to_json(stage.headers),
+                "body_json": None,
+                "raw": None,
+                "note": stage.note,
+                "same_as": original.stage,
+            }
+        else:
+            rows[stage.stage] = _stage_row(call_id, stage)
+    return [rows[stage.stage] for stage in stages]
 
 
 def event_row(call_id: str, event: PolicyEventRecord) -> Row:
@@ -174,7 +217,7 @@ def batch_rows(records: list[CallRecord]) -> BatchRows:
     for call_id, record in latest.items():
         try:
             call = call_row(record)
-            stages = [stage_row(call_id, stage) for stage in record.stages]
+            stages = stage_rows(call_id, record.stages)
             events = [event_row(call_id, event) for event in record.events]
             judgements = [judge_row(call_id, judge) for judge in record.judgements]
             tool_calls = _tool_call_rows(record)

@@ -267,6 +267,52 @@ order by duration_ms desc""",
     )
 
 
+STAGES_VIEW = """select s.call_id, s.stage, s.headers_json,
+  case when s.same_as is null then s.body_json
+    else (select o.body_json from stage_rows o where o.call_id = s.call_id and o.stage = s.same_as) end as body_json,
+  case when s.same_as is null then s.raw
+    else (select o.raw from stage_rows o where o.call_id = s.call_id and o.stage = s.same_as) end as raw,
+  s.note, s.size_bytes, s.same_as
+from stage_rows s"""
+
+
+@MIGRATIONS()
+def m011_stages_stored_once(db: Database) -> None:
+    """Stages move to `stage_rows`, where a final stage equal to its original is stored
+    once (`same_as`, see `recorder.models.SAME_AS`); `stages` becomes a view with every stage's body, so
+    what reads `stages` reads what it read before. Existing rows are folded the same way."""
+    db.table("stage_rows").create(
+        {
+            "call_id": str,
+            "stage": str,
+            "headers_json": str,
+            "body_json": str,
+            "raw": bytes,
+            "note": str,
+            "size_bytes": int,
+            "same_as": str,
+        },
+        pk=("call_id", "stage"),
+        foreign_keys=[("call_id", "calls", "call_id")],
+    )
+    db.execute(
+        """insert into stage_rows (call_id, stage, headers_json, body_json, raw, note, size_bytes)
+        select call_id, stage, headers_json, body_json, raw, note, size_bytes from stages"""
+    )
+    from recorder.models import SAME_AS  # the models import pydantic: only when migrating
+
+    for final, original in SAME_AS.items():
+        db.execute(
+            """update stage_rows set same_as = :original, body_json = null, raw = null
+            where stage = :final and exists (
+              select 1 from stage_rows o where o.call_id = stage_rows.call_id and o.stage = :original
+                and o.body_json is stage_rows.body_json and o.raw is stage_rows.raw)""",
+            {"original": original, "final": final},
+        )
+    db.table("stages").drop()
+    db.create_view("stages", STAGES_VIEW)
+
+
 def migrate(db_path: str, *, busy_timeout_ms: int = 5000) -> None:
     """Bring the database at `db_path` up to date and switch it to WAL mode.
 

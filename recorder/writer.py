@@ -60,11 +60,11 @@ _UPSERT_CALL = (
     + " on conflict(call_id) do update set "
     + ", ".join(f"{c} = excluded.{c}" for c in CALL_COLUMNS if c != "call_id")
 )
-_INSERT_STAGE = insert_sql("stages", STAGE_COLUMNS)
+_INSERT_STAGE = insert_sql("stage_rows", STAGE_COLUMNS)
 _INSERT_EVENT = insert_sql("policy_events", EVENT_COLUMNS)
 _INSERT_JUDGE = insert_sql("judge_decisions", JUDGE_COLUMNS)
 _INSERT_TOOL_CALL = insert_sql("tool_calls", TOOL_CALL_COLUMNS)
-_CHILD_TABLES = ("stages", "policy_events", "judge_decisions", "tool_calls")
+_CHILD_TABLES = ("stage_rows", "policy_events", "judge_decisions", "tool_calls")
 
 
 class DatabaseMoved(Exception):

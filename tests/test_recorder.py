@@ -20,7 +20,7 @@ from recorder.models import (
     StageRecord,
     Usage,
 )
-from recorder.rows import iso
+from recorder.rows import SEARCH_TEXT_MAX_CHARS, iso
 from recorder.schema import migrate
 from recorder.writer import RecorderWriter
 
@@ -217,6 +217,74 @@ async def test_record_round_trip(db_path: Path) -> None:
 
     [blocked] = query(db_path, "select call_id, reasons from blocked_calls")
     assert tuple(blocked) == ("c1", "judge: destructive")
+
+
+async def test_a_stage_equal_to_its_original_is_stored_once(db_path: Path) -> None:
+    """Nobody changed the request, nor the (streamed) response: each final stage's row
+    names its original and holds no body, and the `stages` view reads back every stage
+    exactly as recorded. A changed stage is stored on its own."""
+    request = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "x" * 100_000}]}
+    message = {"content": [TOOL_USE]}
+    unchanged = make_record(
+        "same",
+        stages=[
+            StageRecord(stage="request_original", headers={"a": "1"}, body=request),
+            StageRecord(stage="request_final", headers={"a": "2"}, body=json.loads(json.dumps(request))),
+            StageRecord(stage="response_original", body=message, raw=SSE),
+            StageRecord(stage="response_final", body=message, raw=SSE, note="as sent"),
+        ],
+    )
+    changed = make_record(
+        "changed",
+        stages=[
+            StageRecord(stage="request_original", body=request),
+            StageRecord(stage="request_final", body={**request, "model": "claude-haiku-4-5"}),
+            StageRecord(stage="response_original", body=message, raw=SSE),
+            StageRecord(stage="response_final", body=message, raw=SSE + b": more\n\n"),
+        ],
+    )
+    writer = RecorderWriter(str(db_path))
+    await writer.start()
+    writer.submit(unchanged)
+    writer.submit(changed)
+    await writer.stop()
+
+    stored = {
+        (row["call_id"], row["stage"]): row
+        for row in query(
+            db_path, "select call_id, stage, body_json is null as empty, raw is null as no_raw, same_as from stage_rows"
+        )
+    }
+    assert {key: tuple(row)[2:] for key, row in stored.items() if key[0] == "same"} == {
+        ("same", "request_original"): (0, 1, None),
+        ("same", "request_final"): (1, 1, "request_original"),
+        ("same", "response_original"): (0, 0, None),
+        ("same", "response_final"): (1, 1, "response_original"),
+    }
+    assert all(row["same_as"] is None for key, row in stored.items() if key[0] == "changed")
+    for record in (unchanged, changed):
+        read = {
+            row["stage"]: row for row in query(db_path, "select * from stages where call_id = ?", (record.call_id,))
+        }
+        for stage in record.stages:
+            row = read[stage.stage]
+            assert json.loads(row["body_json"]) == stage.body
+            assert (row["raw"], row["note"]) == (stage.raw, stage.note)
+            assert json.loads(row["headers_json"] or "null") == stage.headers
+    sizes = {row["stage"]: row["size_bytes"] for row in query(db_path, "select * from stages where call_id = 'same'")}
+    assert sizes["request_final"] == sizes["request_original"] > 100_000
+
+
+async def test_searchable_texts_are_capped(db_path: Path) -> None:
+    """What goes into the full-text index is at most SEARCH_TEXT_MAX_CHARS a column; the
+    stages keep the whole message."""
+    long = "word " * 20_000
+    writer = RecorderWriter(str(db_path))
+    await writer.start()
+    writer.submit(make_record(user_text=long, prompt_text=long, response_text="short"))
+    await writer.stop()
+    [row] = query(db_path, "select prompt_text, user_text, response_text from calls")
+    assert tuple(row) == (long[:SEARCH_TEXT_MAX_CHARS], long[:SEARCH_TEXT_MAX_CHARS], "short")
 
 
 async def test_unknown_model_cost_is_null(db_path: Path) -> None:

@@ -24,6 +24,7 @@ MIGRATION_NAMES = [
     "m008_user_text",
     "m009_tool_calls",
     "m010_slowest_calls_ttft",
+    "m011_stages_stored_once",
 ]
 
 
@@ -67,11 +68,12 @@ def test_calls_table(conn: sqlite3.Connection) -> None:
 
 
 def test_child_tables(conn: sqlite3.Connection) -> None:
-    assert columns(conn, "stages") == {
+    assert columns(conn, "stage_rows") == {
         "call_id": "TEXT", "stage": "TEXT", "headers_json": "TEXT", "body_json": "TEXT",
-        "raw": "BLOB", "note": "TEXT", "size_bytes": "INTEGER",
+        "raw": "BLOB", "note": "TEXT", "size_bytes": "INTEGER", "same_as": "TEXT",
     }  # fmt: skip
-    stage_pk = sorted((row[5], row[1]) for row in conn.execute("pragma table_info(stages)") if row[5])
+    assert set(columns(conn, "stages")) == set(columns(conn, "stage_rows"))  # the view, every stage whole
+    stage_pk = sorted((row[5], row[1]) for row in conn.execute("pragma table_info(stage_rows)") if row[5])
     assert [name for _, name in stage_pk] == ["call_id", "stage"]
     assert columns(conn, "policy_events") == {
         "id": "INTEGER", "call_id": "TEXT", "policy": "TEXT", "action": "TEXT",
@@ -90,14 +92,14 @@ def test_child_tables(conn: sqlite3.Connection) -> None:
     }  # fmt: skip
     tool_pk = sorted((row[5], row[1]) for row in conn.execute("pragma table_info(tool_calls)") if row[5])
     assert [name for _, name in tool_pk] == ["call_id", "stage", "position"]
-    for table in ("stages", "policy_events", "judge_decisions", "tool_calls"):
+    for table in ("stage_rows", "policy_events", "judge_decisions", "tool_calls"):
         fks = [(row[2], row[3], row[4]) for row in conn.execute(f"pragma foreign_key_list({table})")]
         assert fks == [("calls", "call_id", "call_id")], table
 
 
 def test_writer_columns_match_schema(conn: sqlite3.Connection) -> None:
     assert set(CALL_COLUMNS) == set(columns(conn, "calls"))
-    assert set(STAGE_COLUMNS) == set(columns(conn, "stages"))
+    assert set(STAGE_COLUMNS) == set(columns(conn, "stage_rows"))
     assert set(EVENT_COLUMNS) == set(columns(conn, "policy_events")) - {"id"}
     assert set(JUDGE_COLUMNS) == set(columns(conn, "judge_decisions")) - {"id"}
     assert set(TOOL_CALL_COLUMNS) == set(columns(conn, "tool_calls"))
@@ -120,6 +122,7 @@ def test_indexes(conn: sqlite3.Connection) -> None:
 
 def test_views_fts_and_triggers_exist(conn: sqlite3.Connection) -> None:
     assert names(conn, "view") == {
+        "stages",
         "blocked_calls",
         "modified_calls",
         "cost_by_day_model",
@@ -209,6 +212,32 @@ def test_a_database_of_an_older_release_upgrades_with_its_data(tmp_path: Path) -
         ("old-openai", "response_original", 0, "call_1", "get_weather", {"location": "Paris"}),
         ("old-openai", "response_original", 1, "call_2", "get_time", "not json"),
     ]
+
+
+def test_stages_of_an_older_release_are_folded_and_read_back_whole(tmp_path: Path) -> None:
+    """m011: a final stage equal to its original keeps no copy of the body; reading
+    `stages` gives every stage as it was."""
+    path = str(tmp_path / "old.db")
+    MIGRATIONS.apply(Database(path), stop_before="m011_stages_stored_once")
+    body = json.dumps({"messages": [{"role": "user", "content": "hi"}]})
+    stages = [
+        ("same", "request_original", body, None), ("same", "request_final", body, None),
+        ("same", "response_original", "{}", b"data: {}\n\n"), ("same", "response_final", "{}", b"data: {}\n\n"),
+        ("changed", "request_original", body, None), ("changed", "request_final", "{}", None),
+        ("changed", "response_original", "{}", b"data: {}\n\n"), ("changed", "response_final", "{}", b"cut"),
+    ]  # fmt: skip
+    with sqlite3.connect(path) as c:
+        insert_call(c, "same")
+        insert_call(c, "changed")
+        c.executemany("insert into stages (call_id, stage, body_json, raw) values (?, ?, ?, ?)", stages)
+    migrate(path)
+    with sqlite3.connect(path) as c:
+        folded = c.execute("select call_id, stage from stage_rows where same_as is not null order by 1, 2").fetchall()
+        assert folded == [("same", "request_final"), ("same", "response_final")]
+        assert c.execute(
+            "select count(*) from stage_rows where same_as is not null and body_json is not null"
+        ).fetchone() == (0,)
+        assert sorted(c.execute("select call_id, stage, body_json, raw from stages")) == sorted(stages)
 
 
 def insert_call(conn: sqlite3.Connection, call_id: str, **values: object) -> None:

@@ -433,9 +433,10 @@ def twins(db_path: Path, queries: Mapping[str, Mapping[str, Any]], described: Ma
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         objects = dict(conn.execute("select name, type from sqlite_master where type in ('table', 'view')"))
-        views = {
+        views = {  # the views that answer a question (`stages` is the stored stages, whole)
             name: _normal_sql(re.sub(r"(?is)^create view .*? as ", "", sql))
             for name, sql in conn.execute("select name, sql from sqlite_master where type = 'view'")
+            if name != "stages"
         }
 
         def call_ids(sql: str) -> set[str] | None:

@@ -92,6 +92,10 @@ def render(datasette: Datasette, database: str, column: str, value: Any, row: An
         return Markup(escape(fmt.count(value)))
     if column in TIME_COLUMNS and isinstance(value, str):
         return Markup('<span title="{0}">{1}</span>').format(value, fmt.when(value))
+    if column == "raw" and isinstance(value, bytes) and row is not None and {"stage", "call_id"} <= set(row.keys()):
+        # `stages` is a view: Datasette's own blob link needs a rowid it does not have.
+        href = paths.raw_url(datasette, database, str(_plain(row["call_id"])), str(row["stage"]), "raw")
+        return _link(href, f"{len(value):,} bytes", "the exact bytes")
     if column in JSON_COLUMNS and isinstance(value, str):
         more = None
         present = set(row.keys()) if row is not None else set()  # `in` on a sqlite3.Row looks at values

@@ -1,4 +1,4 @@
-"""Which of the served databases the recorder wrote: those with `calls` and `stages`.
+"""Which of the served databases the recorder wrote: those with `calls` and `stages` (a view since m011).
 
 Found once at start-up (`find`), then read synchronously by hooks that cannot await
 (`get_metadata`) and by those that should not repeat the look-up (`render_cell`).
@@ -18,7 +18,7 @@ async def find(datasette: Datasette) -> frozenset[str]:
     for name, db in datasette.databases.items():
         if name.startswith("_"):  # Datasette's own _internal and _memory
             continue
-        if await db.table_exists("calls") and await db.table_exists("stages"):
+        if await db.table_exists("calls") and (await db.table_exists("stages") or "stages" in await db.view_names()):
             names.append(name)
     _found[datasette] = frozenset(names)
     return _found[datasette]
