@@ -15,7 +15,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from mitmproxy import ctx, http
+from mitmproxy import ctx, exceptions, http
 from rich.console import Console
 from rich.text import Text
 
@@ -78,6 +78,7 @@ class CallLine:
         self._window_start = 0.0
         self._printed = 0
         self._unshown: Counter[str] = Counter()
+        self._summary: asyncio.TimerHandle | None = None  # the pending summary line
 
     def load(self, loader: Any) -> None:
         loader.add_option(
@@ -86,6 +87,13 @@ class CallLine:
             10,
             "Most call lines printed a second; the calls beyond are summed in one line a second (0: no limit).",
         )
+
+    def configure(self, updated: set[str]) -> None:
+        if "interlock_terminal_lines_per_s" in updated and ctx.options.interlock_terminal_lines_per_s < 0:
+            raise exceptions.OptionsError(
+                f"interlock_terminal_lines_per_s must be 0 (no limit) or more, not "
+                f"{ctx.options.interlock_terminal_lines_per_s}"
+            )
 
     def interlock_call_ended(self, flow: http.HTTPFlow, record: CallRecord) -> None:
         limit = ctx.options.interlock_terminal_lines_per_s
@@ -104,10 +112,15 @@ class CallLine:
             self._printed += 1
             return True
         if not self._unshown:
-            asyncio.get_running_loop().call_later(self._window_start + self._window_s - now, self._flush)
+            self._summary = asyncio.get_running_loop().call_later(
+                self._window_start + self._window_s - now, self._flush
+            )
         return False
 
     def _flush(self) -> None:
+        if self._summary is not None:
+            self._summary.cancel()
+            self._summary = None
         if self._unshown:
             self._console.print(format_summary_line(self._unshown, self._window_s))
             self._unshown = Counter()

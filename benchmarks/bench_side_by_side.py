@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import platform
 import statistics
 import sys
@@ -112,8 +113,10 @@ async def calls_per_s(client: AsyncOpenAI, clients: int, seconds: float) -> floa
 
 
 async def first_chunk_ms(client: AsyncOpenAI, calls: int = 20) -> float:
+    """Calls one at a time, 100 ms apart (the recorder has written the previous one)."""
     times = []
     for _ in range(calls):
+        await asyncio.sleep(0.1)
         started = time.perf_counter()
         stream = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
         async for _chunk in stream:
@@ -149,10 +152,21 @@ async def events_per_s(client: AsyncOpenAI) -> float:
     return events / (time.perf_counter() - started)
 
 
+def cpu_s(pid: int) -> float:
+    """User and system CPU time the process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def run_round(target: Target, client: AsyncOpenAI, seconds: float) -> None:
     await calls_per_s(client, 5, 0.3)  # warm the connections up
     for clients in CONCURRENCY:
-        target.add(f"calls/s, {clients} clients", await calls_per_s(client, clients, seconds))
+        cpu_before, started = (cpu_s(target.proxy.pid) if target.proxy else 0.0), time.perf_counter()
+        rate = await calls_per_s(client, clients, seconds)
+        target.add(f"calls/s, {clients} clients", rate)
+        if target.proxy is not None and clients == 20:
+            calls = rate * (time.perf_counter() - started)
+            target.add("proxy CPU per call, 20 clients, ms", (cpu_s(target.proxy.pid) - cpu_before) * 1000 / calls)
     target.add("first chunk, ms", await first_chunk_ms(client))
     latencies = await event_latencies_ms(client)
     target.add("event latency median, ms", statistics.median(latencies))
@@ -264,8 +278,6 @@ def machine() -> str:
         ),
         platform.processor(),
     )
-    import os
-
     memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (
         f"{os.cpu_count()} cores ({cpu}), {memory_gb:.0f} GiB, {platform.system()} {platform.release()}; "
@@ -277,6 +289,7 @@ FIGURES: list[tuple[str, int, str]] = [  # figure, digits, how it compares with 
     ("calls/s, 1 clients", 0, "ratio"),
     ("calls/s, 20 clients", 0, "ratio"),
     ("calls/s, 100 clients", 0, "ratio"),
+    ("proxy CPU per call, 20 clients, ms", 2, "added"),
     ("first chunk, ms", 2, "added"),
     ("event latency median, ms", 2, "added"),
     ("event latency max, ms", 2, "added"),
@@ -291,6 +304,9 @@ def side_by_side_table(targets: list[Target]) -> list[str]:
         cells = []
         base = statistics.median(bare.figures[figure])
         for target in targets:
+            if figure not in target.figures:  # no proxy, no proxy CPU
+                cells.append("-")
+                continue
             value = statistics.median(target.figures[figure])
             cell = spread(target.figures[figure], digits)
             if target is not bare and target.name != "direct":

@@ -6,6 +6,8 @@ import asyncio
 import io
 import time
 
+import pytest
+from mitmproxy import exceptions
 from mitmproxy.test import taddons, tflow
 from rich.console import Console
 
@@ -57,3 +59,21 @@ async def test_no_limit_prints_every_call() -> None:
         for n in range(50):
             line.interlock_call_ended(tflow.tflow(), _record(n))
         assert len(out.getvalue().splitlines()) == 50
+
+
+def test_a_negative_line_rate_is_refused_by_name() -> None:
+    line, _ = _call_line()
+    with taddons.context(line) as tctx, pytest.raises(exceptions.OptionsError, match="interlock_terminal_lines_per_s"):
+        tctx.configure(line, interlock_terminal_lines_per_s=-1)
+
+
+async def test_the_summary_comes_at_done_and_only_once() -> None:
+    line, out = _call_line(window_s=0.3)
+    with taddons.context(line) as tctx:
+        tctx.configure(line, interlock_terminal_lines_per_s=1)
+        for n in range(4):
+            line.interlock_call_ended(tflow.tflow(), _record(n))
+        line.done()
+        await asyncio.sleep(0.6)  # the timer of the window was cancelled: no second summary
+        lines = out.getvalue().splitlines()
+        assert len(lines) == 2 and "+3 calls" in lines[1]
