@@ -68,6 +68,7 @@ class JudgeRequest:
     headers: dict[str, str]
     body: dict[str, Any]
     at: float  # time.monotonic() on arrival
+    peer: Any = None  # the client's (host, port): one connection or several
     reply: Reply | None = None
 
     @property
@@ -149,8 +150,9 @@ class JudgeMock(LoopbackServer):
 
     async def _receive(self, request: web.Request) -> tuple[JudgeRequest, Reply]:
         body = await request.json()
+        peer = request.transport.get_extra_info("peername") if request.transport else None
         received = JudgeRequest(
-            request.path, {k.lower(): v for k, v in request.headers.items()}, body, time.monotonic()
+            request.path, {k.lower(): v for k, v in request.headers.items()}, body, time.monotonic(), peer
         )
         reply = self._choose(received)
         if reply.delay_s:

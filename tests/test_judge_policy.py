@@ -129,6 +129,20 @@ async def test_a_harmless_call_is_kept(judge: JudgeMock) -> None:
     assert ctx.judgements[0].decision == "allowed"
 
 
+async def test_judgements_reuse_one_connection(judge: JudgeMock) -> None:
+    """Each judgement has less time left than the one before it had, and still goes over
+    the same connection: litellm keeps one client (a new client per call cost a third of
+    a judgement's CPU and a connection set-up)."""
+    chain = judge_chain(judge.url)
+    await decide(chain)
+    first = len(judge.requests)
+    for _ in range(4):
+        await asyncio.sleep(0.01)
+        await decide(chain)
+    peers = {request.peer for request in judge.requests[first - 1 :]}
+    assert len(judge.requests) == first + 4 and len(peers) == 1, peers
+
+
 @pytest.mark.parametrize(("probability", "blocked"), [(0.69, False), (0.7, True), (0.71, True)])
 async def test_the_threshold_is_inclusive(judge: JudgeMock, probability: float, blocked: bool) -> None:
     judge.script(Reply(probability=probability))

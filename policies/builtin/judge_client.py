@@ -166,6 +166,7 @@ class JudgeClient:
         max_tokens: int,
         retries: int,
         backoff_s: float,
+        timeout_s: float,
     ) -> None:
         with warnings.catch_warnings():
             # litellm's lazily imported types make pydantic warn about `ReadOnly` fields.
@@ -185,6 +186,11 @@ class JudgeClient:
         self.max_tokens = max_tokens
         self.retries = retries
         self.backoff_s = backoff_s
+        # litellm's own timeout, the same on every attempt: litellm caches its provider
+        # client by its arguments, timeout included, so a per-attempt timeout (the time
+        # left) built a new client and connection pool on each call, about a third of a
+        # judgement's CPU. The deadline of each call is `ask`'s, on the loop's clock.
+        self.timeout_s = timeout_s
 
     def _detail(self, error: BaseException, attempts: int) -> str:
         first_line = (str(error).splitlines() or [""])[0][:MAX_DETAIL_CHARS]
@@ -197,12 +203,11 @@ class JudgeClient:
         attempts = 0
         while True:
             attempts += 1
-            remaining = deadline - loop.time()
             try:
-                if remaining <= 0:
+                if deadline <= loop.time():
                     raise TimeoutError
                 async with asyncio.timeout_at(deadline):
-                    response = await self._complete(messages, remaining)
+                    response = await self._complete(messages)
                 return self._reply(response, attempts)
             except Exception as error:  # noqa: BLE001 - every failure becomes a JudgeFailure
                 reason = _reason(error)
@@ -217,7 +222,7 @@ class JudgeClient:
                 logger.info("judge %s: attempt %d %s, retrying in %.2f s", self.model, attempts, reason, pause)
                 await asyncio.sleep(pause)
 
-    async def _complete(self, messages: list[dict[str, str]], timeout_s: float) -> Any:
+    async def _complete(self, messages: list[dict[str, str]]) -> Any:
         return await self.litellm.acompletion(
             model=self.model,
             messages=messages,
@@ -225,7 +230,7 @@ class JudgeClient:
             api_key=self.api_key,
             temperature=self.temperature,
             max_tokens=self.max_tokens,
-            timeout=timeout_s,
+            timeout=self.timeout_s,
             max_retries=0,  # the provider SDK must not retry on its own: retries are ours
             num_retries=0,
             drop_params=True,  # a judge model that rejects temperature still answers

@@ -106,6 +106,7 @@ class ToolCallJudgePolicy(Policy):
             max_tokens=options.max_tokens,
             retries=options.retries,
             backoff_s=options.backoff_s,
+            timeout_s=options.timeout_s,
         )
 
     async def on_tool_call(self, ctx: PolicyContext, call: ToolCall) -> ToolDecision:
