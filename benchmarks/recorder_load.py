@@ -16,6 +16,7 @@ import asyncio
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -95,10 +96,21 @@ async def slow_disk(path: Path) -> dict[str, float]:
     }
 
 
-def report() -> list[str]:
+@dataclass(frozen=True)
+class RecorderFigures:
+    sustained_per_s: float
+    slow: dict[str, float]
+
+
+def measure() -> RecorderFigures:
     with tempfile.TemporaryDirectory() as tmp:
         rate = asyncio.run(sustained(Path(tmp) / "sustained.db"))
         slow = asyncio.run(slow_disk(Path(tmp) / "slow.db"))
+    return RecorderFigures(rate, slow)
+
+
+def report(figures: RecorderFigures) -> list[str]:
+    rate, slow = figures.sustained_per_s, figures.slow
     return [
         "## The recorder",
         "",
@@ -119,7 +131,7 @@ def report() -> list[str]:
 
 
 def main() -> None:
-    print("\n".join(report()))
+    print("\n".join(report(measure())))
 
 
 if __name__ == "__main__":
