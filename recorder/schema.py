@@ -55,19 +55,24 @@ def m001_calls(db: Database) -> None:
         calls.create_index([column])
 
 
+# The columns of the stages as m002 made them (m011 adds `same_as`): never changed, as
+# both migrations must create what they always created.
+_STAGE_COLUMNS_M002: dict[str, type] = {
+    "call_id": str,
+    "stage": str,
+    "headers_json": str,
+    "body_json": str,
+    "raw": bytes,
+    "note": str,
+    "size_bytes": int,
+}
+
+
 @MIGRATIONS()
 def m002_stages(db: Database) -> None:
     """The four views of a call: request/response, original/final."""
     db.table("stages").create(
-        {
-            "call_id": str,
-            "stage": str,
-            "headers_json": str,
-            "body_json": str,
-            "raw": bytes,
-            "note": str,
-            "size_bytes": int,
-        },
+        _STAGE_COLUMNS_M002,
         pk=("call_id", "stage"),
         foreign_keys=[("call_id", "calls", "call_id")],
     )
@@ -282,16 +287,7 @@ def m011_stages_stored_once(db: Database) -> None:
     once (`same_as`, see `recorder.models.SAME_AS`); `stages` becomes a view with every stage's body, so
     what reads `stages` reads what it read before. Existing rows are folded the same way."""
     db.table("stage_rows").create(
-        {
-            "call_id": str,
-            "stage": str,
-            "headers_json": str,
-            "body_json": str,
-            "raw": bytes,
-            "note": str,
-            "size_bytes": int,
-            "same_as": str,
-        },
+        {**_STAGE_COLUMNS_M002, "same_as": str},
         pk=("call_id", "stage"),
         foreign_keys=[("call_id", "calls", "call_id")],
     )
