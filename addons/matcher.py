@@ -33,20 +33,24 @@ def parse_json_body(body: bytes | None) -> tuple[Any | None, str | None]:
         return None, f"body is not JSON: {error}"
 
 
-def new_call_state(match: Match, request: http.Request, loaded: Loaded, started_at: float) -> CallState:
-    """A call's state, its request headers redacted and their secrets noted for scrubbing."""
+def new_call_state(
+    match: Match, request: http.Request, loaded: Loaded, started_at: float, host: str | None = None
+) -> CallState:
+    """A call's state, its request headers redacted and their secrets noted for scrubbing.
+    `host` is `request.pretty_host` when the caller has it already (it parses the Host
+    header again on each read)."""
     state = CallState(
         call_id=new_call_id(),
         match=match,
         dialect=dialect_for(match.dialect),
         started_at=started_at,
-        host=request.pretty_host,
+        host=host if host is not None else request.pretty_host,
         path=request.path.split("?", 1)[0],
         chain=loaded.chain,
         keepalive_s=loaded.config.keepalive.interval_s,
     )
     headers = list(request.headers.items(multi=True))
-    state.secrets = secret_values(headers, request.pretty_url)
+    state.secrets = secret_values(headers, request.path)  # the query string is the path's
     state.request_original_headers = redact_headers(headers)
     return state
 
@@ -61,10 +65,11 @@ class CallMatcher:
         if loaded is None:
             return
         request = flow.request
-        match = loaded.registry.match(request.method, request.pretty_host, request.path)
+        host = request.pretty_host
+        match = loaded.registry.match(request.method, host, request.path)
         if match is None:
             return
-        state = new_call_state(match, request, loaded, request.timestamp_start or time.time())
+        state = new_call_state(match, request, loaded, request.timestamp_start or time.time(), host)
         self.calls.attach(flow, state)
         flow.comment = f"interlock {state.call_id}"
         request.headers["accept-encoding"] = "identity"

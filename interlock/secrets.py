@@ -106,7 +106,8 @@ def redact_url(url: str) -> str:
 
 
 def secret_values(headers: Iterable[tuple[str, str]], url: str) -> list[str]:
-    """The raw secrets in these headers and this URL, for scrubbing them elsewhere."""
+    """The raw secrets in these headers and this URL (or path: only its query is read),
+    for scrubbing them elsewhere."""
     found: list[str] = []
     for name, value in headers:
         lower = name.lower()
