@@ -8,13 +8,14 @@ and this state holds secrets and live objects.
 
 from __future__ import annotations
 
+import inspect
 import time
 import uuid
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from mitmproxy import hooks, http
+from mitmproxy import addonmanager, exceptions, hooks, http
 
 from interlock.dialects.base import Dialect
 from interlock.engine.stream import PolicyStream, StreamTap
@@ -89,6 +90,24 @@ class CallStates:
 
     def __len__(self) -> int:
         return len(self._states)
+
+
+async def announce_call_ended(master: Any, flow: http.HTTPFlow, record: CallRecord) -> None:
+    """Call `interlock_call_ended(flow, record)` on every addon that has it, as mitmproxy's
+    `trigger_event(CallEndedHook(...))` would (nested addons included, an addon's error
+    logged as "Addon error", async handlers awaited), without visiting each of the ~55
+    addons through its generic dispatch: that took about 0.3 ms a call inside mitmdump."""
+    for addon in addonmanager.traverse(master.addons.chain):
+        handler = getattr(addon, CallEndedHook.name, None)
+        if not callable(handler):
+            continue
+        try:
+            with addonmanager.safecall():
+                result = handler(flow, record)
+                if inspect.isawaitable(result):
+                    await result
+        except exceptions.AddonHalt:
+            return
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 
 from mitmproxy import ctx, http
 
-from addons.call_state import CallEndedHook, CallState, CallStates
+from addons.call_state import CallState, CallStates, announce_call_ended
 from addons.config_watch import ConfigWatch
 from addons.record_builder import RecordScrubber, build_record
 from interlock.sessions import ResponseChains, session_id_for
@@ -108,4 +108,4 @@ class Recording:
             return
         if self.writer is not None:
             self.writer.submit(record)
-        await ctx.master.addons.trigger_event(CallEndedHook(flow, record))
+        await announce_call_ended(ctx.master, flow, record)

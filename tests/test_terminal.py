@@ -11,6 +11,7 @@ from mitmproxy import exceptions
 from mitmproxy.test import taddons, tflow
 from rich.console import Console
 
+from addons.call_state import announce_call_ended
 from addons.terminal import CallLine
 from recorder.models import CallRecord
 
@@ -77,3 +78,44 @@ async def test_the_summary_comes_at_done_and_only_once() -> None:
         await asyncio.sleep(0.6)  # the timer of the window was cancelled: no second summary
         lines = out.getvalue().splitlines()
         assert len(lines) == 2 and "+3 calls" in lines[1]
+
+
+class _Listener:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def interlock_call_ended(self, flow: object, record: CallRecord) -> None:
+        self.seen.append(record.call_id)
+
+
+class _Later(_Listener):
+    pass
+
+
+class _Broken:
+    def interlock_call_ended(self, flow: object, record: CallRecord) -> None:
+        raise RuntimeError("listener broke")
+
+
+class _Async:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    async def interlock_call_ended(self, flow: object, record: CallRecord) -> None:
+        await asyncio.sleep(0)
+        self.seen.append(record.call_id)
+
+
+class _Parent:
+    def __init__(self, *children: object) -> None:
+        self.addons = list(children)
+
+
+async def test_call_ended_reaches_every_listener_in_order_whatever_one_does(caplog: pytest.LogCaptureFixture) -> None:
+    """`interlock_call_ended` goes to every addon that has it (nested ones, async ones),
+    and one that raises is logged as an addon error while the rest still get it."""
+    first, nested, later = _Listener(), _Async(), _Later()
+    with taddons.context(first, _Broken(), _Parent(nested), later) as tctx:
+        await announce_call_ended(tctx.master, tflow.tflow(), _record(1))
+    assert first.seen == nested.seen == later.seen == ["call-1"]
+    assert any("Addon error: listener broke" in message for message in caplog.messages)
