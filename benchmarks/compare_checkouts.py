@@ -1,20 +1,23 @@
 """Compare two checkouts of Interlock through mitmdump, side by side, against one mock.
 
-`uv run python -m benchmarks.compare_checkouts OTHER_CHECKOUT [--rounds 6 --calls 20]`
+`uv run python -m benchmarks.compare_checkouts OTHER_CHECKOUT [--rounds 4 --seconds 3]`
 starts this checkout's proxy and OTHER_CHECKOUT's (each with its own `.venv` and
-`addons/bundle.py`, so OTHER_CHECKOUT must have run `uv sync`), with no policies and with
-`replace` + `redact`, in front of the same loopback mock, and times streamed and JSON
-calls in alternating rounds: the like-for-like before/after figure for a change, since
-each checkout's own `just bench` uses its own mock. Not part of `just bench`.
+`addons/bundle.py`, so OTHER_CHECKOUT must have run `uv sync`), with no policies, the
+rule policies and the judge answering at once, in front of the same loopback servers
+(`benchmarks.servers`), and measures non-streamed calls/s and the proxy's CPU per call
+at 1 and 20 clients in alternating rounds: the like-for-like before/after figure for a
+change (two `just bench` runs differ by more than most changes do). Not part of `just bench`.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
@@ -22,48 +25,66 @@ sys.path.insert(0, str(HERE / "tests"))
 
 import harness  # tests/ is on the path now
 from harness import ProxyLauncher, make_ca
-from mock_provider import MockProvider
-from wire_scenarios import SCENARIOS
 
-from benchmarks.bench_policies import BENCH_SCENARIO, CHAIN, long_text, time_calls
+from benchmarks.bench_judge import KEY_ENV, judge_entry
+from benchmarks.bench_side_by_side import RULES, Target, calls_per_s, client_for, cpu_s
+from benchmarks.servers import Servers
 
 log = logging.getLogger(__name__)
+CLIENTS = (1, 20)
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for noisy in ("httpx", "httpx2"):
+    for noisy in ("httpx", "httpx2", "openai"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("other", type=Path, help="the other checkout (with its .venv)")
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--calls", type=int, default=20, help="calls per configuration and round")
-    parser.add_argument("--deltas", type=int, default=200, help="text deltas per streamed call")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=3.0, help="per figure and round")
     args = parser.parse_args()
-    SCENARIOS[BENCH_SCENARIO] = long_text(args.deltas)
-    checkouts = {"this": HERE, "other": args.other.resolve()}
-    with MockProvider() as mock, tempfile.TemporaryDirectory() as tmp:
+    figures: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    with Servers() as servers, tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        launcher = ProxyLauncher(root, make_ca(root / "confdir"), mock.url)
+        ca = make_ca(root / "confdir")
+        launcher = ProxyLauncher(root, ca, servers.urls["mock"])
+        configs = {"no policies": [], "rule policies": RULES, "judge": [judge_entry(servers.urls["judge0"])]}
+        targets = []
         try:
-            proxies = {}
-            for name, checkout in checkouts.items():
+            for name, checkout in (("this", HERE), ("other", args.other.resolve())):
                 harness.MITMDUMP = checkout / ".venv" / "bin" / "mitmdump"
-                for label, chain in (("no policies", []), ("replace+redact", CHAIN)):
-                    proxies[(name, label)] = launcher(
-                        script=checkout / "addons" / "bundle.py", config={"policies": chain}
+                for label, policies in configs.items():
+                    proxy = launcher(
+                        script=checkout / "addons" / "bundle.py",
+                        config={"policies": policies},
+                        env={KEY_ENV: "sk-judge-bench-0123456789abcdef"},
                     )
-            times: dict[tuple[str, str, str], list[float]] = {}
-            for _ in range(args.rounds):
-                for (name, label), proxy in proxies.items():
-                    for kind, seconds in time_calls(proxy.url, launcher.ca.bundle, args.calls).items():
-                        times.setdefault((name, label, kind), []).append(seconds)
+                    targets.append(Target(f"{name} checkout, {label}", proxy))
+
+            async def rounds() -> None:
+                clients = {t.name: client_for(t, servers.urls["mock"], ca) for t in targets}
+                for target in targets:
+                    await calls_per_s(clients[target.name], 5, 0.5)  # warm up
+                for _ in range(args.rounds):
+                    for target in targets:
+                        assert target.proxy is not None
+                        for count in CLIENTS:
+                            cpu_before, started = cpu_s(target.proxy.pid), time.perf_counter()
+                            rate = await calls_per_s(clients[target.name], count, args.seconds)
+                            calls = rate * (time.perf_counter() - started)
+                            cpu_ms = (cpu_s(target.proxy.pid) - cpu_before) * 1000 / calls
+                            figures.setdefault((target.name, count), []).append((rate, cpu_ms))
+                for client in clients.values():
+                    await client.close()
+
+            asyncio.run(rounds())
         finally:
             launcher.stop_all()
-    for (name, label, kind), rounds in times.items():
+    for (name, count), runs in sorted(figures.items(), key=lambda item: (item[0][0].split(", ")[1], item[0][1])):
         log.info(
-            "%s checkout, %s, %s call: median %.2f ms (rounds %s)",
-            name, label, kind, statistics.median(rounds) * 1e3, ", ".join(f"{r * 1e3:.1f}" for r in rounds),
+            "%-32s %3d clients: %5.0f calls/s, proxy CPU %5.2f ms a call (rounds %s)",
+            name, count, statistics.median(r for r, _ in runs), statistics.median(c for _, c in runs),
+            ", ".join(f"{c:.2f}" for _, c in runs),
         )  # fmt: skip
 
 
