@@ -19,21 +19,13 @@ from pathlib import Path
 
 import yaml
 
+from benchmarks.bench_judge import KEY_ENV, judge_entry
+
 REPO = Path(__file__).resolve().parent.parent
 MITMDUMP = Path(sys.executable).parent / "mitmdump"
 _LISTENING = re.compile(rb"listening at 127\.0\.0\.1:(\d+)")
 RUNS = 5
-JUDGE_KEY_ENV = "INTERLOCK_BENCH_JUDGE_KEY"
-JUDGE_CONFIG = {
-    "policies": [
-        {
-            "policy": "tool_call_judge",
-            "model": "openai/judge-mock",
-            "api_base": "http://127.0.0.1:9/v1",  # never called: start-up only
-            "api_key_env": JUDGE_KEY_ENV,
-        }
-    ]
-}
+JUDGE_CONFIG = {"policies": [judge_entry("http://127.0.0.1:9/v1")]}  # never called: start-up only
 
 
 def start_to_ready(workdir: Path, bundle: bool = True, config: Path | None = None) -> float:
@@ -43,7 +35,7 @@ def start_to_ready(workdir: Path, bundle: bool = True, config: Path | None = Non
     if config is not None:
         args += ["--set", f"interlock_config={config}"]
     out = workdir / "out.log"
-    env = {**os.environ, JUDGE_KEY_ENV: "sk-bench-judge-0123456789abcdef"}
+    env = {**os.environ, KEY_ENV: "sk-bench-judge-0123456789abcdef"}
     started = time.perf_counter()
     with out.open("wb") as handle:
         process = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)

@@ -110,23 +110,23 @@ def _capped(text: str | None) -> str | None:
     return text[:SEARCH_TEXT_MAX_CHARS] if text is not None else None
 
 
-def _stage_row(call_id: str, stage: StageRecord) -> Row:
-    body_json = to_json(stage.body)
-    if stage.raw is not None:
-        size: int | None = len(stage.raw)
-    elif body_json is not None:
-        size = len(body_json.encode("utf-8"))
+def _stage_row(call_id: str, stage: StageRecord, same_as: Row | None = None) -> Row:
+    """A stage's row; with `same_as` (its original's row, equal in body and bytes) one
+    that names it and holds no body of its own."""
+    if same_as is not None:
+        body_json, raw, size = None, None, same_as["size_bytes"]
     else:
-        size = None
+        body_json, raw = to_json(stage.body), stage.raw
+        size = len(raw) if raw is not None else len(body_json.encode("utf-8")) if body_json is not None else None
     return {
         "call_id": call_id,
         "stage": stage.stage,
         "headers_json": to_json(stage.headers),
         "body_json": body_json,
-        "raw": stage.raw,
+        "raw": raw,
         "note": stage.note,
         "size_bytes": size,
-        "same_as": None,
+        "same_as": same_as["stage"] if same_as is not None else None,
     }
 
 
@@ -140,23 +140,13 @@ def stage_rows(call_id: str, stages: list[StageRecord]) -> list[Row]:
         if stage.stage not in SAME_AS:
             continue
         original, kept = records.get(SAME_AS[stage.stage]), rows.get(SAME_AS[stage.stage])
-        if (
+        same = (
             original is not None
             and kept is not None
             and stage.raw == original.raw
             and (stage.body is original.body or to_json(stage.body) == kept["body_json"])
-        ):
-            rows[stage.stage] = {
-                **kept,
-                "stage": stage.stage,
-                "headers_json": to_json(stage.headers),
-                "body_json": None,
-                "raw": None,
-                "note": stage.note,
-                "same_as": original.stage,
-            }
-        else:
-            rows[stage.stage] = _stage_row(call_id, stage)
+        )
+        rows[stage.stage] = _stage_row(call_id, stage, kept if same else None)
     return [rows[stage.stage] for stage in stages]
 
 

@@ -97,11 +97,9 @@ class RecorderWriter:
         batch_size: int = 200,
         *,
         busy_timeout_ms: int = 2000,
-        linger_s: float = LINGER_S,
     ) -> None:
         self.db_path = db_path
         self.batch_size = batch_size
-        self.linger_s = linger_s
         self.busy_timeout_ms = busy_timeout_ms
         self._queue: asyncio.Queue[CallRecord] = asyncio.Queue(maxsize=queue_size)
         self._db: aiosqlite.Connection | None = None
@@ -183,8 +181,8 @@ class RecorderWriter:
         while True:
             batch = [await self._queue.get()]
             try:
-                if self.linger_s and self._queue.qsize() < self.batch_size - 1:
-                    await asyncio.sleep(self.linger_s)  # let the batch fill a little
+                if self._queue.qsize() < self.batch_size - 1:
+                    await asyncio.sleep(LINGER_S)  # let the batch fill a little
                 while len(batch) < self.batch_size and not self._queue.empty():
                     batch.append(self._queue.get_nowait())
                 await self._write(batch)
