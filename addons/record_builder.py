@@ -18,6 +18,7 @@ from addons.call_state import CallState
 from addons.matcher import parse_json_body
 from addons.policing import is_sse, response_body_bytes
 from interlock.dialects.base import Dialect
+from interlock.engine.stream import StreamTap
 from interlock.neutral import Reassembly, Usage
 from interlock.policy.records import PolicyEventRecord
 from interlock.secrets import Scrubber, redact_headers
@@ -36,12 +37,19 @@ def _stream_stage(
 
 
 def _body_stage(stage: Stage, dialect: Dialect, headers: dict[str, str] | None, body: bytes, sse: bool) -> StageRecord:
-    """A stage from a whole body: SSE kept raw and reassembled, JSON parsed, anything
-    else kept raw with a note."""
+    """A stage from a whole body: SSE kept raw and reassembled, JSON parsed (its bytes
+    kept in memory as `exact`), anything else kept raw with a note."""
     if sse:
         return _stream_stage(stage, headers, body, dialect.reassemble(parse_all(body)))
     parsed, note = parse_json_body(body)
-    return StageRecord(stage=stage, headers=headers, body=parsed, raw=None if note is None else body, note=note)
+    if note is None:
+        return StageRecord(stage=stage, headers=headers, body=parsed, exact=body)
+    return StageRecord(stage=stage, headers=headers, raw=body, note=note)
+
+
+def _arrivals(tap: StreamTap, started_at: float) -> list[tuple[float, int]]:
+    """The tap's chunk arrivals as (seconds since the call started, bytes)."""
+    return [(round(at - started_at, 4), size) for at, size in tap.arrivals]
 
 
 def _response_stages(state: CallState, response: http.Response | None) -> list[StageRecord]:
@@ -49,12 +57,13 @@ def _response_stages(state: CallState, response: http.Response | None) -> list[S
     tap = state.tap or (state.policy_stream.tap if state.policy_stream is not None else None)
     if tap is not None:
         first = _stream_stage("response_original", headers, bytes(tap.raw), tap.reassembler.result(), tap.decode_error)
+        first.arrivals = _arrivals(tap, state.started_at)
         stream = state.policy_stream
         if state.stream_tail:  # Interlock ended the stream with an event of its own: parsed once more
             sent = (bytes(stream.final) if stream is not None else bytes(tap.raw)) + state.stream_tail
             return [first, _body_stage("response_final", state.dialect, headers, sent, sse=True)]
         if stream is None or stream.final == tap.raw:
-            return [first, first.model_copy(update={"stage": "response_final"})]
+            return [first, first.model_copy(update={"stage": "response_final", "arrivals": None})]
         return [first, _stream_stage("response_final", headers, bytes(stream.final), stream.final_reassembly())]
     if response is None:
         return []

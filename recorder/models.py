@@ -30,6 +30,12 @@ class StageRecord(BaseModel):
     body: Any | None = None  # parsed JSON, or the reassembled message of a stream
     raw: bytes | None = None  # exact bytes when streamed or not parseable as JSON
     note: str | None = None  # why `body` is missing or partial
+    # A stream's pacing: (seconds since the call started, bytes of `raw`) per chunk or
+    # WebSocket frame as it arrived from upstream; on `response_original` only.
+    arrivals: list[tuple[float, int]] | None = None
+    # The exact bytes of a whole body `body` parses (a cassette replays them); kept in
+    # memory only, never stored, and dropped when the body holds a secret.
+    exact: bytes | None = Field(default=None, exclude=True, repr=False)
 
 
 class CallRecord(BaseModel):

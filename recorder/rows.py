@@ -25,7 +25,7 @@ CALL_COLUMNS = (
     "cost_usd", "pricing_key", "prompt_text", "user_text", "response_text",
 )  # fmt: skip
 STAGE_COLUMNS = (
-    "call_id", "stage", "headers_json", "body_json", "raw", "note", "size_bytes", "same_as",
+    "call_id", "stage", "headers_json", "body_json", "raw", "note", "size_bytes", "same_as", "arrivals_json",
 )  # fmt: skip
 EVENT_COLUMNS = ("call_id", "policy", "action", "reason", "details_json", "created_at")
 JUDGE_COLUMNS = (
@@ -127,7 +127,12 @@ def _stage_row(call_id: str, stage: StageRecord, same_as: Row | None = None) -> 
         "note": stage.note,
         "size_bytes": size,
         "same_as": same_as["stage"] if same_as is not None else None,
+        "arrivals_json": _compact_json(stage.arrivals),
     }
+
+
+def _compact_json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"))
 
 
 def stage_rows(call_id: str, stages: list[StageRecord]) -> list[Row]:

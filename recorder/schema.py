@@ -309,6 +309,26 @@ def m011_stages_stored_once(db: Database) -> None:
     db.create_view("stages", STAGES_VIEW)
 
 
+# m011's view with `arrivals_json` (m012).
+STAGES_VIEW_ARRIVALS = """select s.call_id, s.stage, s.headers_json,
+  case when s.same_as is null then s.body_json
+    else (select o.body_json from stage_rows o where o.call_id = s.call_id and o.stage = s.same_as) end as body_json,
+  case when s.same_as is null then s.raw
+    else (select o.raw from stage_rows o where o.call_id = s.call_id and o.stage = s.same_as) end as raw,
+  s.note, s.size_bytes, s.same_as, s.arrivals_json
+from stage_rows s"""
+
+
+@MIGRATIONS()
+def m012_stage_arrivals(db: Database) -> None:
+    """`arrivals_json` on a streamed `response_original`: when each chunk (or WebSocket
+    frame) arrived, as [seconds since the call started, bytes] pairs, the pacing a
+    cassette replays (`interlock.cassette`). The `stages` view shows it."""
+    db.table("stage_rows").add_column("arrivals_json", str)
+    db.execute("drop view stages")
+    db.create_view("stages", STAGES_VIEW_ARRIVALS)
+
+
 def migrate(db_path: str, *, busy_timeout_ms: int = 5000) -> None:
     """Bring the database at `db_path` up to date and switch it to WAL mode.
 

@@ -25,6 +25,7 @@ MIGRATION_NAMES = [
     "m009_tool_calls",
     "m010_slowest_calls_ttft",
     "m011_stages_stored_once",
+    "m012_stage_arrivals",
 ]
 
 
@@ -70,7 +71,7 @@ def test_calls_table(conn: sqlite3.Connection) -> None:
 def test_child_tables(conn: sqlite3.Connection) -> None:
     assert columns(conn, "stage_rows") == {
         "call_id": "TEXT", "stage": "TEXT", "headers_json": "TEXT", "body_json": "TEXT",
-        "raw": "BLOB", "note": "TEXT", "size_bytes": "INTEGER", "same_as": "TEXT",
+        "raw": "BLOB", "note": "TEXT", "size_bytes": "INTEGER", "same_as": "TEXT", "arrivals_json": "TEXT",
     }  # fmt: skip
     assert set(columns(conn, "stages")) == set(columns(conn, "stage_rows"))  # the view, every stage whole
     stage_pk = sorted((row[5], row[1]) for row in conn.execute("pragma table_info(stage_rows)") if row[5])

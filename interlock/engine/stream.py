@@ -2,7 +2,7 @@
 
 `StreamTap` watches upstream bytes as they pass: it decodes them when upstream
 compressed the stream despite `identity` (see `interlock.content_encoding`), keeps them
-(the recorder's raw copy, decoded), parses them once into SSE events and feeds the
+(the recorder's raw copy, decoded, with each chunk's arrival time), parses them once into SSE events and feeds the
 dialect's reassembler, noting when the first and the latest byte and the first generated
 content arrived. A body that stops decoding is kept as far as it decoded, with a note.
 
@@ -63,6 +63,9 @@ class StreamTap:
         self.last_byte_at: float | None = None
         self.first_token_at: float | None = None
         self.decode_error: str | None = None
+        # (arrival time, bytes of `raw` it added) per chunk or frame: the stream's pacing,
+        # which a cassette replays (see `interlock.cassette`).
+        self.arrivals: list[tuple[float, int]] = []
         self._decoder = decoder
         self._parser = SSEParser()
 
@@ -75,10 +78,13 @@ class StreamTap:
             self.last_byte_at = now
             data = chunk if self._decoder is None else self._decode(chunk)
             self.raw += data
+            self.arrivals.append((now, len(data)))
             events = self._parser.feed(data)
         else:
             tail = b"" if self._decoder is None else self._decode(b"")
             self.raw += tail
+            if tail:
+                self.arrivals.append((now, len(tail)))
             events = self._parser.feed(tail) + self._parser.finish()
         self._reassemble(events, now)
         return events
@@ -90,6 +96,7 @@ class StreamTap:
             self.first_byte_at = now
         self.last_byte_at = now
         self.raw += event.raw
+        self.arrivals.append((now, len(event.raw)))
         self._reassemble([event], now)
 
     def _reassemble(self, events: list[SSEEvent], now: float) -> None:
