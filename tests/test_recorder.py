@@ -275,6 +275,29 @@ async def test_a_stage_equal_to_its_original_is_stored_once(db_path: Path) -> No
     assert sizes["request_final"] == sizes["request_original"] > 100_000
 
 
+async def test_arrivals_are_stored_and_exact_bytes_are_not(db_path: Path) -> None:
+    """A stream's chunk arrivals are stored with its original response (the pacing a
+    cassette replays); a whole body's exact bytes stay in the record only."""
+    arrivals = [(0.25, 10), (0.5, len(SSE) - 10)]
+    record = make_record(
+        stages=[
+            StageRecord(stage="request_original", body={"model": "m"}),
+            StageRecord(stage="request_final", body={"model": "m"}),
+            StageRecord(stage="response_original", body={"content": []}, raw=SSE, arrivals=arrivals),
+            StageRecord(stage="response_final", body={"content": []}, exact=b'{"content": []}'),
+        ]
+    )
+    assert "exact" not in record.stages[3].model_dump()
+    writer = RecorderWriter(str(db_path))
+    await writer.start()
+    writer.submit(record)
+    await writer.stop()
+    rows = {row["stage"]: row for row in query(db_path, "select stage, arrivals_json, raw from stages")}
+    assert json.loads(rows["response_original"]["arrivals_json"]) == [list(pair) for pair in arrivals]
+    assert rows["response_final"]["arrivals_json"] is None
+    assert rows["response_final"]["raw"] is None
+
+
 async def test_searchable_texts_are_capped(db_path: Path) -> None:
     """What goes into the full-text index is at most SEARCH_TEXT_MAX_CHARS a column; the
     stages keep the whole message."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +169,15 @@ def test_scrub_covers_every_field_of_a_record() -> None:
     assert scrubbed.stages[3].raw == b"<redacted>"
     assert scrubbed.judgements[0].arguments == {"cmd": "curl -H 'x-api-key: <redacted>'"}
     assert record.prompt_text == f"my key is {KEY}"  # the original is untouched
+
+
+def test_scrub_covers_the_exact_bytes_a_cassette_replays() -> None:
+    """`StageRecord.exact` is never stored, but a cassette writes it: scrubbed like the rest."""
+    body = {"text": f"key {KEY}"}
+    stage = StageRecord(stage="response_original", body=body, exact=json.dumps(body).encode())
+    scrubbed = Scrubber([KEY])(stage)
+    assert scrubbed.exact is not None and KEY.encode() not in scrubbed.exact
+    assert json.loads(scrubbed.exact) == {"text": "key <redacted>"}
 
 
 def database_bytes(db_path: Path) -> bytes:
