@@ -32,6 +32,10 @@ web *args:
 ui *args:
     INTERLOCK_DB="{{db}}" uv run python -m datasette_plugins.ui.serve "$@"
 
+# Write recorded calls to a cassette for replay: `just cassette [DB] -o FILE [--call ID ...] [--session ID] [--where SQL]` (DB: $INTERLOCK_DB, else interlock.db; `--where` is SQL over `calls c`).
+cassette *args:
+    uv run python -m recorder.cassette_cli "$@"
+
 # Print the environment variables that make Python, Node and curl trust the mitmproxy CA.
 trust *args:
     uv run python -m interlock.trust "$@"

@@ -72,12 +72,14 @@ def entry(
     path: str,
     status: int | None,
     request: StageRecord,
-    response: StageRecord,
+    response: StageRecord | None,
+    error: str | None = None,
 ) -> CassetteEntry:
-    """The cassette entry of one call; `NotReplayable` when it has no answer to replay.
-    A WebSocket turn is recorded with its connection's `101` upgrade as its status."""
-    if status is None:
-        raise NotReplayable(f"call {call_id} has no response")
+    """The cassette entry of one call; `NotReplayable` when it has no answer to replay
+    (saying why, with the call's `error` when it has one). A WebSocket turn is recorded
+    with its connection's `101` upgrade as its status."""
+    if status is None or response is None:
+        raise NotReplayable(f"call {call_id} has no response" + (f" ({error})" if error else ""))
     websocket = status == 101
     start = round(first_byte_at - started_at, 4) if first_byte_at is not None else 0.0
     note = None
@@ -118,9 +120,7 @@ def entry(
 def entry_from_record(record: CallRecord) -> CassetteEntry:
     """The entry of a call that just ended (its record already scrubbed)."""
     stages = {stage.stage: stage for stage in record.stages}
-    request, response = stages.get("request_final"), stages.get("response_original")
-    if request is None or response is None:
-        raise NotReplayable(f"call {record.call_id} has no response")
+    request = stages.get("request_final") or StageRecord(stage="request_final")
     return entry(
         call_id=record.call_id,
         started_at=record.started_at,
@@ -131,16 +131,17 @@ def entry_from_record(record: CallRecord) -> CassetteEntry:
         path=record.path,
         status=record.status,
         request=request,
-        response=response,
+        response=stages.get("response_original"),
+        error=record.error,
     )
 
 
 _CALLS_SQL = """select c.call_id, c.started_at, c.ttfb_ms, c.dialect, c.provider, c.host, c.path, c.status,
-  q.headers_json, q.body_json, q.raw, p.headers_json, p.body_json, p.raw, p.note, p.arrivals_json,
-  c.session_id
+  q.headers_json, q.body_json, q.raw, p.stage, p.headers_json, p.body_json, p.raw, p.note, p.arrivals_json,
+  c.error
 from calls c
-join stages q on q.call_id = c.call_id and q.stage = 'request_final'
-join stages p on p.call_id = c.call_id and p.stage = 'response_original'
+left join stages q on q.call_id = c.call_id and q.stage = 'request_final'
+left join stages p on p.call_id = c.call_id and p.stage = 'response_original'
 where {where}
 order by c.started_at, c.call_id"""
 
@@ -160,7 +161,7 @@ def entries_from_db(
     in the order they started."""
     for row in conn.execute(_CALLS_SQL.format(where=where), params):
         call_id, started_iso, ttfb_ms, dialect, provider, host, path, status = row[:8]
-        q_headers, q_body, q_raw, p_headers, p_body, p_raw, p_note, p_arrivals, _session = row[8:]
+        q_headers, q_body, q_raw, p_stage, p_headers, p_body, p_raw, p_note, p_arrivals, error = row[8:]
         started_at = _unix(started_iso)
         arrivals = [tuple(pair) for pair in _loads(p_arrivals)] if p_arrivals else None
         try:
@@ -178,7 +179,9 @@ def entries_from_db(
                     request=StageRecord(
                         stage="request_final", headers=_loads(q_headers), body=_loads(q_body), raw=q_raw
                     ),
-                    response=StageRecord(
+                    response=None
+                    if p_stage is None
+                    else StageRecord(
                         stage="response_original",
                         headers=_loads(p_headers),
                         body=_loads(p_body),
@@ -186,6 +189,7 @@ def entries_from_db(
                         note=p_note,
                         arrivals=arrivals,
                     ),
+                    error=error,
                 ),
             )
         except NotReplayable as why:
