@@ -17,26 +17,21 @@ through the stream rewriter as its events). `error`: a stream cut mid-body is en
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from mitmproxy import http
 
 from addons import stream_wait
 from addons.call_state import CALL_ID_HEADER, CallState, CallStates
-from addons.matcher import parse_json_body
 from interlock.content_encoding import UnsupportedEncoding, decoder_for
-from interlock.engine.stream import Keepalive, PolicyStream, StreamTap, rewrite_body
+from interlock.engine.policing import json_bytes, police_body, police_request
+from interlock.engine.stream import Keepalive, PolicyStream, StreamTap
 from interlock.policy.base import PolicyContext
 from interlock.policy.chain import PolicyFailed
 
 
 def is_sse(headers: http.Headers) -> bool:
     return headers.get("content-type", "").startswith("text/event-stream")
-
-
-def json_bytes(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def response_body_bytes(response: http.Response) -> bytes | None:
@@ -67,23 +62,18 @@ class Policing:
             request=parsed,
             streaming=state.stream_requested,
         )
-        try:
-            final = await state.chain.request(state.policy, parsed)
-        except PolicyFailed as failed:
-            self._answer_blocked(flow, state, failed)
+        policed = await police_request(state.dialect, state.chain, state.policy, parsed)
+        if policed.blocked is not None:
+            self._answer_blocked(flow, state, policed.blocked)
             return
-        final = state.dialect.continue_request(state.policy, final)
+        final = policed.final
         if final is not parsed:
             state.request_final = final
-            state.policy.request = final
-            state.policy.model = state.dialect.request_model(final)
             path, body = state.dialect.write_request(flow.request.path, final)
             flow.request.path = path
             flow.request.content = json_bytes(body)
 
     def _answer_blocked(self, flow: http.HTTPFlow, state: CallState, failed: PolicyFailed) -> None:
-        if state.policy is not None:
-            state.policy.end_message(failed.policy, failed.reason)
         flow.response = http.Response.make(
             state.dialect.blocked_status,
             json_bytes(state.dialect.blocked_request(failed.notice)),
@@ -133,13 +123,6 @@ class Policing:
         if state is not None and state.policy_stream is not None:
             await state.policy_stream.abandon()
 
-    @staticmethod
-    def _whole_stream(state: CallState) -> PolicyStream:
-        """The policy stream for a stream's events that arrived as one body."""
-        assert state.policy is not None
-        rewriter = state.dialect.stream_rewriter(state.chain, state.policy)
-        return PolicyStream(rewriter, StreamTap(state.dialect.reassembler()), state.dialect.reassembler())
-
     async def response(self, flow: http.HTTPFlow) -> None:
         state = self.calls.get(flow)
         if state is None or flow.response is None or state.streamed:
@@ -150,25 +133,12 @@ class Policing:
         body = response_body_bytes(response)
         if not body:
             return
-        if is_sse(response.headers):
-            stream = self._whole_stream(state)
-            final = await rewrite_body(stream, body)
-            state.policy_stream = stream  # the record's reassemblies come from it
-            changed = stream.changed
-        else:
-            parsed, _ = parse_json_body(body)
-            as_events = state.dialect.json_array_as_sse(parsed) if isinstance(parsed, list) else None
-            if as_events is not None:  # a stream sent as one JSON array (Gemini without alt=sse)
-                stream = self._whole_stream(state)
-                policed = await rewrite_body(stream, as_events)
-                changed = stream.changed
-                final = state.dialect.sse_as_json_array(policed) if changed else body
-            elif isinstance(parsed, dict):
-                rewritten = await state.dialect.rewrite_body(state.chain, state.policy, parsed)
-                changed = rewritten != parsed
-                final = json_bytes(rewritten) if changed else body
-            else:
-                return
-        if changed:
+        sse = is_sse(response.headers)
+        policed = await police_body(state.dialect, state.chain, state.policy, body, sse=sse)
+        if policed is None:
+            return
+        if sse:
+            state.policy_stream = policed.stream  # the record's reassemblies come from it
+        if policed.changed:
             state.response_original_body = body
-            response.content = final
+            response.content = policed.final

@@ -20,13 +20,10 @@ from addons.policing import is_sse, response_body_bytes
 from interlock.dialects.base import Dialect
 from interlock.engine.stream import StreamTap
 from interlock.neutral import Reassembly, Usage
-from interlock.policy.records import PolicyEventRecord
+from interlock.policy.records import verdict
 from interlock.secrets import Scrubber, redact_headers
 from interlock.sse import parse_all
-from recorder.models import CallRecord, Stage, StageRecord, Verdict
-
-_BLOCKING_ACTIONS = {"blocked", "ended"}
-_MODIFYING_ACTIONS = {"modified", "redacted"}
+from recorder.models import CallRecord, Stage, StageRecord
 
 
 def _stream_stage(
@@ -74,19 +71,6 @@ def _response_stages(state: CallState, response: http.Response | None) -> list[S
     if final == original:
         return [first, first.model_copy(update={"stage": "response_final"})]
     return [first, _body_stage("response_final", state.dialect, headers, final, sse)]
-
-
-def verdict(events: list[PolicyEventRecord], changed: bool, error: str | None) -> Verdict:
-    actions = {e.action for e in events}
-    # A policy that failed with `on_error: block` blocked what it was looking at.
-    failed_closed = any(e.action == "error" and e.details.get("on_error") == "block" for e in events)
-    if actions & _BLOCKING_ACTIONS or failed_closed:
-        return "blocked"
-    if error:
-        return "error"
-    if changed or actions & _MODIFYING_ACTIONS:
-        return "modified"
-    return "pass"
 
 
 def _dict(value: Any) -> dict[str, Any] | None:

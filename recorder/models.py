@@ -11,10 +11,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from interlock.neutral import Usage
-from interlock.policy.records import JudgeRecord, PolicyEventRecord
+from interlock.policy.records import JudgeRecord, PolicyEventRecord, Verdict
 
 Stage = Literal["request_original", "request_final", "response_original", "response_final"]
-Verdict = Literal["pass", "modified", "blocked", "error"]
 STAGES: tuple[Stage, ...] = ("request_original", "request_final", "response_original", "response_final")
 # A final stage equal to its original (nobody changed it) is stored once: its row in
 # `stage_rows` names the original in `same_as`, and the `stages` view reads it from there.
