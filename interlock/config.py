@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from interlock.dialects import DIALECTS
+from interlock.replay_match import DEFAULT_IGNORED_PATHS, PathPattern, PathPatternError
 
 
 class StrictModel(BaseModel):
@@ -94,6 +95,28 @@ class SessionConfig(StrictModel):
     header: str | None = "x-interlock-session"
 
 
+class ReplayConfig(StrictModel):
+    """How a replayed request is matched to a cassette's calls (docs/replay.md): the
+    request body paths left out of the comparison (`ignore_paths` replaces the defaults,
+    `extra_ignore_paths` adds to them). Read once, at start-up."""
+
+    ignore_paths: list[str] = Field(default_factory=lambda: list(DEFAULT_IGNORED_PATHS))
+    extra_ignore_paths: list[str] = Field(default_factory=list)
+
+    @field_validator("ignore_paths", "extra_ignore_paths")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for text in value:
+            try:
+                PathPattern.parse(text)
+            except PathPatternError as error:
+                raise ValueError(str(error)) from None
+        return value
+
+    def ignored(self) -> list[str]:
+        return [*self.ignore_paths, *self.extra_ignore_paths]
+
+
 class PolicyEntry(BaseModel):
     """One entry of the policy chain; its remaining keys are the policy's own options."""
 
@@ -117,6 +140,7 @@ class InterlockConfig(StrictModel):
     sessions: SessionConfig = Field(default_factory=SessionConfig)
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
     keepalive: KeepaliveConfig = Field(default_factory=KeepaliveConfig)
+    replay: ReplayConfig = Field(default_factory=ReplayConfig)
     policies: list[PolicyEntry] = Field(default_factory=list)
     # A provider's WebSocket transport (Codex's Responses WebSocket): `police` runs the
     # policies on it, `pass` records it and alters nothing, `refuse` answers the upgrade

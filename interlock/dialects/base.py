@@ -69,6 +69,11 @@ class WebSocketFrames(ABC):
         """The server frame answering a turn whose request a policy blocked (`status`:
         the dialect's `blocked_status`)."""
 
+    @abstractmethod
+    def error_frame(self, status: int, error: dict[str, Any]) -> dict[str, Any]:
+        """The server frame carrying a dialect error body (e.g. `Dialect.no_match_error`)
+        answered with `status`; the turn's last frame."""
+
 
 class Dialect(ABC):
     """One wire format."""
@@ -79,6 +84,9 @@ class Dialect(ABC):
     blocked_status: ClassVar[int] = 403
     # The status a call is answered with when upstream went silent before its first byte.
     timeout_status: ClassVar[int] = 504
+    # The status a replayed request no recorded call matches is answered with: one the
+    # SDKs raise at once, without retrying (not 5xx or 429).
+    no_match_status: ClassVar[int] = 404
     # Where a request body keeps its conversation, oldest message first, as an SQLite JSON
     # path (e.g. "$.messages"): the messages `messages_view` reads. SQL uses it to cut the
     # tail of a long conversation out of a stored body without loading it (the session page).
@@ -146,6 +154,11 @@ class Dialect(ABC):
     def timeout_error(self, message: str) -> dict[str, Any]:
         """The dialect's error body (sent with `timeout_status`) for a call whose
         upstream sent nothing for too long."""
+
+    @abstractmethod
+    def no_match_error(self, message: str) -> dict[str, Any]:
+        """The dialect's error body (sent with `no_match_status`) for a replayed request
+        that no recorded call matches; `message` says which call came closest and why."""
 
     @abstractmethod
     def stream_error(self, message: str) -> bytes:

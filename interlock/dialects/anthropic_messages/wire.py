@@ -71,6 +71,11 @@ def timeout_error(message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": "timeout_error", "message": message}}
 
 
+def no_match_error(message: str) -> dict[str, Any]:
+    """Anthropic's 404 body: the anthropic SDK raises `NotFoundError`, no retry."""
+    return {"type": "error", "error": {"type": "not_found_error", "message": message}}
+
+
 def stream_error(message: str) -> bytes:
     """`event: error`, as the API sends mid-stream: the anthropic SDK raises `APIStatusError`."""
     return sse("error", timeout_error(message))

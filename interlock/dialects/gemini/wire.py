@@ -73,6 +73,11 @@ def timeout_error(message: str) -> dict[str, Any]:
     return {"error": {"code": 504, "message": message, "status": "DEADLINE_EXCEEDED"}}
 
 
+def no_match_error(message: str) -> dict[str, Any]:
+    """Google's 404 shape: google-genai raises `ClientError` with the message, no retry."""
+    return {"error": {"code": 404, "message": message, "status": "NOT_FOUND"}}
+
+
 def stream_error(message: str) -> bytes:
     """An error frame: google-genai raises `APIError` when a chunk holds `error`."""
     return sse(timeout_error(message))

@@ -30,6 +30,7 @@ class OpenAIResponses(Dialect):
     blocked_request = staticmethod(request.blocked_request)
     continue_request = staticmethod(chained.continue_request)
     timeout_error = staticmethod(wire.timeout_error)
+    no_match_error = staticmethod(wire.no_match_error)
     stream_error = staticmethod(wire.stream_error)
     keepalive = staticmethod(wire.keepalive)
     response_text = staticmethod(response.response_text)

@@ -22,4 +22,7 @@ class ResponsesWebSocket(WebSocketFrames):
         return event.get("type") in TERMINAL or event.get("type") == "error"
 
     def blocked_frame(self, status: int, notice: str) -> dict[str, Any]:
-        return {"type": "error", "status": status, **request.blocked_request(notice)}
+        return self.error_frame(status, request.blocked_request(notice))
+
+    def error_frame(self, status: int, error: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "error", "status": status, **error}

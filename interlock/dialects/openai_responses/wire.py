@@ -72,6 +72,11 @@ def timeout_error(message: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": "server_error", "param": None, "code": "upstream_timeout"}}
 
 
+def no_match_error(message: str) -> dict[str, Any]:
+    """A 404 `invalid_request_error`: the openai SDK raises `NotFoundError`, no retry."""
+    return {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": "replay_no_match"}}
+
+
 def stream_error(message: str) -> bytes:
     """The API's top-level `error` event. It carries no `sequence_number`: it is sent
     after the rewriter has ended, which knows the numbers; clients read it by `type`."""
