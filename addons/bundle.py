@@ -1,7 +1,9 @@
 """Entry script for `mitmdump -s addons/bundle.py`: the whole Interlock bundle.
 
 One addon per concern, in hook order: the configuration, matching LLM calls (call
-state), policing them, giving up on a silent upstream, recording them, the calls made
+state), policing them, answering them from a cassette (after the request policies; see
+docs/replay.md), giving up on a silent upstream, recording them (to the database and to
+a cassette), the calls made
 over a WebSocket (each turn recorded through the same recorder), then what people
 see (the terminal line, marks in mitmweb, a conversation view per dialect, mitmdump's
 flow lines without `?key=`). mitmproxy puts this file's directory
@@ -10,6 +12,8 @@ a top-level package they import.
 """
 
 from addons.call_state import CallStates
+from addons.cassette_record import CassetteRecording
+from addons.cassette_replay import CassetteReplay
 from addons.config_watch import ConfigWatch
 from addons.contentview import ConversationViews
 from addons.flow_line import FlowLineRedaction
@@ -27,8 +31,10 @@ addons = [
     config,
     CallMatcher(config, calls),
     Policing(calls),
+    CassetteReplay(config, calls),
     UpstreamIdle(config, calls),
     recording,
+    CassetteRecording(),
     WebSocketCalls(config, recording),
     CallLine(),
     FlowMarks(),

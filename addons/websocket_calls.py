@@ -115,6 +115,7 @@ class Session:
 
     flow: http.HTTPFlow
     match: Match
+    host: str  # as the client asked, before any map_remote or replay
     frames: WebSocketFrames
     policed: bool
     upstream: Lane
@@ -152,7 +153,13 @@ class WebSocketCalls:
             flow.response = http.Response.make(426, json_bytes(body), {"content-type": "application/json"})
             return
         self.sessions[flow] = Session(
-            flow, match, frames, mode == "police", Lane(flow, to_client=False), Lane(flow, to_client=True)
+            flow,
+            match,
+            request.pretty_host,
+            frames,
+            mode == "police",
+            Lane(flow, to_client=False),
+            Lane(flow, to_client=True),
         )
         flow.comment = "interlock websocket"
 
@@ -185,7 +192,7 @@ class WebSocketCalls:
             session.upstream.send([frame], message)
             return
         flow = session.flow
-        state = new_call_state(session.match, flow.request, loaded, time.time())
+        state = new_call_state(session.match, flow.request, loaded, time.time(), session.host)
         state.request_original = state.request_final = payload
         state.model = state.dialect.request_model(payload)
         state.stream_requested = True
