@@ -2,8 +2,8 @@
 
 Python's httpx/httpx2 (the openai and anthropic SDKs), curl and openssl read
 `SSL_CERT_FILE`, which *replaces* the default store: it gets a bundle of certifi's roots
-plus the mitmproxy CA. `REQUESTS_CA_BUNDLE` is for `requests`; Node (Claude Code, Codex)
-adds `NODE_EXTRA_CA_CERTS` to its own store.
+plus the mitmproxy CA. `REQUESTS_CA_BUNDLE` is for `requests`, `CURL_CA_BUNDLE` for curl;
+Node (Claude Code) adds `NODE_EXTRA_CA_CERTS` to its own store; Codex reads `CODEX_CA_CERTIFICATE`.
 """
 
 from __future__ import annotations
@@ -28,15 +28,24 @@ def write_bundle(confdir: Path) -> tuple[Path, Path]:
     return ca, bundle
 
 
-def exports(ca: Path, bundle: Path, proxy: str) -> list[str]:
-    values = {
+def environment(ca: Path, bundle: Path, proxy: str) -> dict[str, str]:
+    """The variables that send clients through `proxy` and make them trust its CA. The
+    lower-case proxy names too: where both are set, Python and curl read those first."""
+    return {
         "HTTPS_PROXY": proxy,
         "HTTP_PROXY": proxy,
+        "https_proxy": proxy,
+        "http_proxy": proxy,
         "SSL_CERT_FILE": str(bundle),
         "REQUESTS_CA_BUNDLE": str(bundle),
+        "CURL_CA_BUNDLE": str(bundle),
         "NODE_EXTRA_CA_CERTS": str(ca),
+        "CODEX_CA_CERTIFICATE": str(ca),
     }
-    return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
+
+
+def exports(ca: Path, bundle: Path, proxy: str) -> list[str]:
+    return [f"export {name}={shlex.quote(value)}" for name, value in environment(ca, bundle, proxy).items()]
 
 
 def main(argv: list[str] | None = None) -> int:

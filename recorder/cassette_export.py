@@ -22,9 +22,18 @@ from recorder.models import CallRecord, StageRecord
 from recorder.rows import iso
 
 # Not replayed as recorded: the body is replayed decoded and whole or chunk by chunk, and
-# the proxy gives every replayed call its own id.
+# the proxy gives every replayed call its own id. The URL names the host (a `Host` header
+# recorded through `map_remote` names the address it was mapped to).
 _DROPPED_HEADERS = frozenset(
-    {"content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive", "x-interlock-call-id"}
+    {
+        "content-length",
+        "content-encoding",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "x-interlock-call-id",
+        "host",
+    }
 )
 
 

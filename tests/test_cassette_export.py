@@ -147,6 +147,7 @@ def test_a_stream_exports_as_the_chunks_it_arrived_in(recorded: Recorded, conn: 
     ]
     assert entry.request.body == json.loads(stage(conn, call_id, "request_final")["body_json"])
     assert entry.request.url.startswith("https://api.") and entry.transport == "http"
+    assert "host" not in {name.lower() for name, _ in entry.request.headers}  # the URL names it, not the mock's
 
 
 def test_a_whole_body_exports_as_json_that_parses_to_the_recorded_body(

@@ -119,6 +119,8 @@ def test_trust_exports(tmp_path: Path) -> None:
     assert f"export SSL_CERT_FILE={bundle}" in lines
     assert f"export NODE_EXTRA_CA_CERTS={ca}" in lines
     assert "export HTTPS_PROXY=http://127.0.0.1:8080" in lines
+    assert "export https_proxy=http://127.0.0.1:8080" in lines  # read first where both are set
+    assert f"export CURL_CA_BUNDLE={bundle}" in lines and f"export CODEX_CA_CERTIFICATE={ca}" in lines
 
 
 def test_the_commented_rule_policies_example_is_valid() -> None:
