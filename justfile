@@ -24,6 +24,24 @@ up *args:
 proxy *args:
     uv run mitmdump --listen-host 127.0.0.1 -s addons/bundle.py "$@"
 
+# Run the proxy and also append every LLM call to a cassette: `just record FILE [mitmdump args]` (docs/replay.md).
+record file *args:
+    cassette="$1"; shift; exec uv run mitmdump --listen-host 127.0.0.1 -s addons/bundle.py --set "interlock_cassette=$cassette" "$@"
+
+# Answer every LLM call from a cassette, never upstream: `just replay FILE [--fast] [--record-missing] [mitmdump args]` (docs/replay.md).
+replay file *args:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    options=(--set "interlock_replay=$1")
+    for arg in "${@:2}"; do
+        case "$arg" in
+            --fast) options+=(--set interlock_replay_fast=true) ;;
+            --record-missing) options+=(--set interlock_replay_missing=record) ;;
+            *) options+=("$arg") ;;
+        esac
+    done
+    exec uv run mitmdump --listen-host 127.0.0.1 -s addons/bundle.py "${options[@]}"
+
 # Run the proxy with mitmweb's UI, keeping streamed bodies so calls show whole; extra arguments go to mitmweb.
 web *args:
     uv run mitmweb --listen-host 127.0.0.1 -s addons/bundle.py --set store_streamed_bodies=true "$@"

@@ -79,6 +79,20 @@ def test_a_replaying_proxy_gives_its_url_environment_ca_and_database(interlock_r
     assert CallsDB(proxy.db).wait_call(call_id)["model"] == entry.request.body["model"]
 
 
+def test_a_request_the_cassette_lacks_gets_the_no_match_error_not_a_live_call(interlock_replay: StartReplay) -> None:
+    proxy = interlock_replay(CASSETTE, fast=True)
+    entry = read(CASSETTE)[0]
+    assert isinstance(entry.request.body, dict)
+    changed = {**entry.request.body, "messages": [{"role": "user", "content": "Something never recorded."}]}
+    tls = ssl.create_default_context(cafile=proxy.ca_bundle)
+    with httpx2.Client(proxy=proxy.url, verify=tls, trust_env=False, timeout=30) as client:
+        answer = client.post(entry.request.url, json=changed, headers={"authorization": "Bearer sk-x"})
+    assert answer.status_code == 404
+    message = answer.json()["error"]["message"]
+    assert f"no recorded call in {CASSETTE.name}" in message
+    assert entry.call_id in message and "messages[0].content" in message
+
+
 def test_the_proxy_stops_and_frees_its_port(tmp_path: Path) -> None:
     proxy = start(CASSETTE, workdir=tmp_path / "w", confdir=tmp_path / "conf", fast=True)
     port = int(proxy.url.rsplit(":", 1)[1])
