@@ -28,6 +28,10 @@ class CassetteRecording:
             "interlock_cassette", str, "", "Cassette (JSON lines) to append every matched call to as it ends."
         )
 
+    def configure(self, updated: set[str]) -> None:
+        if "interlock_cassette" in updated and ctx.options.interlock_cassette:
+            logger.info("Interlock cassette: appending every call to %s", ctx.options.interlock_cassette)
+
     def interlock_call_ended(self, flow: http.HTTPFlow, record: CallRecord) -> None:
         name = ctx.options.interlock_cassette
         if not name:

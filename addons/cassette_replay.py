@@ -92,7 +92,13 @@ class CassetteReplay:
             raise exceptions.OptionsError(f"interlock_replay: {error}") from None
         self.path = path
         self.index = ReplayIndex.of(entries, IgnoredPaths(loaded.config.replay.ignored()))
-        logger.info("Interlock replay: %d recorded calls from %s", len(self.index), path)
+        logger.info(
+            "Interlock replay: %d recorded calls from %s (pacing: %s; a miss: %s)",
+            len(self.index),
+            path,
+            "none" if ctx.options.interlock_replay_fast else "as recorded",
+            "recorded" if recording else "an error",
+        )
 
     def running(self) -> None:
         if self.index is not None and self.server is None:

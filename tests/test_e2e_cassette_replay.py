@@ -15,9 +15,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import re
 import shutil
+import signal
 import ssl
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,7 +32,7 @@ import anthropic
 import openai
 import pytest
 from google.genai import errors as genai_errors
-from harness import MitmCA, ProxyLauncher, ProxyProcess
+from harness import REPO, MitmCA, ProxyLauncher, ProxyProcess, child_env, map_remote_args
 from harness_clients import ClientFactory, timed_chunks
 from harness_db import CallsDB
 from mock_provider import MockProvider
@@ -478,6 +481,60 @@ def test_bad_replay_options_refuse_start_up(tmp_path: Path, args: list[str], mes
     result = run_mitmdump(tmp_path, "--set", f"interlock_db={tmp_path / 'calls.db'}", *args)
     assert result.returncode != 0
     assert re.search(message, result.stdout + result.stderr)
+
+
+@contextmanager
+def just_proxy(workdir: Path, *args: str) -> Iterator[ProxyProcess]:
+    """`just ARGS` (a recipe running the proxy), in a process group of its own so that
+    stopping it stops the mitmdump it started; as a `ProxyProcess` for its port and output."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = workdir / "just.out"
+    with out.open("wb") as sink:
+        process = subprocess.Popen(
+            ["just", "--justfile", str(REPO / "justfile"), *args],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=child_env(),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while not (found := re.search(rb"proxy listening at 127\.0\.0\.1:(\d+)", out.read_bytes())):
+            assert process.poll() is None and time.monotonic() < deadline, out.read_text()
+            time.sleep(0.1)
+        proxy = ProxyProcess.__new__(ProxyProcess)
+        proxy.port = int(found.group(1))
+        yield proxy
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(30)
+
+
+def test_just_record_and_just_replay(
+    tmp_path: Path, mitm_ca: MitmCA, mock_provider: MockProvider, recorded: Recorded
+) -> None:
+    """`just record FILE` appends to FILE; `just replay FILE --fast` replays with no pacing
+    (and no route to any provider: it maps nothing)."""
+    common = ["--listen-port", "0", "--set", f"confdir={mitm_ca.confdir}", "--set", f"interlock_db={tmp_path / 'x.db'}"]
+    path = tmp_path / "just.jsonl"
+    upstream = [*map_remote_args(mock_provider.url), "--set", "connection_strategy=lazy"]
+    with (
+        just_proxy(tmp_path / "record", "record", str(path), *common, *upstream) as proxy,
+        factory(proxy, mitm_ca, recorded.api_key) as clients,
+    ):
+        live = chat_stream_bytes(clients)
+        (entry,) = wait_lines(path, 1)
+    assert entry.response.chunks and b"".join(c.data for c in entry.response.chunks) == live
+    with (
+        just_proxy(tmp_path / "replay", "replay", str(recorded.cassette), "--fast", *common) as proxy,
+        factory(proxy, mitm_ca, recorded.api_key) as clients,
+    ):
+        replayed = paced_stream(clients)
+    assert b"".join(data for _, data in replayed) == b"".join(data for _, data in recorded.paced)
+    assert replayed[-1][0] - replayed[0][0] < PACED_MS / 1000
 
 
 @contextmanager
