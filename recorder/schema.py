@@ -329,6 +329,57 @@ def m012_stage_arrivals(db: Database) -> None:
     db.create_view("stages", STAGES_VIEW_ARRIVALS)
 
 
+@MIGRATIONS()
+def m013_backtests(db: Database) -> None:
+    """Backtests (`just backtest`): a policy chain re-run over recorded calls, with no
+    upstream call. `backtest_runs` has one row per run (its config, filter and counts),
+    `backtest_results` one per call it covered: the would-be verdict, events, request
+    and response."""
+    db.table("backtest_runs").create(
+        {
+            "run_id": str,
+            "created_at": str,
+            "finished_at": str,
+            "config_path": str,
+            "policies_json": str,
+            "filter": str,
+            "max_judge_calls": int,
+            "calls": int,
+            "changed": int,
+            "blocked": int,
+            "errors": int,
+            "skipped": int,
+            "judge_calls": int,
+            "judge_cost_usd": float,
+            "judge_estimate_calls": int,
+            "judge_estimate_usd": float,
+        },
+        pk="run_id",
+        not_null={"created_at", "policies_json", "filter"},
+    )
+    results = db.table("backtest_results")
+    results.create(
+        {
+            "run_id": str,
+            "call_id": str,
+            "verdict": str,
+            "changed": int,
+            "status": int,
+            "events_json": str,
+            "judgements_json": str,
+            "request_json": str,
+            "response_json": str,
+            "response_raw": bytes,
+            "note": str,
+            "error": str,
+        },
+        pk=("run_id", "call_id"),
+        foreign_keys=[("run_id", "backtest_runs", "run_id"), ("call_id", "calls", "call_id")],
+    )
+    results.create_index(["call_id"])
+    results.create_index(["run_id", "verdict"])
+
+
 def migrate(db_path: str, *, busy_timeout_ms: int = 5000) -> None:
     """Bring the database at `db_path` up to date and switch it to WAL mode.
 

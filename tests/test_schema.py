@@ -26,6 +26,7 @@ MIGRATION_NAMES = [
     "m010_slowest_calls_ttft",
     "m011_stages_stored_once",
     "m012_stage_arrivals",
+    "m013_backtests",
 ]
 
 
@@ -96,6 +97,20 @@ def test_child_tables(conn: sqlite3.Connection) -> None:
     for table in ("stage_rows", "policy_events", "judge_decisions", "tool_calls"):
         fks = [(row[2], row[3], row[4]) for row in conn.execute(f"pragma foreign_key_list({table})")]
         assert fks == [("calls", "call_id", "call_id")], table
+
+
+def test_backtest_tables(conn: sqlite3.Connection) -> None:
+    from backtest.store import RESULT_COLUMNS
+
+    assert set(columns(conn, "backtest_runs")) == {
+        "run_id", "created_at", "finished_at", "config_path", "policies_json", "filter", "max_judge_calls",
+        "calls", "changed", "blocked", "errors", "skipped", "judge_calls", "judge_cost_usd",
+        "judge_estimate_calls", "judge_estimate_usd",
+    }  # fmt: skip
+    assert set(columns(conn, "backtest_results")) == set(RESULT_COLUMNS)
+    assert columns(conn, "backtest_results")["response_raw"] == "BLOB"
+    fks = {(row[2], row[3], row[4]) for row in conn.execute("pragma foreign_key_list(backtest_results)")}
+    assert fks == {("backtest_runs", "run_id", "run_id"), ("calls", "call_id", "call_id")}
 
 
 def test_writer_columns_match_schema(conn: sqlite3.Connection) -> None:
