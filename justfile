@@ -54,6 +54,10 @@ ui *args:
 cassette *args:
     uv run python -m recorder.cassette_cli "$@"
 
+# What a policy chain would have done to recorded calls, with no upstream call: `just backtest --config other.yaml [--db DB] [--since DATE | --session ID | --where SQL] [--max-judge-calls N] [--yes]` (DB: $INTERLOCK_DB, else interlock.db); the run goes into the database (docs/backtest.md).
+backtest *args:
+    INTERLOCK_DB="{{db}}" uv run python -m backtest "$@"
+
 # Print the environment variables that make Python, Node and curl trust the mitmproxy CA.
 trust *args:
     uv run python -m interlock.trust "$@"

@@ -14,7 +14,7 @@ from pathlib import Path
 from interlock.dialects import DIALECTS
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("interlock", "policies", "recorder", "addons", "datasette_plugins")
+PACKAGES = ("interlock", "policies", "recorder", "addons", "datasette_plugins", "backtest")
 DIALECTS_DIR = ROOT / "interlock" / "dialects"
 DIALECT_PACKAGES = {path.name for path in DIALECTS_DIR.iterdir() if (path / "__init__.py").exists()}
 DIALECT_CLASSES = {type(dialect).__name__ for dialect in DIALECTS.values()}

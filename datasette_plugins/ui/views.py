@@ -24,7 +24,7 @@ from datasette_plugins.ui.timeline import build_session
 STYLESHEET = Path(__file__).resolve().parent.parent / "static" / "interlock.css"
 
 
-async def _database(datasette: Datasette, request: Request) -> tuple[str, Database]:
+async def recorder_database(datasette: Datasette, request: Request) -> tuple[str, Database]:
     """The recorder database named in the URL, after checking the actor may see it."""
     name = tilde_decode(request.url_vars["database"])
     known = registry.recorder_databases(datasette)
@@ -39,7 +39,7 @@ async def _database(datasette: Datasette, request: Request) -> tuple[str, Databa
 
 
 async def call_page(datasette: Datasette, request: Request) -> Response:
-    database, db = await _database(datasette, request)
+    database, db = await recorder_database(datasette, request)
     call_id = tilde_decode(request.url_vars["call_id"])
     data = await store.load_call(db, call_id)
     if data is None:
@@ -69,7 +69,7 @@ async def call_page(datasette: Datasette, request: Request) -> Response:
 
 async def raw_stage(datasette: Datasette, request: Request) -> Response:
     """A stage's body as pretty JSON, its exact bytes (the SSE stream), or its headers."""
-    database, db = await _database(datasette, request)
+    database, db = await recorder_database(datasette, request)
     call_id = tilde_decode(request.url_vars["call_id"])
     stage, kind = request.url_vars["stage"], request.url_vars["kind"]
     row = await store.load_stage_body(db, call_id, stage) if stage in STAGES else None
@@ -92,7 +92,7 @@ async def raw_stage(datasette: Datasette, request: Request) -> Response:
 
 
 async def session_page(datasette: Datasette, request: Request) -> Response:
-    database, db = await _database(datasette, request)
+    database, db = await recorder_database(datasette, request)
     session_id = tilde_decode(request.url_vars["session_id"])
     calls, totals = await store.load_session(db, session_id)
     if totals.calls == 0:

@@ -1,0 +1,7 @@
+"""`python -m backtest` (`just backtest`): see `backtest.cli`."""
+
+import sys
+
+from backtest.cli import main
+
+sys.exit(main())
