@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -47,18 +48,10 @@ class ReplayProxyError(RuntimeError):
     """The replaying proxy did not start (the message holds its output)."""
 
 
-class ReplayProxy:
-    """One running mitmdump replaying one cassette: `url`, `env` for clients, `ca_cert`
-    and `ca_bundle` (certifi's roots plus the CA), `db` (the calls it recorded)."""
+class Mitmdump:
+    """One mitmdump process, its output kept in files of its work directory."""
 
-    def __init__(self, workdir: Path, args: list[str], env: dict[str, str], db: Path, cassette: Path) -> None:
-        self.workdir = workdir
-        self.db = db
-        self.cassette = cassette
-        self.url = ""
-        self.env: dict[str, str] = {}
-        self.ca_cert = Path()
-        self.ca_bundle = Path()
+    def __init__(self, workdir: Path, args: list[str], env: dict[str, str]) -> None:
         self._stdout = workdir / "mitmdump.stdout"
         self._stderr = workdir / "mitmdump.stderr"
         with self._stdout.open("wb") as out, self._stderr.open("wb") as err:
@@ -70,28 +63,19 @@ class ReplayProxy:
         """Everything mitmdump printed so far, stdout then stderr."""
         return self._stdout.read_text(errors="replace") + self._stderr.read_text(errors="replace")
 
-    def wait_ready(self, confdir: Path, timeout_s: float) -> None:
+    def wait_port(self, timeout_s: float) -> int:
+        """The port, once mitmdump listens there with the bundle running."""
         deadline = time.monotonic() + timeout_s
         while True:
-            port = self._listening()
+            output = self._stdout.read_text(errors="replace")
+            found = _LISTENING.search(output)
             if self._process.poll() is not None:
                 raise ReplayProxyError(f"mitmdump exited with {self._process.returncode}:\n{self.output()}")
-            if port is not None:
-                break
+            if found and _READY in output:
+                return int(found.group(1))
             if time.monotonic() > deadline:
                 raise ReplayProxyError(f"mitmdump was not ready within {timeout_s:g} s:\n{self.output()}")
             time.sleep(0.05)
-        from interlock.trust import environment, write_bundle
-
-        self.url = f"http://127.0.0.1:{port}"
-        self.ca_cert, self.ca_bundle = write_bundle(confdir)  # mitmdump made the CA before it listened
-        self.env = environment(self.ca_cert, self.ca_bundle, self.url)
-
-    def _listening(self) -> int | None:
-        """The port, once mitmdump listens there with the bundle running."""
-        output = self._stdout.read_text(errors="replace")
-        found = _LISTENING.search(output)
-        return int(found.group(1)) if found and _READY in output else None
 
     def stop(self) -> int | None:
         """SIGTERM (the recorder flushes), then a kill after a grace period; the exit code."""
@@ -103,6 +87,26 @@ class ReplayProxy:
                 self._process.kill()
                 self._process.wait(STOP_TIMEOUT_S)
         return self._process.returncode
+
+
+@dataclass(frozen=True)
+class ReplayProxy:
+    """A running proxy replaying `cassette`: its `url`, the `env` for clients, its CA
+    (`ca_cert`, and `ca_bundle`: certifi's roots plus the CA), `db` (the calls it recorded)."""
+
+    url: str
+    env: dict[str, str]
+    ca_cert: Path
+    ca_bundle: Path
+    db: Path
+    cassette: Path
+    process: Mitmdump
+
+    def output(self) -> str:
+        return self.process.output()
+
+    def stop(self) -> int | None:
+        return self.process.stop()
 
 
 def mitmdump() -> str:
@@ -161,13 +165,17 @@ def start(
     args = [mitmdump(), "--listen-host", "127.0.0.1", "--listen-port", "0", "-s", str(BUNDLE)]
     for name, value in settings.items():
         args += ["--set", f"{name}={value}"]
-    proxy = ReplayProxy(workdir, args, child_env(), db, cassette)
+    process = Mitmdump(workdir, args, child_env())
     try:
-        proxy.wait_ready(confdir, timeout_s)
+        port = process.wait_port(timeout_s)
     except BaseException:
-        proxy.stop()
+        process.stop()
         raise
-    return proxy
+    from interlock.trust import environment, write_bundle
+
+    url = f"http://127.0.0.1:{port}"
+    ca_cert, ca_bundle = write_bundle(confdir)  # mitmdump made the CA before it listened
+    return ReplayProxy(url, environment(ca_cert, ca_bundle, url), ca_cert, ca_bundle, db, cassette, process)
 
 
 class StartReplay(Protocol):

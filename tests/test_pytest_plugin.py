@@ -108,6 +108,15 @@ def test_a_proxy_that_cannot_start_raises_with_its_output(interlock_replay: Star
     assert "mitmdump exited with" in str(raised.value)
 
 
+def test_a_bad_cassette_line_fails_the_start_naming_file_and_line(
+    interlock_replay: StartReplay, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(CASSETTE.read_text(encoding="utf-8").splitlines()[0] + "\n{not json\n", encoding="utf-8")
+    with pytest.raises(ReplayProxyError, match=f"{bad}:2: not a cassette entry"):
+        interlock_replay(bad)
+
+
 def test_bad_arguments_are_refused_before_starting(interlock_replay: StartReplay, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=f"no cassette at {tmp_path / 'nothing.jsonl'}"):
         interlock_replay(tmp_path / "nothing.jsonl")
