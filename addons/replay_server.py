@@ -105,10 +105,13 @@ class ReplayServer:
             return web.Response(status=recorded.status, headers=headers, body=body)
         response = web.StreamResponse(status=recorded.status, headers=headers)
         await response.prepare(request)
-        for chunk in recorded.chunks:
-            await self._at(arrived, chunk.t)
-            await response.write(chunk.data)
-        await response.write_eof()
+        try:
+            for chunk in recorded.chunks:
+                await self._at(arrived, chunk.t)
+                await response.write(chunk.data)
+            await response.write_eof()
+        except ConnectionResetError:  # the client left mid-stream; the proxy records the call as cut
+            logger.debug("Interlock replay: call %s: the client left mid-stream", entry.call_id)
         return response
 
     async def _socket(self, request: web.Request, socket: SocketReplay) -> web.WebSocketResponse:

@@ -339,6 +339,22 @@ def test_a_stream_keeps_its_recorded_pacing(clients: ClientFactory, recorded: Re
         assert abs(got - want) <= 0.2 * want, (replayed_gaps, recorded_gaps)
 
 
+def test_a_client_leaving_mid_replay_is_recorded_and_breaks_nothing(
+    clients: ClientFactory, replay: ProxyProcess, recorded: Recorded
+) -> None:
+    since = len(replay.output())
+    body = chat_body("pace me [[mock:text]]", True)
+    headers = {"authorization": f"Bearer {clients.api_key}"}
+    with clients.raw().stream("POST", "https://api.openai.com/v1/chat/completions", json=body, headers=headers) as r:
+        next(r.iter_raw())
+        call_id = r.headers[CALL_ID]
+    assert replay.db_path is not None
+    call = CallsDB(replay.db_path).wait_call(call_id)
+    assert call["error"]  # recorded as cut short
+    assert b"".join(data for _, data in paced_stream(clients)) == b"".join(data for _, data in recorded.paced)
+    assert "Traceback" not in replay.output()[since:] and not replay.addon_errors(since)
+
+
 def test_fast_replay_sends_at_once(launch_offline: ProxyLauncher, mitm_ca: MitmCA, recorded: Recorded) -> None:
     fast = launch_offline(extra_args=replay_args(recorded.cassette, "--set", "interlock_replay_fast=true"))
     with factory(fast, mitm_ca, recorded.api_key) as clients:
