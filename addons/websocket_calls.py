@@ -40,6 +40,7 @@ from interlock.dialects import dialect_for
 from interlock.dialects.base import WebSocketFrames
 from interlock.engine.driver import start_eager
 from interlock.engine.frames import FrameEvent, FrameStream, frame_event
+from interlock.engine.policing import PolicedRequest, police_request
 from interlock.engine.stream import StreamTap
 from interlock.policy.base import PolicyContext
 from interlock.policy.chain import PolicyFailed
@@ -216,18 +217,17 @@ class WebSocketCalls:
         session.requesting = task
         task.add_done_callback(lambda done: self._requested_later(session, turn, frame, done))
 
-    async def _police_request(self, state: CallState, payload: dict[str, Any]) -> dict[str, Any]:
-        """The final request; `PolicyFailed` when it is blocked (Interlock's own failure
-        blocks too: a turn is never sent undecided)."""
+    async def _police_request(self, state: CallState, payload: dict[str, Any]) -> PolicedRequest:
+        """The turn's request through the chain, as an HTTP call's (`police_request`);
+        Interlock's own failure blocks it: a turn is never sent undecided."""
         assert state.policy is not None
         try:
-            final = await state.chain.request(state.policy, payload)
-            return state.dialect.continue_request(state.policy, final)
-        except PolicyFailed:
-            raise
+            return await police_request(state.dialect, state.chain, state.policy, payload)
         except Exception as error:
             logger.exception("Interlock could not police call %s", state.call_id)
-            raise PolicyFailed("interlock", f"internal error: {type(error).__name__}") from None
+            failed = PolicyFailed("interlock", f"internal error: {type(error).__name__}")
+            state.policy.end_message(failed.policy, failed.reason)
+            return PolicedRequest(payload, failed)
 
     def _requested_later(self, session: Session, turn: Turn, frame: bytes, task: asyncio.Task[Any]) -> None:
         session.requesting = None
@@ -251,20 +251,18 @@ class WebSocketCalls:
         is answered with the dialect's error frame and nothing goes upstream."""
         state = turn.state
         assert state.policy is not None and state.tap is not None
-        try:
-            final = task.result()
-        except PolicyFailed as failed:
-            state.policy.end_message(failed.policy, failed.reason)
-            answer = json_bytes(session.frames.blocked_frame(state.dialect.blocked_status, failed.notice))
+        policed: PolicedRequest = task.result()
+        if policed.blocked is not None:
+            answer = json_bytes(session.frames.blocked_frame(state.dialect.blocked_status, policed.blocked.notice))
             if message is not None:
                 message.drop()
             session.downstream.send([answer])
             state.tap.take(frame_event(answer))
             self._record(session, turn, None)
             return
+        final = policed.final
         if final is not state.request_original:
-            state.request_final = state.policy.request = final
-            state.policy.model = state.dialect.request_model(final)
+            state.request_final = final
             frame = json_bytes(final)
         if state.chain.touches_responses:
             rewriter = state.dialect.stream_rewriter(state.chain, state.policy)
