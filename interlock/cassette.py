@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
+
+logger = logging.getLogger(__name__)
 
 FORMAT: Literal[1] = 1  # `cassette` of every line; a reader refuses other versions
 
@@ -103,3 +107,26 @@ def append(path: Path, entries: Iterable[CassetteEntry]) -> int:
             out.write(entry.line() + "\n")
             written += 1
     return written
+
+
+class CassetteAppender:
+    """Appends entries to one cassette off the caller's thread (the proxy's event loop
+    never waits on the disk), in the order they were handed over. A write that fails is
+    logged with the call id and counted in `failed`; `close` waits for what is queued."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.failed = 0
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="interlock-cassette")
+
+    def add(self, entry: CassetteEntry) -> None:
+        self._pool.submit(append, self.path, [entry]).add_done_callback(lambda done: self._written(entry, done))
+
+    def _written(self, entry: CassetteEntry, done: Future[int]) -> None:
+        error = done.exception()
+        if error is not None:
+            self.failed += 1
+            logger.error("Interlock cassette: call %s not written to %s: %s", entry.call_id, self.path, error)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)

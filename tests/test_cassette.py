@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from interlock.cassette import (
+    CassetteAppender,
     CassetteEntry,
     CassetteError,
     CassetteRequest,
@@ -87,3 +88,19 @@ def test_a_bad_line_is_refused_naming_the_file_and_line(tmp_path: Path, bad: str
         next(entries)
     with pytest.raises(CassetteError, match=rf"{path}:2"):
         read(path)
+
+
+def test_the_appender_writes_in_order_off_the_caller_and_counts_failures(tmp_path: Path) -> None:
+    path = tmp_path / "calls.jsonl"
+    appender = CassetteAppender(path)
+    entries = [stream_entry(f"c{n}") for n in range(50)]
+    for entry in entries:
+        appender.add(entry)
+    appender.close()
+    assert [entry.call_id for entry in read(path)] == [entry.call_id for entry in entries]
+    assert appender.failed == 0
+
+    broken = CassetteAppender(tmp_path / "missing-dir" / "calls.jsonl")
+    broken.add(entries[0])
+    broken.close()
+    assert broken.failed == 1

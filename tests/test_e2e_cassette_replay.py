@@ -490,6 +490,10 @@ def test_policies_run_on_replayed_answers(launch_offline: ProxyLauncher, mitm_ca
         (["--set", "interlock_replay_missing=ignore"], "interlock_replay_missing: 'ignore' is not one of"),
         (["--set", "interlock_replay=/nonexistent/calls.jsonl"], "interlock_replay: cannot read"),
         (["--set", "interlock_replay=bad.jsonl"], r"interlock_replay: bad\.jsonl:1: not a cassette entry"),
+        (
+            ["--set", "interlock_cassette=/nonexistent/calls.jsonl"],
+            "interlock_cassette: /nonexistent is not a directory",
+        ),
     ],
 )
 def test_bad_replay_options_refuse_start_up(tmp_path: Path, args: list[str], message: str) -> None:
