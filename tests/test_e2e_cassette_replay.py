@@ -3,7 +3,8 @@ loopback mock, stop the mock, replay (`interlock_replay`) with no upstream at al
 
 The real SDKs get identical results and a raw client identical bytes (openai chat
 streamed and whole with tools, Responses, Anthropic thinking and tool use, google-genai,
-a Responses WebSocket turn); streams keep their pacing (or not, with
+parallel tool calls with interleaved deltas, upstream errors: a 429 from OpenAI and Gemini
+and an `overloaded_error` mid-stream from Anthropic, a Responses WebSocket turn); streams keep their pacing (or not, with
 `interlock_replay_fast`); a changed request gets the dialect's no-match error naming the
 closest call and the differing path, through each SDK, and the provider is never
 contacted; `interlock_replay_missing=record` forwards a miss and appends it; policies
@@ -176,6 +177,42 @@ def gemini_stream_bytes(clients: ClientFactory) -> Any:
     return raw_post(clients, url, body, **{"x-goog-api-key": clients.api_key})
 
 
+def chat_parallel_tools_sdk(clients: ClientFactory) -> Any:
+    """Parallel calls in one turn, their deltas interleaved by index."""
+    chunks = openai_sdk(clients).chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "all of it [[mock:interleaved]]"}],
+        tools=[WEATHER],
+        stream=True,
+    )
+    return [chunk.model_dump() for chunk in chunks]
+
+
+def errors_sdk(clients: ClientFactory) -> Any:
+    """Upstream errors as each SDK raises them: a 429 from OpenAI and Gemini, an
+    `overloaded_error` event in the middle of an Anthropic stream."""
+    raised: list[Any] = []
+    with pytest.raises(openai.RateLimitError) as rate_limited:
+        openai_sdk(clients).chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi [[mock:error_429]]"}]
+        )
+    raised.append((rate_limited.value.status_code, rate_limited.value.body))
+    with pytest.raises(genai_errors.ClientError) as gemini_limited:
+        clients.gemini().models.generate_content(model=GEMINI_MODEL, contents="a limit, please [[mock:error_429]]")
+    raised.append((gemini_limited.value.code, gemini_limited.value.message))
+    with (
+        pytest.raises(anthropic.APIStatusError) as overloaded,
+        clients.anthropic().messages.stream(
+            model="claude-sonnet-4-6",
+            max_tokens=256,
+            messages=[{"role": "user", "content": "hi [[mock:anthropic_stream_error]]"}],
+        ) as stream,
+    ):
+        stream.get_final_message()
+    raised.append((type(overloaded.value).__name__, overloaded.value.body))
+    return raised
+
+
 CALLS: dict[str, Callable[[ClientFactory], Any]] = {
     call.__name__: call
     for call in (
@@ -190,8 +227,11 @@ CALLS: dict[str, Callable[[ClientFactory], Any]] = {
         anthropic_stream_bytes,
         gemini_stream_sdk,
         gemini_stream_bytes,
+        chat_parallel_tools_sdk,
+        errors_sdk,
     )
 }
+CALLS_RECORDED = len(CALLS) + 2  # errors_sdk makes three calls
 
 
 def paced_stream(clients: ClientFactory) -> list[tuple[float, bytes]]:
@@ -256,7 +296,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory, mitm_ca: MitmCA, tls: ssl
             paced = paced_stream(clients)
             websocket = asyncio.run(websocket_turns(proxy, tls))
             clients.close()
-            expected = len(CALLS) + 1 + 2  # the paced stream, the WebSocket's two turns
+            expected = CALLS_RECORDED + 1 + 2  # the paced stream, the WebSocket's two turns
             assert len(wait_lines(path, expected)) == expected, proxy.output()
         finally:
             launcher.stop_all()
@@ -296,7 +336,7 @@ def test_the_cassette_holds_every_call_and_no_key(recorded: Recorded) -> None:
     assert {e.dialect for e in entries} == {"openai-chat", "openai-responses", "anthropic-messages", "gemini"}
     assert [e.transport for e in entries].count("websocket") == 2
     streamed = [e for e in entries if e.response.chunks is not None and e.transport == "http"]
-    assert len(streamed) == 10 and all(len(e.response.chunks or []) > 1 for e in streamed)
+    assert len(streamed) == 12 and all(len(e.response.chunks or []) > 1 for e in streamed)
     for entry in entries:
         assert CALL_ID not in {name.lower() for name, _ in entry.response.headers}
 
@@ -414,7 +454,7 @@ def test_a_changed_request_gets_the_no_match_error_through_each_sdk(
     assert recorded_call(recorded, "anthropic-messages", "hi [[mock:thinking]]").call_id in str(messages.value)
     assert "max_tokens" in str(messages.value)
     with pytest.raises(genai_errors.ClientError) as gemini:
-        clients.gemini().models.generate_content(model=GEMINI_MODEL, contents="hi [[mock:thinking]] again")
+        list(clients.gemini().models.generate_content_stream(model=GEMINI_MODEL, contents="hi [[mock:thinking]] again"))
     assert gemini.value.code == 404 and "contents[0].parts[0].text" in str(gemini.value)
     assert recorded_call(recorded, "gemini", "hi [[mock:thinking]]").call_id in str(gemini.value)
     assert time.monotonic() - started < 30  # at once: no hang, no retries
