@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,7 @@ class CassetteReplay:
         self.server: ReplayServer | None = None
         self._starting: asyncio.Task[None] | None = None
         self._misses: set[str] = set()  # call ids of misses going upstream to be recorded
+        self._appender: cassette.CassetteAppender | None = None  # writes the misses recorded
 
     def load(self, loader: Any) -> None:
         loader.add_option(
@@ -108,6 +110,8 @@ class CassetteReplay:
             self._starting = asyncio.ensure_future(self.server.start())
 
     def done(self) -> asyncio.Task[None] | None:
+        if self._appender is not None:
+            self._appender.close()
         if self.server is None:
             return None
         return asyncio.ensure_future(self.server.stop())
@@ -122,9 +126,15 @@ class CassetteReplay:
             await self._starting
         return self.server
 
-    async def request(self, flow: http.HTTPFlow) -> None:
+    def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
+        """Sync, so that a proxy not replaying spends no coroutine on each flow: mitmproxy
+        awaits what a hook returns."""
         if self.index is None or flow.response is not None:
-            return
+            return None
+        return self._replay(flow)
+
+    async def _replay(self, flow: http.HTTPFlow) -> None:
+        assert self.index is not None
         state = self.calls.get(flow)
         if state is None:
             await self._websocket(flow)
@@ -212,6 +222,8 @@ class CassetteReplay:
         except NotReplayable as why:
             logger.warning("Interlock replay: call %s not recorded in %s: %s", record.call_id, self.path, why)
             return
-        cassette.append(self.path, [entry])
+        if self._appender is None:
+            self._appender = cassette.CassetteAppender(self.path)
+        self._appender.add(entry)  # in a thread of its own: the flow never waits on the disk
         self.index.add(entry)
         logger.info("Interlock replay: call %s recorded in %s", record.call_id, self.path)
