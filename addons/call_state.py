@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from mitmproxy import addonmanager, exceptions, hooks, http
 
+from addons.call_tags import NO_TAGS, CallTags
 from interlock.dialects.base import Dialect
 from interlock.engine.stream import PolicyStream, StreamTap
 from interlock.policy.base import PolicyContext
@@ -44,6 +45,7 @@ class CallState:
     path: str  # without the query string
     chain: PolicyChain  # the chain in force when the call started
     keepalive_s: float  # keepalive.interval_s in force when the call started
+    tags: CallTags = NO_TAGS  # who made it, for which project (`addons.call_tags`)
     request_original: Any | None = None  # parsed JSON of what the client sent
     request_final: Any | None = None  # parsed JSON of what went upstream
     request_note: str | None = None

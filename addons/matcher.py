@@ -16,6 +16,7 @@ from typing import Any
 from mitmproxy import http
 
 from addons.call_state import CALL_ID_HEADER, CallState, CallStates, new_call_id
+from addons.call_tags import take_tags
 from addons.config_watch import ConfigWatch
 from addons.live_config import Loaded
 from interlock.dialects import dialect_for
@@ -65,11 +66,14 @@ class CallMatcher:
         if loaded is None:
             return
         request = flow.request
+        if flow.response is not None:  # answered before it was sent (mitmproxy's proxyauth refusing it)
+            return
         host = request.pretty_host
         match = loaded.registry.match(request.method, host, request.path)
         if match is None:
             return
         state = new_call_state(match, request, loaded, request.timestamp_start or time.time(), host)
+        state.tags = take_tags(flow, loaded.config.tags)  # after: the original headers keep the tag headers
         self.calls.attach(flow, state)
         flow.comment = f"interlock {state.call_id}"
         request.headers["accept-encoding"] = "identity"

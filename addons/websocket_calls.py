@@ -32,6 +32,7 @@ from mitmproxy import ctx, http, websocket
 
 from addons import ws_ping
 from addons.call_state import CallState
+from addons.call_tags import NO_TAGS, CallTags, take_tags
 from addons.config_watch import ConfigWatch
 from addons.matcher import new_call_state
 from addons.policing import json_bytes
@@ -126,6 +127,7 @@ class Session:
     backlog: list[bytes] = field(default_factory=list)  # client frames behind it
     closed: bool = False
     call_ids: list[str] = field(default_factory=list)
+    tags: CallTags = NO_TAGS  # of the upgrade request, every turn's
 
 
 class WebSocketCalls:
@@ -161,6 +163,7 @@ class WebSocketCalls:
             mode == "police",
             Lane(flow, to_client=False),
             Lane(flow, to_client=True),
+            tags=take_tags(flow, loaded.config.tags),
         )
         flow.comment = "interlock websocket"
 
@@ -194,6 +197,7 @@ class WebSocketCalls:
             return
         flow = session.flow
         state = new_call_state(session.match, flow.request, loaded, time.time(), session.host)
+        state.tags = session.tags
         state.request_original = state.request_final = payload
         state.model = state.dialect.request_model(payload)
         state.stream_requested = True

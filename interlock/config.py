@@ -71,6 +71,12 @@ class RecorderConfig(StrictModel):
     database: str = "interlock.db"
     queue_size: int = Field(default=10_000, ge=1)
     batch_size: int = Field(default=200, ge=1)
+    # Calls older than this many days are pruned (with everything recorded about them) at
+    # start-up and every `retention_interval_s` after; None keeps everything (docs/team.md).
+    retention_days: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    retention_interval_s: float = Field(default=3600.0, ge=1, allow_inf_nan=False)
+    # Where pruned calls are copied before they are deleted (another SQLite file); None: deleted only.
+    retention_archive: str | None = None
 
 
 class UpstreamConfig(StrictModel):
@@ -93,6 +99,17 @@ class SessionConfig(StrictModel):
     """How calls are grouped into agent sessions."""
 
     header: str | None = "x-interlock-session"
+
+
+class TagsConfig(StrictModel):
+    """Per-user and per-project tags on every call (docs/team.md). `user` is the proxy-auth
+    user name when the proxy requires one (`--proxyauth`), else `user_header`'s value;
+    `project` is `project_header`'s value. With `strip_headers` (the default) both headers
+    are removed before a matched call goes upstream. None turns a header off."""
+
+    user_header: str | None = "x-interlock-user"
+    project_header: str | None = "x-interlock-project"
+    strip_headers: bool = True
 
 
 class ReplayConfig(StrictModel):
@@ -138,6 +155,7 @@ class InterlockConfig(StrictModel):
     extra_providers: list[Provider] = Field(default_factory=list)
     recorder: RecorderConfig = Field(default_factory=RecorderConfig)
     sessions: SessionConfig = Field(default_factory=SessionConfig)
+    tags: TagsConfig = Field(default_factory=TagsConfig)
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
     keepalive: KeepaliveConfig = Field(default_factory=KeepaliveConfig)
     replay: ReplayConfig = Field(default_factory=ReplayConfig)

@@ -51,6 +51,8 @@ class CallRecord(BaseModel):
     path: str
     client: str | None = None  # user-agent
     session_id: str | None = None
+    user: str | None = None  # who sent it: the proxy-auth user name (never the password), else the user header
+    project: str | None = None  # the project tag header's value (`tags.project_header`)
     model: str | None = None  # as requested by the client
     model_final: str | None = None  # as sent upstream (a policy may rewrite it)
     response_model: str | None = None  # as the provider answered

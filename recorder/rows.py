@@ -19,7 +19,7 @@ Row = dict[str, Any]
 
 CALL_COLUMNS = (
     "call_id", "started_at", "ended_at", "ttfb_ms", "ttft_ms", "duration_ms",
-    "provider", "dialect", "host", "path", "client", "session_id",
+    "provider", "dialect", "host", "path", "client", "session_id", "user", "project",
     "model", "model_final", "response_model", "stream", "status", "error", "verdict",
     "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
     "cost_usd", "pricing_key", "prompt_text", "user_text", "response_text",

@@ -380,6 +380,17 @@ def m013_backtests(db: Database) -> None:
     results.create_index(["run_id", "verdict"])
 
 
+@MIGRATIONS()
+def m014_call_tags(db: Database) -> None:
+    """Who made a call (`user`: the proxy-auth user name, else the user header) and for
+    which project (`project`: the project header), for a proxy a team shares
+    (docs/team.md). Calls recorded before have neither."""
+    calls = db.table("calls")
+    for column in ("user", "project"):
+        calls.add_column(column, str)
+        calls.create_index([column])
+
+
 def migrate(db_path: str, *, busy_timeout_ms: int = 5000) -> None:
     """Bring the database at `db_path` up to date and switch it to WAL mode.
 

@@ -43,7 +43,7 @@ MAPPED_HOSTS = (
 )
 START_TIMEOUT_S = 150.0  # a hang guard: start-up takes 1.5 s alone, 7 s with a judge; a judge proxy took 50-75 s on a loaded 2-core machine
 STOP_TIMEOUT_S = 10.0
-_LISTENING = re.compile(rb"proxy listening at 127\.0\.0\.1:(\d+)")
+_LISTENING = re.compile(rb"proxy(?: to \S+)? listening at 127\.0\.0\.1:(\d+)")  # regular or reverse mode
 # Inherited settings that would send the proxy's own traffic elsewhere or change its trust store.
 _CLEARED_ENV = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 

@@ -27,6 +27,7 @@ MIGRATION_NAMES = [
     "m011_stages_stored_once",
     "m012_stage_arrivals",
     "m013_backtests",
+    "m014_call_tags",
 ]
 
 
@@ -57,7 +58,7 @@ def test_calls_table(conn: sqlite3.Connection) -> None:
         "call_id": "TEXT", "started_at": "TEXT", "ended_at": "TEXT",
         "ttfb_ms": "REAL", "duration_ms": "REAL",
         "provider": "TEXT", "dialect": "TEXT", "host": "TEXT", "path": "TEXT",
-        "client": "TEXT", "session_id": "TEXT",
+        "client": "TEXT", "session_id": "TEXT", "user": "TEXT", "project": "TEXT",
         "model": "TEXT", "model_final": "TEXT", "response_model": "TEXT",
         "stream": "INTEGER", "status": "INTEGER", "error": "TEXT", "verdict": "TEXT",
         "input_tokens": "INTEGER", "output_tokens": "INTEGER",
@@ -129,7 +130,7 @@ def test_indexes(conn: sqlite3.Connection) -> None:
             "where m.type = 'index' and m.sql is not null"
         )
     }
-    for column in ("started_at", "model", "provider", "verdict", "session_id"):
+    for column in ("started_at", "model", "provider", "verdict", "session_id", "user", "project"):
         assert ("calls", column) in indexed
     assert ("policy_events", "call_id") in indexed
     assert ("judge_decisions", "call_id") in indexed
