@@ -80,3 +80,7 @@ bench *args:
 # List the available policies with their options and defaults.
 policies:
     uv run python -m policies
+
+# Delete recorded calls older than an age, with everything about them: `just prune --older-than 30d [DB] [--archive FILE]` (DB: $INTERLOCK_DB, else interlock.db; docs/team.md).
+prune *args:
+    uv run python -m recorder.prune_cli "$@"

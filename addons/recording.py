@@ -1,8 +1,8 @@
 """Records every matched call when it ends, and announces it (`interlock_call_ended`).
 
 Options: `interlock_db` (default `$INTERLOCK_DB`, else the config's
-`recorder.database`). The writer runs in the background: `submit` never waits for the
-disk. The record is built and scrubbed of secrets at `response` or `error`; other addons (the terminal line,
+`recorder.database`); retention from the config's `recorder.retention_days`, read at
+start-up. The writer runs in the background: `submit` never waits for the disk. The record is built and scrubbed of secrets at `response` or `error`; other addons (the terminal line,
 mitmweb's marks) react to the `interlock_call_ended` hook.
 """
 
@@ -20,6 +20,7 @@ from addons.config_watch import ConfigWatch
 from addons.record_builder import RecordScrubber, build_record
 from interlock.sessions import ResponseChains, session_id_for
 from recorder import cost
+from recorder.retention import Retention
 from recorder.writer import RecorderWriter
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,10 @@ class Recording:
                 ctx.options.interlock_db or recorder.database,
                 queue_size=recorder.queue_size,
                 batch_size=recorder.batch_size,
+                retention=Retention(days=recorder.retention_days, archive=recorder.retention_archive)
+                if recorder.retention_days is not None
+                else None,
+                retention_interval_s=recorder.retention_interval_s,
             )
 
     def running(self) -> None:

@@ -10,7 +10,9 @@ path still names (its inode is checked after the commit). When a write fails or 
 was removed or replaced, recording stops (logged once): the batch is kept, later records
 wait in the queue, and the writer retries with backoff, reopening the database and
 recreating it with its schema if it is gone; the first batch written again logs that
-recording resumed. Records are dropped (counted in `stats.dropped`, logged rate-limited)
+recording resumed. With a `Retention`, the writer also prunes old calls on its own
+connection (`recorder.retention`) once it has opened the database and then every
+`retention_interval_s`, between batches of records, never on a flow's path. Records are dropped (counted in `stats.dropped`, logged rate-limited)
 only when the queue is full, a record cannot be encoded, or at shutdown. Nothing here
 raises into the proxy.
 
@@ -27,7 +29,7 @@ import time
 import aiosqlite
 from pydantic import BaseModel
 
-from recorder import dbfile
+from recorder import dbfile, retention
 from recorder.models import CallRecord
 from recorder.rows import (
     CALL_COLUMNS,
@@ -79,6 +81,7 @@ class WriterStats(BaseModel):
     batches: int = 0  # transactions committed
     failed_batches: int = 0  # attempts to write a batch that failed (the batch is retried)
     reopened: int = 0  # times the database was opened again after a failure
+    pruned: int = 0  # calls removed by retention
     queue_depth: int = 0
     last_error: str | None = None
 
@@ -97,10 +100,16 @@ class RecorderWriter:
         batch_size: int = 200,
         *,
         busy_timeout_ms: int = 2000,
+        retention: retention.Retention | None = None,
+        retention_interval_s: float = 3600.0,
     ) -> None:
         self.db_path = db_path
         self.batch_size = batch_size
         self.busy_timeout_ms = busy_timeout_ms
+        self.retention = retention
+        self.retention_interval_s = retention_interval_s
+        self._transaction = asyncio.Lock()  # one transaction at a time on `_db`: a batch of records or of pruning
+        self._pruning: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[CallRecord] = asyncio.Queue(maxsize=queue_size)
         self._db: aiosqlite.Connection | None = None
         self._file: dbfile.FileId | None = None  # the file `_db` has open
@@ -145,6 +154,8 @@ class RecorderWriter:
                 await self._close_db()
             if not self._stopping.is_set():  # stop() may have run while the database was being opened
                 self._task = asyncio.create_task(self._run(), name="interlock-recorder")
+                if self.retention is not None:
+                    self._pruning = asyncio.create_task(self._prune_every(self.retention), name="interlock-retention")
         finally:
             self._opening.set()
 
@@ -163,6 +174,10 @@ class RecorderWriter:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._queue.join(), timeout_s)
         self._stopping.set()
+        if self._pruning is not None:  # it stops after the batch it is pruning
+            with contextlib.suppress(Exception):
+                await self._pruning
+            self._pruning = None
         leftover = self._take_all()
         if leftover:
             self._drop(leftover, f"recorder stopped with {leftover} records unwritten")
@@ -176,6 +191,24 @@ class RecorderWriter:
         stats = self._stats
         report = log.warning if stats.dropped else log.info
         report("recorder %s: %d calls written, %d dropped", self.db_path, stats.written, stats.dropped)
+
+    async def _prune_every(self, policy: retention.Retention) -> None:
+        """Prune now, then every `retention_interval_s`, until the writer stops. A prune
+        that fails is logged and tried again at the next interval."""
+        while not self._stopping.is_set():
+            db = self._db
+            if db is not None:
+                try:
+                    done = await retention.prune(db, policy, lock=self._transaction, stopping=self._stopping.is_set)
+                except Exception as exc:  # noqa: BLE001 - pruning failing must never stop recording
+                    log.error("recorder could not prune %s: %s", self.db_path, exc)
+                else:
+                    self._stats.pruned += done.calls
+                    if done.calls or done.runs:
+                        where = f", archived to {done.archive}" if done.archive else ""
+                        log.info("recorder pruned %d calls started before %s%s", done.calls, done.cutoff, where)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.retention_interval_s)
 
     async def _run(self) -> None:
         while True:
@@ -243,23 +276,23 @@ class RecorderWriter:
         self._file = await asyncio.to_thread(dbfile.file_id, self.db_path)
         return db
 
-    @staticmethod
-    async def _commit(db: aiosqlite.Connection, rows: BatchRows) -> None:
-        await db.execute("begin immediate")
-        try:
-            await db.executemany(_UPSERT_CALL, rows.calls)
-            for table in _CHILD_TABLES:
-                await db.executemany(f"delete from {table} where call_id = ?", [(c,) for c in rows.call_ids])
-            await db.executemany(_INSERT_STAGE, rows.stages)
-            await db.executemany(_INSERT_EVENT, rows.events)
-            await db.executemany(_INSERT_JUDGE, rows.judgements)
-            await db.executemany(_INSERT_TOOL_CALL, rows.tool_calls)
-            await db.commit()
-        except BaseException:
-            if db.in_transaction:
-                with contextlib.suppress(Exception):
-                    await db.rollback()
-            raise
+    async def _commit(self, db: aiosqlite.Connection, rows: BatchRows) -> None:
+        async with self._transaction:
+            await db.execute("begin immediate")
+            try:
+                await db.executemany(_UPSERT_CALL, rows.calls)
+                for table in _CHILD_TABLES:
+                    await db.executemany(f"delete from {table} where call_id = ?", [(c,) for c in rows.call_ids])
+                await db.executemany(_INSERT_STAGE, rows.stages)
+                await db.executemany(_INSERT_EVENT, rows.events)
+                await db.executemany(_INSERT_JUDGE, rows.judgements)
+                await db.executemany(_INSERT_TOOL_CALL, rows.tool_calls)
+                await db.commit()
+            except BaseException:
+                if db.in_transaction:
+                    with contextlib.suppress(Exception):
+                        await db.rollback()
+                raise
 
     def _recording_stopped(self, reason: str) -> None:
         """Log that recording stopped (once per outage; repeated errors rate-limited)."""
