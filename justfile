@@ -84,3 +84,7 @@ policies:
 # Delete recorded calls older than an age, with everything about them: `just prune --older-than 30d [DB] [--archive FILE]` (DB: $INTERLOCK_DB, else interlock.db; docs/team.md).
 prune *args:
     uv run python -m recorder.prune_cli "$@"
+
+# Merge several machines' recorder databases into one: `just merge A.db B.db ... -o team.db` (docs/team.md).
+merge *args:
+    uv run python -m recorder.merge "$@"

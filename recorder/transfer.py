@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 IDS_TABLE = "temp.transfer_ids"
-IDS_TABLE_SQL = f"create temp table if not exists {IDS_TABLE.split('.')[1]} (call_id text primary key)"
+IDS_TABLE_SQL = "create temp table if not exists transfer_ids (call_id text primary key)"
 CLEAR_IDS_SQL = f"delete from {IDS_TABLE}"
 CHILD_TABLES = ("stage_rows", "policy_events", "judge_decisions", "tool_calls", "backtest_results")
 TABLES = ("calls", *CHILD_TABLES, "backtest_runs")
@@ -50,7 +50,9 @@ def common_columns(source: Columns, target: Columns) -> dict[str, list[str]]:
     return {table: [c for c in cols if c in target.get(table, ())] for table, cols in source.items()}
 
 
-def _copy(columns: Columns, table: str, source: str, target: str, where: str, verb: str = "insert") -> str:
+def copy_table_sql(columns: Columns, table: str, source: str, target: str, where: str, verb: str = "insert") -> str:
+    """Copy `table`'s rows matching `where` from `source` to `target` (`verb`: `insert`,
+    `insert or ignore`), without its surrogate key."""
     names = ", ".join(f'"{c}"' for c in columns[table] if c != SURROGATE_KEYS.get(table))
     return f"{verb} into {target}.{table} ({names}) select {names} from {source}.{table} where {where}"
 
@@ -63,9 +65,9 @@ def copy_sql(columns: Columns, source: str, target: str) -> list[str]:
     runs = f"run_id in (select run_id from {source}.backtest_results where {_SELECTED})"
     return [
         *delete_sql(target),
-        _copy(columns, "calls", source, target, _SELECTED),
-        _copy(columns, "backtest_runs", source, target, runs, "insert or ignore"),
-        *(_copy(columns, table, source, target, _SELECTED) for table in CHILD_TABLES),
+        copy_table_sql(columns, "calls", source, target, _SELECTED),
+        copy_table_sql(columns, "backtest_runs", source, target, runs, "insert or ignore"),
+        *(copy_table_sql(columns, table, source, target, _SELECTED) for table in CHILD_TABLES),
     ]
 
 
