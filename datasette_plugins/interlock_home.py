@@ -19,7 +19,7 @@ def extra_template_vars(
 ) -> dict[str, Any] | Callable[[], Awaitable[dict[str, Any]]]:
     recorded = registry.recorder_databases(datasette)
     if template == "table.html" and table == "calls" and database in recorded:
-        return home.calls_table_vars(datasette, database, request)
+        return lambda: home.calls_table_vars(datasette, database, request)
     if template == "index.html":
         names = sorted(recorded)
     elif template == "database.html" and database in recorded:

@@ -22,6 +22,9 @@ CALLS_COLUMNS = (
     "started_at", "call_id", "provider", "model", "verdict", "input_tokens", "output_tokens",
     "cost_usd", "duration_ms", "session_id", "prompt_text",
 )  # fmt: skip
+# With them when some call has a team tag (docs/team.md), after `session_id`.
+TAG_COLUMNS = ("user", "project")
+CALLS_COLUMNS_TAGGED = (*CALLS_COLUMNS[:-1], *TAG_COLUMNS, CALLS_COLUMNS[-1])
 ALL_COLUMNS_ARG = "_all_columns"
 
 
@@ -68,22 +71,30 @@ async def overview(datasette: Datasette, database: str) -> Overview | None:
     )
 
 
-def in_calls_order(items: Iterable[Mapping[str, Any]], key: str) -> list[Mapping[str, Any]]:
-    """The columns (key "name") or a row's cells (key "column") of CALLS_COLUMNS, in order."""
-    by_name = {item[key]: item for item in items}
-    return [by_name[name] for name in CALLS_COLUMNS if name in by_name]
+def in_order(columns: tuple[str, ...]) -> Callable[[Iterable[Mapping[str, Any]], str], list[Mapping[str, Any]]]:
+    """The columns (key "name") or a row's cells (key "column") of `columns`, in order."""
+
+    def ordered(items: Iterable[Mapping[str, Any]], key: str) -> list[Mapping[str, Any]]:
+        by_name = {item[key]: item for item in items}
+        return [by_name[name] for name in columns if name in by_name]
+
+    return ordered
 
 
-def calls_table_vars(datasette: Datasette, database: str, request: Request | None) -> dict[str, Any]:
-    """Template variables for the calls table: the main columns and links per call."""
+async def calls_table_vars(datasette: Datasette, database: str, request: Request | None) -> dict[str, Any]:
+    """Template variables for the calls table: the main columns (the tags too when some
+    call has one) and links per call."""
     args = request.args if request is not None else {}
     if any(key in args for key in ("_col", "_nocol", ALL_COLUMNS_ARG)):
         return {}
+    tagged = await store.has_tags(datasette.get_database(database))
+    columns = CALLS_COLUMNS_TAGGED if tagged else CALLS_COLUMNS
     call_url: Callable[[str], str] = lambda call_id: paths.call_url(datasette, database, call_id)
     row_url: Callable[[str], str] = lambda call_id: datasette.urls.row(database, "calls", tilde_encode(call_id))
     return {
-        "interlock_columns": CALLS_COLUMNS,
-        "interlock_in_order": in_calls_order,
+        "interlock_columns": columns,
+        "interlock_tag_facets": [("_facet", column) for column in TAG_COLUMNS] if tagged else [],
+        "interlock_in_order": in_order(columns),
         "interlock_all_columns_arg": ALL_COLUMNS_ARG,
         "interlock_call_url": call_url,
         "interlock_row_url": row_url,

@@ -40,6 +40,8 @@ class CallRow(BaseModel):
     path: str
     client: str | None = None
     session_id: str | None = None
+    user: str | None = None  # team tags (m014)
+    project: str | None = None
     model: str | None = None
     model_final: str | None = None
     response_model: str | None = None
@@ -200,6 +202,15 @@ def _event(row: dict[str, Any]) -> PolicyEventRow:
 def _judge(row: dict[str, Any]) -> JudgeRow:
     arguments, prompt = loads_or_none(row.pop("arguments_json")), loads_or_none(row.pop("prompt_json"))
     return JudgeRow(**row, arguments=arguments, prompt=prompt)
+
+
+async def has_tags(db: Database) -> bool:
+    """Whether any call has a user or project tag (both columns are indexed)."""
+    columns = set(await db.table_columns("calls"))
+    if not {"user", "project"} <= columns:
+        return False
+    found = await _rows(db, "select exists(select 1 from calls where user is not null or project is not null) as t", ())
+    return bool(found[0]["t"])
 
 
 async def load_call(db: Database, call_id: str) -> CallData | None:

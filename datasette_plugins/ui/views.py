@@ -59,6 +59,7 @@ async def call_page(datasette: Datasette, request: Request) -> Response:
         "stages": STAGES,
         "raw_url": raw,
         "row_url": datasette.urls.row(database, "calls", tilde_encode(call_id)),
+        "calls_url": datasette.urls.table(database, "calls"),
         "session_url": paths.session_url(datasette, database, data.call.session_id) if data.call.session_id else None,
         "previous_url": neighbour(data.previous_call),
         "next_url": neighbour(data.next_call),
