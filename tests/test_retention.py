@@ -25,6 +25,7 @@ from harness_db import CallsDB
 from test_recorder import make_record
 from ui_fixtures import write_records
 
+from interlock.config import ConfigError, parse_config
 from recorder import prune_cli
 from recorder.models import CallRecord
 from recorder.retention import Retention, prune
@@ -217,3 +218,10 @@ def test_the_proxy_prunes_at_start_up_and_on_its_schedule(
     fts_consistent(recorded)
     assert "recorder pruned 3 calls" in proxy.output()
     assert proxy.addon_errors() == []
+
+
+def test_retention_settings_are_validated() -> None:
+    for bad in ({"retention_days": 0}, {"retention_days": "soon"}, {"retention_interval_s": 0.5}):
+        with pytest.raises(ConfigError, match=f"recorder.{next(iter(bad))}"):
+            parse_config({"recorder": bad})
+    assert parse_config({}).recorder.retention_days is None

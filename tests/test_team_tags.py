@@ -23,6 +23,8 @@ from harness_clients import ClientFactory
 from harness_db import CallsDB
 from mock_provider import MockProvider
 
+from interlock.config import ConfigError, parse_config
+
 PASSWORDS = {"alice": "alice-PASSWORD-7f3e9a", "bob": "bob-PASSWORD-0c4d21"}
 MODEL = "gpt-4o-mini"
 CALL_ID = "x-interlock-call-id"
@@ -151,3 +153,9 @@ def test_reverse_mode_matches_and_tags_a_base_url_client(
     upstream = mock_provider.exchange(stream.headers[MOCK_ID]).headers
     assert USER not in upstream and PROJECT not in upstream
     assert api_key.encode() not in CallsDB(proxy.db_path).file_bytes()
+
+
+def test_tag_settings_are_validated() -> None:
+    with pytest.raises(ConfigError, match="tags.user_headr"):
+        parse_config({"tags": {"user_headr": "x-who"}})
+    assert parse_config({"tags": {"project_header": None}}).tags.project_header is None
