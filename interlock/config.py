@@ -47,6 +47,8 @@ class Provider(StrictModel):
     name: str
     hosts: list[str] = Field(min_length=1)
     routes: list[Route] = Field(min_length=1)
+    # Its `gen_ai.provider.name` in the OTLP export (docs/opentelemetry.md); default: `name`.
+    otel_name: str | None = None
 
 
 def default_providers() -> list[Provider]:
@@ -58,7 +60,9 @@ def default_providers() -> list[Provider]:
             routes = [Route(path=path, dialect=dialect.name) for path in default.paths]
             known = merged.get(default.name)
             if known is None:
-                merged[default.name] = Provider(name=default.name, hosts=list(default.hosts), routes=routes)
+                merged[default.name] = Provider(
+                    name=default.name, hosts=list(default.hosts), routes=routes, otel_name=default.otel_name
+                )
             else:
                 known.hosts += [host for host in default.hosts if host not in known.hosts]
                 known.routes += routes
@@ -134,6 +138,32 @@ class ReplayConfig(StrictModel):
         return [*self.ignore_paths, *self.extra_ignore_paths]
 
 
+class OtelConfig(StrictModel):
+    """The OTLP export of every call as OpenTelemetry GenAI spans and metrics
+    (docs/opentelemetry.md). Off unless an endpoint is given here, by the
+    `interlock_otlp_endpoint` option (which wins), or by the standard
+    `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` variables.
+    `endpoint` is the collector's base URL (`/v1/traces` and `/v1/metrics` are added, as
+    for `OTEL_EXPORTER_OTLP_ENDPOINT`); `headers` replace `OTEL_EXPORTER_OTLP_HEADERS`.
+    Message content goes out only with `capture_content`, scrubbed as in the database."""
+
+    endpoint: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    capture_content: bool = False
+    service_name: str = "interlock"
+    metrics: bool = True
+    metrics_interval_s: float = Field(default=60.0, ge=1, allow_inf_nan=False)
+    max_queue_size: int = Field(default=2048, ge=1)
+    shutdown_timeout_s: float = Field(default=5.0, gt=0, le=60, allow_inf_nan=False)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"not an http(s) URL: {value!r}")
+        return value
+
+
 class PolicyEntry(BaseModel):
     """One entry of the policy chain; its remaining keys are the policy's own options."""
 
@@ -156,6 +186,7 @@ class InterlockConfig(StrictModel):
     recorder: RecorderConfig = Field(default_factory=RecorderConfig)
     sessions: SessionConfig = Field(default_factory=SessionConfig)
     tags: TagsConfig = Field(default_factory=TagsConfig)
+    otel: OtelConfig = Field(default_factory=OtelConfig)
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
     keepalive: KeepaliveConfig = Field(default_factory=KeepaliveConfig)
     replay: ReplayConfig = Field(default_factory=ReplayConfig)

@@ -27,6 +27,33 @@ class Usage(BaseModel):
     cache_write_tokens: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RequestSettings:
+    """The generation settings a request asks for, where it names them (None: not set):
+    what OpenTelemetry's `gen_ai.request.*` attributes carry."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: float | None = None
+    stop_sequences: tuple[str, ...] = ()
+    seed: int | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    choice_count: int | None = None  # candidates asked for (OpenAI's `n`)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolDefinition:
+    """A tool the client offers the model: `kind` is `function` for a JSON-schema tool,
+    else the native tool type (a custom or built-in tool)."""
+
+    name: str
+    description: str | None = None
+    parameters: Any = None  # the input schema, when it has one
+    kind: str = "function"
+
+
 @dataclass(slots=True)
 class ToolCall:
     """A complete tool call."""

@@ -15,7 +15,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from interlock.dialects.common import TextEdit, string_field
-from interlock.neutral import Message, PastCall, Reassembly, RequestView, ResponseView, ToolCall, Usage
+from interlock.neutral import (
+    Message,
+    PastCall,
+    Reassembly,
+    RequestSettings,
+    RequestView,
+    ResponseView,
+    ToolCall,
+    ToolDefinition,
+    Usage,
+)
 from interlock.sse import SSEEvent, parse_all
 
 if TYPE_CHECKING:
@@ -28,12 +38,14 @@ SystemPosition = Literal["prepend", "append"]
 
 @dataclass(frozen=True, slots=True)
 class DefaultProvider:
-    """A provider this dialect is spoken on out of the box: hosts (globs allowed) and
-    the request paths (without query string) of its LLM routes."""
+    """A provider this dialect is spoken on out of the box: hosts (globs allowed), the
+    request paths (without query string) of its LLM routes, and its name in
+    OpenTelemetry's GenAI conventions (`gen_ai.provider.name`; None: `name` itself)."""
 
     name: str
     hosts: tuple[str, ...]
     paths: tuple[str, ...]
+    otel_name: str | None = None
 
 
 class Reassembler(ABC):
@@ -80,6 +92,9 @@ class Dialect(ABC):
 
     name: ClassVar[str]
     default_providers: ClassVar[tuple[DefaultProvider, ...]]
+    # What OpenTelemetry's GenAI conventions call one call of this format
+    # (`gen_ai.operation.name`: `chat`, `generate_content`, ...).
+    operation_name: ClassVar[str]
     # The (status, JSON body) a blocked request is answered with.
     blocked_status: ClassVar[int] = 403
     # The status a call is answered with when upstream went silent before its first byte.
@@ -120,6 +135,14 @@ class Dialect(ABC):
     def request_streams(self, request: dict[str, Any], path: str = "") -> bool:
         """Whether the client asked for a stream (in the body, or in the URL `path`)."""
         return request.get("stream") is True
+
+    @abstractmethod
+    def request_settings(self, request: dict[str, Any]) -> RequestSettings:
+        """The generation settings the request names (token limit, temperature, ...)."""
+
+    @abstractmethod
+    def tool_definitions(self, request: dict[str, Any]) -> list[ToolDefinition]:
+        """Every tool the request offers the model, in its order."""
 
     @abstractmethod
     def last_user_text(self, request: dict[str, Any]) -> str:
@@ -183,6 +206,15 @@ class Dialect(ABC):
     @abstractmethod
     def usage(self, response: dict[str, Any]) -> Usage:
         """Usage with `input_tokens` excluding cache reads and writes."""
+
+    def reasoning_tokens(self, response: dict[str, Any]) -> int | None:
+        """The output tokens spent on reasoning, when the provider reports them apart
+        (they are counted in `usage().output_tokens` too). None by default."""
+        return None
+
+    def generation_id(self, response: dict[str, Any]) -> str | None:
+        """The provider's id of this response (`chatcmpl-...`, `msg_...`): its `id` by default."""
+        return string_field(response, "id")
 
     @abstractmethod
     def stop_reason(self, response: dict[str, Any]) -> str | None: ...

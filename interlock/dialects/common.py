@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from interlock.neutral import RequestSettings
 from interlock.sse import SSEEvent
 
 
@@ -145,6 +146,34 @@ def string_field(obj: dict[str, Any], key: str) -> str | None:
 def int_field(obj: Any, key: str) -> int | None:
     value = obj.get(key) if isinstance(obj, dict) else None
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+_INT_SETTINGS = frozenset({"max_tokens", "seed", "choice_count"})
+
+
+def settings_from(params: Any, names: Mapping[str, tuple[str, ...]]) -> RequestSettings:
+    """The settings of `params` (a request body, or its generation config): each
+    `RequestSettings` field named in `names` read from the first of its native keys the
+    request holds with a value of the right type (a lone stop string is a sequence of one)."""
+    found: dict[str, Any] = {}
+    for name, keys in names.items():
+        for key in keys:
+            value = params.get(key) if isinstance(params, dict) else None
+            if name == "stop_sequences":
+                value = (value,) if isinstance(value, str) else value
+                if isinstance(value, (list, tuple)) and all(isinstance(stop, str) for stop in value):
+                    found[name] = tuple(value)
+                    break
+            elif isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            elif name in _INT_SETTINGS:
+                if isinstance(value, int):
+                    found[name] = value
+                    break
+            else:
+                found[name] = float(value)
+                break
+    return RequestSettings(**found)
 
 
 def error_message(error: Any) -> str:

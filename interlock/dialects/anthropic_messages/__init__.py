@@ -15,6 +15,7 @@ from interlock.dialects.base import DefaultProvider, Dialect
 class AnthropicMessages(Dialect):
     name: ClassVar[str] = request.NAME
     messages_path: ClassVar[str] = request.MESSAGES_PATH
+    operation_name: ClassVar[str] = "chat"
     default_providers: ClassVar[tuple[DefaultProvider, ...]] = (
         DefaultProvider("anthropic", ("api.anthropic.com",), ("/v1/messages",)),
     )
@@ -30,6 +31,8 @@ class AnthropicMessages(Dialect):
     keepalive = staticmethod(wire.keepalive)
     response_text = staticmethod(response.response_text)
     usage = staticmethod(response.usage)
+    request_settings = staticmethod(request.request_settings)
+    tool_definitions = staticmethod(request.tool_definitions)
     stop_reason = staticmethod(response.stop_reason)
     tool_calls = staticmethod(response.tool_calls)
     reassembler = staticmethod(MessagesReassembler)

@@ -14,9 +14,10 @@ from interlock.dialects.common import (
     edit_message_content,
     first_user_content,
     request_messages,
+    settings_from,
     tool_arguments,
 )
-from interlock.neutral import PastCall
+from interlock.neutral import PastCall, RequestSettings, ToolDefinition
 
 NAME = "anthropic-messages"
 MESSAGES_PATH = "$.messages"  # the conversation, as an SQLite JSON path
@@ -127,3 +128,28 @@ def _claude_code_session(user_id: Any) -> str | None:
         return str(parsed["session_id"])
     found = _CLAUDE_CODE_SESSION.search(user_id)
     return found.group(1) if found else None
+
+
+SETTINGS = {
+    "max_tokens": ("max_tokens",),
+    "temperature": ("temperature",),
+    "top_p": ("top_p",),
+    "top_k": ("top_k",),
+    "stop_sequences": ("stop_sequences",),
+}
+
+
+def request_settings(request: dict[str, Any]) -> RequestSettings:
+    return settings_from(request, SETTINGS)
+
+
+def tool_definitions(request: dict[str, Any]) -> list[ToolDefinition]:
+    """Client tools (with an `input_schema`) as functions; server tools (`web_search_...`)
+    by their native type."""
+    tools = request.get("tools")
+    found = []
+    for tool in tools if isinstance(tools, list) else []:
+        if isinstance(tool, dict) and isinstance(tool.get("name"), str):
+            kind = "function" if "input_schema" in tool else str(tool.get("type") or "function")
+            found.append(ToolDefinition(tool["name"], tool.get("description"), tool.get("input_schema"), kind))
+    return found

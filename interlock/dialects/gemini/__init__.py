@@ -19,11 +19,13 @@ _VERTEX = "/projects/*/publishers/google/models/*"  # `*` spans slashes: any loc
 class Gemini(Dialect):
     name: ClassVar[str] = request.NAME
     messages_path: ClassVar[str] = request.MESSAGES_PATH
+    operation_name: ClassVar[str] = "generate_content"
     default_providers: ClassVar[tuple[DefaultProvider, ...]] = (
         DefaultProvider(
             "gemini",
             ("generativelanguage.googleapis.com",),
             tuple(f"/v1*/models/*{method}" for method in _METHODS),
+            "gcp.gemini",
         ),
         DefaultProvider(
             "vertex-ai",
@@ -31,8 +33,11 @@ class Gemini(Dialect):
             tuple(
                 f"/v1*{prefix}{method}" for prefix in (_VERTEX, "/publishers/google/models/*") for method in _METHODS
             ),
+            "gcp.vertex_ai",
         ),
-        DefaultProvider("code-assist", ("cloudcode-pa.googleapis.com",), tuple(f"/v1internal{m}" for m in _METHODS)),
+        DefaultProvider(
+            "code-assist", ("cloudcode-pa.googleapis.com",), tuple(f"/v1internal{m}" for m in _METHODS), "gcp.gen_ai"
+        ),
     )
 
     read_request = staticmethod(request.read_request)
@@ -51,6 +56,10 @@ class Gemini(Dialect):
     response_text = staticmethod(response.response_text)
     response_model = staticmethod(response.response_model)
     usage = staticmethod(response.usage)
+    request_settings = staticmethod(request.request_settings)
+    tool_definitions = staticmethod(request.tool_definitions)
+    reasoning_tokens = staticmethod(response.reasoning_tokens)
+    generation_id = staticmethod(response.generation_id)
     stop_reason = staticmethod(response.stop_reason)
     tool_calls = staticmethod(response.tool_calls)
     reassembler = staticmethod(GeminiReassembler)

@@ -16,8 +16,8 @@ import re
 from typing import Any
 
 from interlock.dialects.base import SystemPosition, TextEdit
-from interlock.dialects.common import conversation_fingerprint, tool_arguments, without_agent_wrappers
-from interlock.neutral import PastCall
+from interlock.dialects.common import conversation_fingerprint, settings_from, tool_arguments, without_agent_wrappers
+from interlock.neutral import PastCall, RequestSettings, ToolDefinition
 
 NAME = "gemini"
 MESSAGES_PATH = "$.contents"  # the conversation, as an SQLite JSON path (Code Assist: `$.request.contents`)
@@ -231,3 +231,38 @@ def session_key(request: dict[str, Any]) -> str | None:
     users = [c for c in contents(request) if is_user(c)]
     system = inner.get("systemInstruction", inner.get("system_instruction"))
     return conversation_fingerprint(NAME, system, parts(users[0]) if users else None)
+
+
+SETTINGS = {
+    "max_tokens": ("maxOutputTokens",),
+    "temperature": ("temperature",),
+    "top_p": ("topP",),
+    "top_k": ("topK",),
+    "stop_sequences": ("stopSequences",),
+    "seed": ("seed",),
+    "frequency_penalty": ("frequencyPenalty",),
+    "presence_penalty": ("presencePenalty",),
+    "choice_count": ("candidateCount",),
+}
+
+
+def request_settings(request: dict[str, Any]) -> RequestSettings:
+    return settings_from(generate_request(request).get("generationConfig"), SETTINGS)
+
+
+def tool_definitions(request: dict[str, Any]) -> list[ToolDefinition]:
+    """Function declarations; built-in tools (`googleSearch`, `codeExecution`) by their key."""
+    tools = generate_request(request).get("tools")
+    found = []
+    for tool in tools if isinstance(tools, list) else []:
+        if not isinstance(tool, dict):
+            continue
+        for key in tool:
+            if key != "functionDeclarations":
+                found.append(ToolDefinition(key, kind=key))
+        declarations = tool.get("functionDeclarations")
+        for declaration in declarations if isinstance(declarations, list) else []:
+            if isinstance(declaration, dict) and isinstance(declaration.get("name"), str):
+                schema = declaration.get("parameters", declaration.get("parametersJsonSchema"))
+                found.append(ToolDefinition(declaration["name"], declaration.get("description"), schema))
+    return found

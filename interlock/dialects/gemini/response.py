@@ -55,6 +55,14 @@ def usage(response: dict[str, Any]) -> Usage:
     return Usage(input_tokens=input_tokens, output_tokens=output, cache_read_tokens=cached)
 
 
+def reasoning_tokens(response: dict[str, Any]) -> int | None:
+    return int_field(generate_response(response).get("usageMetadata"), "thoughtsTokenCount")
+
+
+def generation_id(response: dict[str, Any]) -> str | None:
+    return string_field(generate_response(response), "responseId")
+
+
 def stop_reason(response: dict[str, Any]) -> str | None:
     return string_field(first_candidate(response), "finishReason")
 

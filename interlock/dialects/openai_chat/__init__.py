@@ -16,16 +16,19 @@ from interlock.dialects.openai_chat.stream import ChatStreamRewriter
 class OpenAIChat(Dialect):
     name: ClassVar[str] = request.NAME
     messages_path: ClassVar[str] = request.MESSAGES_PATH
+    operation_name: ClassVar[str] = "chat"
     default_providers: ClassVar[tuple[DefaultProvider, ...]] = (
         DefaultProvider("openai", ("api.openai.com",), ("/v1/chat/completions",)),
         DefaultProvider("openrouter", ("openrouter.ai",), ("/api/v1/chat/completions",)),
         DefaultProvider("groq", ("api.groq.com",), ("/openai/v1/chat/completions",)),
-        DefaultProvider("mistral", ("api.mistral.ai",), ("/v1/chat/completions",)),
+        DefaultProvider("mistral", ("api.mistral.ai",), ("/v1/chat/completions",), "mistral_ai"),
         DefaultProvider("deepseek", ("api.deepseek.com",), ("/chat/completions", "/v1/chat/completions")),
-        DefaultProvider("xai", ("api.x.ai",), ("/v1/chat/completions",)),
+        DefaultProvider("xai", ("api.x.ai",), ("/v1/chat/completions",), "x_ai"),
         DefaultProvider("together", ("api.together.xyz",), ("/v1/chat/completions",)),
         DefaultProvider("fireworks", ("api.fireworks.ai",), ("/inference/v1/chat/completions",)),
-        DefaultProvider("azure-openai", ("*.openai.azure.com",), ("/openai/deployments/*/chat/completions",)),
+        DefaultProvider(
+            "azure-openai", ("*.openai.azure.com",), ("/openai/deployments/*/chat/completions",), "azure.ai.openai"
+        ),
     )
 
     last_user_text = staticmethod(common.last_user_text)
@@ -39,6 +42,9 @@ class OpenAIChat(Dialect):
     keepalive = staticmethod(wire.keepalive)
     response_text = staticmethod(response.response_text)
     usage = staticmethod(response.usage)
+    request_settings = staticmethod(request.request_settings)
+    tool_definitions = staticmethod(request.tool_definitions)
+    reasoning_tokens = staticmethod(response.reasoning_tokens)
     stop_reason = staticmethod(response.stop_reason)
     tool_calls = staticmethod(response.tool_calls)
     reassembler = staticmethod(ChatReassembler)

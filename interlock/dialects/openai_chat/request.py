@@ -12,9 +12,10 @@ from interlock.dialects.common import (
     edit_message_content,
     first_user_content,
     request_messages,
+    settings_from,
     tool_arguments,
 )
-from interlock.neutral import PastCall
+from interlock.neutral import PastCall, RequestSettings, ToolDefinition
 
 NAME = "openai-chat"
 MESSAGES_PATH = "$.messages"  # the conversation, as an SQLite JSON path
@@ -86,3 +87,29 @@ def recent_tool_calls(request: dict[str, Any] | None, count: int) -> list[PastCa
 def session_key(request: dict[str, Any]) -> str | None:
     system = [m.get("content") for m in request_messages(request) if m.get("role") in ("system", "developer")]
     return conversation_fingerprint(NAME, system, first_user_content(request))
+
+
+SETTINGS = {
+    "max_tokens": ("max_completion_tokens", "max_tokens"),
+    "temperature": ("temperature",),
+    "top_p": ("top_p",),
+    "stop_sequences": ("stop",),
+    "seed": ("seed",),
+    "frequency_penalty": ("frequency_penalty",),
+    "presence_penalty": ("presence_penalty",),
+    "choice_count": ("n",),
+}
+
+
+def request_settings(request: dict[str, Any]) -> RequestSettings:
+    return settings_from(request, SETTINGS)
+
+
+def tool_definitions(request: dict[str, Any]) -> list[ToolDefinition]:
+    tools = request.get("tools")
+    found = []
+    for tool in tools if isinstance(tools, list) else []:
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            found.append(ToolDefinition(function["name"], function.get("description"), function.get("parameters")))
+    return found

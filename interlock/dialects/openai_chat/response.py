@@ -35,6 +35,13 @@ def usage(response: dict[str, Any]) -> Usage:
     )
 
 
+def reasoning_tokens(response: dict[str, Any]) -> int | None:
+    reported = response.get("usage")
+    return (
+        int_field(reported.get("completion_tokens_details"), "reasoning_tokens") if isinstance(reported, dict) else None
+    )
+
+
 def stop_reason(response: dict[str, Any]) -> str | None:
     choices = response.get("choices")
     if isinstance(choices, list) and choices and isinstance(choices[0], dict):

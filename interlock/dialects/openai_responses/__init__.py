@@ -16,10 +16,13 @@ from interlock.dialects.openai_responses.websocket import ResponsesWebSocket
 class OpenAIResponses(Dialect):
     name: ClassVar[str] = request.NAME
     messages_path: ClassVar[str] = request.MESSAGES_PATH
+    operation_name: ClassVar[str] = "chat"
     chain_path: ClassVar[str | None] = request.CHAIN_PATH
     default_providers: ClassVar[tuple[DefaultProvider, ...]] = (
         DefaultProvider("openai", ("api.openai.com",), ("/v1/responses",)),
-        DefaultProvider("azure-openai", ("*.openai.azure.com",), ("/openai/v1/responses", "/openai/responses")),
+        DefaultProvider(
+            "azure-openai", ("*.openai.azure.com",), ("/openai/v1/responses", "/openai/responses"), "azure.ai.openai"
+        ),
     )
     websocket: ClassVar[WebSocketFrames | None] = ResponsesWebSocket()
 
@@ -35,6 +38,9 @@ class OpenAIResponses(Dialect):
     keepalive = staticmethod(wire.keepalive)
     response_text = staticmethod(response.response_text)
     usage = staticmethod(response.usage)
+    request_settings = staticmethod(request.request_settings)
+    tool_definitions = staticmethod(request.tool_definitions)
+    reasoning_tokens = staticmethod(response.reasoning_tokens)
     stop_reason = staticmethod(response.stop_reason)
     tool_calls = staticmethod(response.tool_calls)
     reassembler = staticmethod(ResponsesReassembler)

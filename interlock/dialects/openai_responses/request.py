@@ -17,11 +17,12 @@ from interlock.dialects.common import (
     content_text,
     conversation_fingerprint,
     edit_message_content,
+    settings_from,
     string_field,
     tool_arguments,
     without_agent_wrappers,
 )
-from interlock.neutral import PastCall
+from interlock.neutral import PastCall, RequestSettings, ToolDefinition
 
 NAME = "openai-responses"
 MESSAGES_PATH = "$.input"  # the conversation, as an SQLite JSON path
@@ -159,3 +160,25 @@ def session_key(request: dict[str, Any]) -> str | None:
     users = _user_items(request)
     first = users[0].get("content") if users else None
     return conversation_fingerprint(NAME, request.get("instructions"), first)
+
+
+SETTINGS = {"max_tokens": ("max_output_tokens",), "temperature": ("temperature",), "top_p": ("top_p",)}
+
+
+def request_settings(request: dict[str, Any]) -> RequestSettings:
+    return settings_from(request, SETTINGS)
+
+
+def tool_definitions(request: dict[str, Any]) -> list[ToolDefinition]:
+    """Named tools (`function`, `custom`); built-in tools without a name (`web_search`)
+    by their type."""
+    tools = request.get("tools")
+    found = []
+    for tool in tools if isinstance(tools, list) else []:
+        if not isinstance(tool, dict):
+            continue
+        kind = str(tool.get("type") or "function")
+        name = tool.get("name")
+        schema = tool.get("parameters") if kind == "function" else tool.get("format")
+        found.append(ToolDefinition(name if isinstance(name, str) else kind, tool.get("description"), schema, kind))
+    return found

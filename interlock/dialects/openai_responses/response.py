@@ -57,6 +57,11 @@ def usage(response: dict[str, Any]) -> Usage:
     )
 
 
+def reasoning_tokens(response: dict[str, Any]) -> int | None:
+    reported = response.get("usage")
+    return int_field(reported.get("output_tokens_details"), "reasoning_tokens") if isinstance(reported, dict) else None
+
+
 def stop_reason(response: dict[str, Any]) -> str | None:
     """`completed`, `failed`, or why the response is incomplete (`max_output_tokens`...)."""
     status = string_field(response, "status")
