@@ -3,7 +3,7 @@
 One addon per concern, in hook order: the configuration, matching LLM calls (call
 state), policing them, answering them from a cassette (after the request policies; see
 docs/replay.md), giving up on a silent upstream, recording them (to the database and to
-a cassette), the calls made
+a cassette, to an OTLP collector when that is on), the calls made
 over a WebSocket (each turn recorded through the same recorder), then what people
 see (the terminal line, marks in mitmweb, a conversation view per dialect, mitmdump's
 flow lines without `?key=`). mitmproxy puts this file's directory
@@ -18,6 +18,7 @@ from addons.config_watch import ConfigWatch
 from addons.contentview import ConversationViews
 from addons.flow_line import FlowLineRedaction
 from addons.matcher import CallMatcher
+from addons.otel_export import OtelExport
 from addons.policing import Policing
 from addons.recording import Recording
 from addons.terminal import CallLine, FlowMarks
@@ -35,6 +36,7 @@ addons = [
     UpstreamIdle(config, calls),
     recording,
     CassetteRecording(),
+    OtelExport(config),
     WebSocketCalls(config, recording),
     CallLine(),
     FlowMarks(),
