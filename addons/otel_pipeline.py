@@ -12,6 +12,7 @@ drops the span, and `ExportCounts` tells how many.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,16 +40,16 @@ class CountingExporter(SpanExporter):
 
     def __init__(self, inner: SpanExporter) -> None:
         self.inner = inner
-        self.sent = 0
+        self.delivered = 0
         self.failed = 0
         self._lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        with self._lock:
-            self.sent += len(spans)
         result = self.inner.export(spans)
-        if result is not SpanExportResult.SUCCESS:
-            with self._lock:
+        with self._lock:
+            if result is SpanExportResult.SUCCESS:
+                self.delivered += len(spans)
+            else:
                 self.failed += len(spans)
         return result
 
@@ -63,13 +64,13 @@ class CountingExporter(SpanExporter):
 class ExportCounts:
     ended: int  # spans the calls produced
     exported: int  # delivered to the collector
-    failed: int  # handed to the exporter, not delivered
-    dropped: int  # never handed to the exporter: the queue was full, or still queued at shutdown
+    failed: int  # the exporter gave up on them (collector unreachable or refusing)
+    dropped: int  # neither: the queue was full, or still queued or in flight at shutdown
 
     def __str__(self) -> str:
         return (
             f"{self.ended} spans, {self.exported} exported, {self.failed} failed to export, "
-            f"{self.dropped} dropped (queue full or unsent at shutdown)"
+            f"{self.dropped} dropped (queue full, or not sent by shutdown)"
         )
 
 
@@ -105,7 +106,9 @@ class OtlpPipeline:
         self.exporter = CountingExporter(
             span_exporter or OTLPSpanExporter(endpoint=_url(endpoint, "traces"), headers=headers, session=_session())
         )
-        self.processor = BatchSpanProcessor(self.exporter, max_queue_size=config.max_queue_size)
+        self.processor = BatchSpanProcessor(
+            self.exporter, max_queue_size=config.max_queue_size, max_export_batch_size=min(512, config.max_queue_size)
+        )
         self.tracer_provider = TracerProvider(resource=resource)
         self.tracer_provider.add_span_processor(self.processor)
         self.tracer = self.tracer_provider.get_tracer(SCOPE)
@@ -139,18 +142,19 @@ class OtlpPipeline:
             self.metrics.record(record, provider_name)
 
     def counts(self) -> ExportCounts:
-        sent, failed = self.exporter.sent, self.exporter.failed
-        return ExportCounts(self.ended, sent - failed, failed, max(0, self.ended - sent))
+        delivered, failed = self.exporter.delivered, self.exporter.failed
+        return ExportCounts(self.ended, delivered, failed, max(0, self.ended - delivered - failed))
 
     def shutdown(self) -> ExportCounts:
-        """Flush what is queued, within `shutdown_timeout_s` for the spans and as much
-        again for the metrics, then stop."""
+        """Flush what is queued, spans then metrics, within `shutdown_timeout_s` (the
+        metrics get at least half a second), then stop."""
         timeout_s = self.config.shutdown_timeout_s
+        deadline = time.monotonic() + timeout_s
         # The batch processor's shutdown takes no timeout (it waits up to 30 s for its
         # thread): run it in a daemon thread and stop waiting after ours.
         flushing = threading.Thread(target=self.processor.shutdown, name="interlock-otlp-shutdown", daemon=True)
         flushing.start()
         flushing.join(timeout_s)
         if self.meter_provider is not None:
-            self.meter_provider.shutdown(timeout_millis=timeout_s * 1000)
+            self.meter_provider.shutdown(timeout_millis=max(0.5, deadline - time.monotonic()) * 1000)
         return self.counts()
