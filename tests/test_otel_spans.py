@@ -98,9 +98,10 @@ def call_span(spans: list[ReadableSpan]) -> ReadableSpan:
 
 def test_openai_chat_call_span() -> None:
     response = openai_chat_json(SCENARIOS["tool"], "gpt-4o-mini-2024-07-18")
-    span = call_span(export(make_record("openai-chat", CHAT_REQUEST, response)))
+    span = call_span(export(make_record("openai-chat", CHAT_REQUEST, response, user="alice", project="atlas")))
     a = dict(span.attributes or {})
     assert span.name == "chat gpt-4o-mini"
+    assert a["user.id"] == a["interlock.user"] == "alice" and a["interlock.project"] == "atlas"
     assert span.start_time == int(T0 * 1e9) and span.end_time == int((T0 + 1.5) * 1e9)
     assert a["gen_ai.operation.name"] == "chat"
     assert a["gen_ai.provider.name"] == "openai"
