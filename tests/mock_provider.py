@@ -432,8 +432,7 @@ class MockProvider(LoopbackServer):
         failure = plan.failure
         if failure == "error_429":
             headers = {"retry-after": "0", "x-should-retry": "false"}
-            body = _error_body(dialect, "rate_limit_error", "mock rate limit")
-            return await self._send_json(request, exchange, 429, body, headers)
+            return await self._send_json(request, exchange, 429, _rate_limit_body(dialect, model), headers)
         if failure == "error_500_html":
             page = b"<html><head><title>500 Internal Server Error</title></head>\n<body><h1>Internal Server Error</h1></body></html>\n"
             return await self._send(
@@ -991,6 +990,23 @@ def _split_event(event: bytes) -> list[bytes]:
         cuts.add(first_non_ascii + 1)
     bounds = [0, *sorted(c for c in cuts if 0 < c < len(event)), len(event)]
     return [event[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def _rate_limit_body(dialect: Dialect, model: str) -> dict[str, Any]:
+    """A 429 as each provider words it (OpenAI's `type` is the limit hit, its `code`
+    `rate_limit_exceeded`; Anthropic's body names the request)."""
+    if dialect == "anthropic":
+        message = (
+            "This request would exceed the rate limit for your organization of 50 requests per minute. "
+            "For details, refer to: https://docs.claude.com/en/api/rate-limits. You can see the response headers "
+            "for current usage. Please reduce the prompt length or the maximum tokens requested, or try again later."
+        )
+        return {**_error_body(dialect, "rate_limit_error", message), "request_id": "req_011CMockRateLimit"}
+    message = (
+        f"Rate limit reached for {model} in organization org-mock on requests per min (RPM): Limit 3, Used 3, "
+        "Requested 1. Please try again in 20s. Visit https://platform.openai.com/account/rate-limits to learn more."
+    )
+    return {"error": {"message": message, "type": "requests", "param": None, "code": "rate_limit_exceeded"}}
 
 
 def _error_body(dialect: Dialect, kind: str, message: str) -> dict[str, Any]:
