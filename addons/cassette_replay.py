@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from mitmproxy import ctx, exceptions, http
 
-from addons.call_state import CALL_ID_HEADER, CallStates
+from addons.call_state import CALL_ID_HEADER, CallState, CallStates
 from addons.config_watch import ConfigWatch
 from addons.policing import json_bytes
 from interlock import cassette
@@ -127,18 +127,19 @@ class CassetteReplay:
         return self.server
 
     def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
-        """Sync, so that a proxy not replaying spends no coroutine on each flow: mitmproxy
-        awaits what a hook returns."""
+        """Sync, so that a flow that is not replayed (no cassette, or neither an LLM call
+        nor a WebSocket upgrade) costs no coroutine: mitmproxy awaits what a hook returns."""
         if self.index is None or flow.response is not None:
             return None
-        return self._replay(flow)
-
-    async def _replay(self, flow: http.HTTPFlow) -> None:
-        assert self.index is not None
         state = self.calls.get(flow)
-        if state is None:
-            await self._websocket(flow)
-            return
+        if state is not None:
+            return self._replay(flow, state)
+        if flow.request.headers.get("upgrade", "").lower() == "websocket":
+            return self._websocket(flow)
+        return None
+
+    async def _replay(self, flow: http.HTTPFlow, state: CallState) -> None:
+        assert self.index is not None
         scrub = Scrubber(state.secrets, state.chain.record_detectors)
         body = state.request_final
         text = None if body is not None else flow.request.get_text(strict=False)
@@ -168,7 +169,7 @@ class CassetteReplay:
     async def _websocket(self, flow: http.HTTPFlow) -> None:
         request = flow.request
         loaded = self.config.current
-        if loaded is None or request.headers.get("upgrade", "").lower() != "websocket":
+        if loaded is None:
             return
         host = request.pretty_host
         match = loaded.registry.match_route(host, request.path)
