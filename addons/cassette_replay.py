@@ -122,8 +122,17 @@ class CassetteReplay:
         return message
 
     async def _ready(self) -> ReplayServer | None:
+        """The running replay server; None if it could not start (said once, and the
+        proxy shuts down: a replay never falls back to live calls)."""
         if self._starting is not None:
-            await self._starting
+            try:
+                await self._starting
+            except Exception as error:  # noqa: BLE001 - any start failure ends the replay
+                if self.server is not None:
+                    logger.error("Interlock replay: the replay server could not start (%s); stopping", error)
+                    self.server = None
+                    ctx.master.shutdown()
+                return None
         return self.server
 
     def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
@@ -163,8 +172,12 @@ class CassetteReplay:
             )
             return
         server = await self._ready()
-        if server is not None:
-            self._point(flow, server, server.entry_ticket(found))
+        if server is None:  # never upstream: the proxy is shutting down
+            flow.response = http.Response.make(
+                503, b"Interlock replay: the replay server is not running\n", {CALL_ID_HEADER: state.call_id}
+            )
+            return
+        self._point(flow, server, server.entry_ticket(found))
 
     async def _websocket(self, flow: http.HTTPFlow) -> None:
         request = flow.request
@@ -179,7 +192,8 @@ class CassetteReplay:
         from addons.replay_server import SocketReplay
 
         server = await self._ready()
-        if server is None:
+        if server is None:  # never upstream: the proxy is shutting down
+            flow.response = http.Response.make(503, b"Interlock replay: the replay server is not running\n")
             return
         secrets = secret_values(request.headers.items(multi=True), request.path)
         socket = SocketReplay(

@@ -15,6 +15,7 @@ answer. Imported only when `interlock_replay` is set.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import secrets
@@ -54,7 +55,8 @@ class ReplayServer:
         self.describe_miss = describe_miss
         self.port = 0
         self._secret = secrets.token_hex(8)  # tickets name entries for this process only
-        self._sockets: dict[str, SocketReplay] = {}
+        self._sockets: dict[str, SocketReplay] = {}  # tickets of upgrades not yet arrived
+        self._socket_numbers = itertools.count()  # never reused: a ticket names one upgrade
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -74,7 +76,7 @@ class ReplayServer:
         return f"{self._secret}-{number}"
 
     def socket_ticket(self, socket: SocketReplay) -> str:
-        ticket = f"{self._secret}-ws{len(self._sockets)}"
+        ticket = f"{self._secret}-ws{next(self._socket_numbers)}"
         self._sockets[ticket] = socket
         return ticket
 
