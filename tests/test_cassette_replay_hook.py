@@ -41,7 +41,7 @@ def test_a_websocket_upgrade_is_awaited() -> None:
 def test_a_websocket_ticket_is_never_reused_while_another_waits() -> None:
     from addons.replay_server import ReplayServer, SocketReplay
 
-    server = ReplayServer(ReplayIndex.of([], IgnoredPaths([])), fast=True, describe_miss=str)  # type: ignore[arg-type]
+    server = ReplayServer(ReplayIndex.of([], IgnoredPaths([])), fast=True, describe_miss=str)
     sockets = [object.__new__(SocketReplay) for _ in range(3)]
     first = server.socket_ticket(sockets[0])
     second = server.socket_ticket(sockets[1])
