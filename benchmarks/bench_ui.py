@@ -38,6 +38,10 @@ from recorder.schema import migrate
 log = logging.getLogger("bench_ui")
 
 TARGET_MS = 150.0
+# The columns the generator fills, in its order; the others (tags, arrivals) stay NULL, as
+# in a database recorded before they existed. Named, so a new column cannot shift them.
+GENERATED_CALL_COLUMNS = tuple(column for column in CALL_COLUMNS if column not in ("user", "project"))
+GENERATED_STAGE_COLUMNS = tuple(column for column in STAGE_COLUMNS if column != "arrivals_json")
 END = datetime(2026, 11, 20, tzinfo=UTC).timestamp()
 SPAN_S = 60 * 86_400  # calls spread over 60 days
 BATCH = 2_000
@@ -361,8 +365,8 @@ def insert(db: Database, rows: Rows) -> None:
         return f"insert into {table} ({', '.join(columns)}) values ({', '.join('?' * len(columns))})"
 
     with db.conn:
-        db.conn.executemany(sql("calls", CALL_COLUMNS), rows.calls)
-        db.conn.executemany(sql("stage_rows", STAGE_COLUMNS), rows.stages)
+        db.conn.executemany(sql("calls", GENERATED_CALL_COLUMNS), rows.calls)
+        db.conn.executemany(sql("stage_rows", GENERATED_STAGE_COLUMNS), rows.stages)
         db.conn.executemany(sql("policy_events", EVENT_COLUMNS), rows.events)
         db.conn.executemany(sql("judge_decisions", JUDGE_COLUMNS), rows.judges)
 

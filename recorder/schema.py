@@ -391,6 +391,18 @@ def m014_call_tags(db: Database) -> None:
         calls.create_index([column])
 
 
+@MIGRATIONS()
+def m017_ui_indexes(db: Database) -> None:
+    """Indexes that answer the UI's slow pages from the index alone (docs/BENCHMARKS.md):
+    the calls list filtered by verdict counts its provider and model facets from
+    (verdict, provider, model), and the sessions list finds the latest sessions from
+    (session_id, started_at). Each replaces the one-column index it starts with."""
+    calls = db.table("calls")
+    for column, extra in (("verdict", ["provider", "model"]), ("session_id", ["started_at"])):
+        db.execute(f"drop index if exists idx_calls_{column}")
+        calls.create_index([column, *extra])
+
+
 def migrate(db_path: str, *, busy_timeout_ms: int = 5000) -> None:
     """Bring the database at `db_path` up to date and switch it to WAL mode.
 

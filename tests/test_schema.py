@@ -28,6 +28,7 @@ MIGRATION_NAMES = [
     "m012_stage_arrivals",
     "m013_backtests",
     "m014_call_tags",
+    "m017_ui_indexes",
 ]
 
 
@@ -371,3 +372,20 @@ def test_slowest_calls_view(conn: sqlite3.Connection) -> None:
         ("empty", 200.0, None),
         ("fast", None, None),
     ]
+
+
+def test_the_ui_filters_are_answered_from_indexes(tmp_path: Path) -> None:
+    """The calls list filtered by verdict counts its facets, and the sessions list finds
+    the latest sessions, without reading the calls' rows (docs/BENCHMARKS.md)."""
+    path = tmp_path / "ui.db"
+    migrate(str(path))
+    with sqlite3.connect(path) as db:
+        facet = db.execute(
+            "explain query plan select model, count(*) from calls where verdict = 'blocked' group by model"
+        ).fetchall()
+        latest = db.execute(
+            "explain query plan select session_id, max(started_at) from calls"
+            " where session_id is not null group by session_id"
+        ).fetchall()
+    assert any("COVERING INDEX idx_calls_verdict_provider_model" in row[-1] for row in facet), facet
+    assert any("COVERING INDEX idx_calls_session_id_started_at" in row[-1] for row in latest), latest
