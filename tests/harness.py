@@ -43,6 +43,7 @@ MAPPED_HOSTS = (
 )
 START_TIMEOUT_S = 150.0  # a hang guard: start-up takes 1.5 s alone, 7 s with a judge; a judge proxy took 50-75 s on a loaded 2-core machine
 STOP_TIMEOUT_S = 10.0
+_READY = "Interlock ready:"
 _LISTENING = re.compile(rb"proxy(?: to \S+)? listening at 127\.0\.0\.1:(\d+)")  # regular or reverse mode
 # Inherited settings that would send the proxy's own traffic elsewhere or change its trust store.
 _CLEARED_ENV = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
@@ -139,13 +140,16 @@ class ProxyProcess:
         raise AssertionError(f"{text!r} not in mitmdump's output:\n{self.output()}")
 
     def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
-        """Wait until mitmdump says where it listens and accepts a connection there."""
+        """Wait until mitmdump says where it listens and accepts a connection there and,
+        running Interlock, until Interlock says it is ready: mitmdump prints where it
+        listens before it checks the add-ons' start-up, which may still refuse."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not self.running:
                 raise RuntimeError(f"mitmdump exited with {self._process.returncode}:\n{self.output()}")
             found = _LISTENING.search(self._stdout.read_bytes())
-            if found and _accepts(int(found.group(1))):
+            ready = self.db_path is None or _READY in self.output()
+            if found and ready and _accepts(int(found.group(1))):
                 self.port = int(found.group(1))
                 return
             time.sleep(0.05)
