@@ -36,13 +36,19 @@ def _tag(value: str | None) -> str | None:
 def take_tags(flow: http.HTTPFlow, config: TagsConfig) -> CallTags:
     """The flow's tags; with `config.strip_headers`, its tag headers are removed."""
     headers = flow.request.headers
+    # One pass over the raw fields: each look-up by name would convert every field's name.
+    present = {name.lower() for name, _ in headers.fields}
+    user_header, project_header = (
+        name if name and name.lower().encode() in present else None
+        for name in (config.user_header, config.project_header)
+    )
     auth = flow.metadata.get(PROXYAUTH_METADATA)
     user = _tag(auth[0]) if isinstance(auth, tuple) and auth else None
-    if user is None and config.user_header:
-        user = _tag(headers.get(config.user_header))
-    project = _tag(headers.get(config.project_header)) if config.project_header else None
+    if user is None and user_header:
+        user = _tag(headers.get(user_header))
+    project = _tag(headers.get(project_header)) if project_header else None
     if config.strip_headers:
-        for name in (config.user_header, config.project_header):
+        for name in (user_header, project_header):
             if name:
                 headers.pop(name, None)
     return CallTags(user, project) if user or project else NO_TAGS
