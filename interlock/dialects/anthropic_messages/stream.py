@@ -32,12 +32,13 @@ from typing import Any
 
 from interlock.dialects.anthropic_messages import response, wire
 from interlock.dialects.common import tool_arguments
-from interlock.engine.aligner import EventsBehindText, TextAligner, TextPiece
+from interlock.engine.aligner import TextPiece
 from interlock.engine.driver import Step, run, start_eager, wait_for
 from interlock.engine.stream import Piece, StreamRewriter
+from interlock.engine.text_block import PolicedText
 from interlock.neutral import ToolCall, Usage
 from interlock.policy.base import Keep, PolicyContext, ReplaceWithText, StreamEnd, ToolDecision
-from interlock.policy.chain import PolicyChain, PolicyFailed
+from interlock.policy.chain import PolicyChain
 from interlock.sse import SSEEvent, parse_event_block
 
 
@@ -46,10 +47,9 @@ class _TextBlock:
     upstream_index: int
     start: SSEEvent
     start_data: dict[str, Any]
+    text: PolicedText
     out_index: int | None = None  # None until its first non-empty text is emitted
     pings: list[SSEEvent] = field(default_factory=list)  # pings that came before it opened
-    aligner: TextAligner = field(default_factory=TextAligner)
-    behind: EventsBehindText = field(default_factory=EventsBehindText)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,12 +127,6 @@ class MessagesStreamRewriter(StreamRewriter):
             else:
                 self._emit_text(block, text)
 
-    def _end_on_failure(self, failed: PolicyFailed, block: _TextBlock) -> None:
-        """A text policy failed and blocks: what was released goes out, then the notice."""
-        self.ctx.end_message(failed.policy, failed.reason)
-        self._emit_text(block, block.aligner.abandon() + failed.notice)
-        self._emit_aligned(block, [*block.behind.abandon()])
-
     # -- events ----------------------------------------------------------------------
 
     def handle(self, event: SSEEvent) -> Step[None]:
@@ -179,7 +173,7 @@ class MessagesStreamRewriter(StreamRewriter):
         block = next(iter(self.text_blocks.values()), None)
         if block is None:
             self.emit_raw(event)
-        elif not block.behind.wait(event):
+        elif not block.text.behind.wait(event):
             if block.out_index is None:
                 block.pings.append(event)
             else:
@@ -204,7 +198,7 @@ class MessagesStreamRewriter(StreamRewriter):
         if block_type == "text" and self.chain.handles_text:
             initial = block.get("text") or ""
             start_data = {**data, "content_block": {**block, "text": ""}} if initial else data
-            text_block = _TextBlock(index, event, start_data)
+            text_block = _TextBlock(index, event, start_data, PolicedText(self.chain, self.ctx))
             self.text_blocks[index] = text_block
             if initial:
                 text_block.start = parse_event_block(wire.sse("content_block_start", start_data))
@@ -220,25 +214,11 @@ class MessagesStreamRewriter(StreamRewriter):
             self._emit_block_event(event, data, out_index)
 
     def _text(self, block: _TextBlock, event: SSEEvent | None, text: str) -> Step[None]:
-        try:
-            out = yield from run(self.chain.text(self.ctx, text))
-        except PolicyFailed as failed:
-            self._end_on_failure(failed, block)
-            return
-        block.behind.add(event, text)
-        self._emit_aligned(block, block.behind.release(block.aligner.add(event, text, out), final=False))
+        self._emit_aligned(block, (yield from block.text.add(event, text)))
 
     def _flush_text(self, block: _TextBlock) -> Step[None]:
         """The block's text ends: what the policies still hold goes out."""
-        if self.ctx.ended_by is not None:
-            self._emit_aligned(block, [*block.behind.abandon()])
-            return
-        try:
-            tail = yield from run(self.chain.text_end(self.ctx))
-        except PolicyFailed as failed:
-            self._end_on_failure(failed, block)
-        else:
-            self._emit_aligned(block, block.behind.release(block.aligner.flush(tail), final=True))
+        self._emit_aligned(block, (yield from block.text.close()))
 
     def _block_delta(self, event: SSEEvent, data: dict[str, Any]) -> Step[None]:
         index = data.get("index")
@@ -252,7 +232,7 @@ class MessagesStreamRewriter(StreamRewriter):
             out_index = self._open(text_block)
             if out_index != index:
                 event = parse_event_block(wire.reindexed(data, out_index))
-            if not text_block.behind.wait(event):
+            if not text_block.text.behind.wait(event):
                 self.emit_raw(event)
         elif index in self.released:
             pass  # a tool block already decided or dropped

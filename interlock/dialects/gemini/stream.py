@@ -38,12 +38,13 @@ from typing import Any
 
 from interlock.dialects.gemini import response, wire
 from interlock.dialects.gemini.reassemble import is_plain_text
-from interlock.engine.aligner import EventsBehindText, TextAligner, TextPiece, send_aligned
+from interlock.engine.aligner import TextPiece, send_aligned
 from interlock.engine.driver import Step, run, start_eager, wait_for
 from interlock.engine.stream import Piece, StreamRewriter
+from interlock.engine.text_block import PolicedText
 from interlock.neutral import ToolCall
 from interlock.policy.base import Keep, PolicyContext, ReplaceWithText, StreamEnd, ToolDecision
-from interlock.policy.chain import PolicyChain, PolicyFailed
+from interlock.policy.chain import PolicyChain
 from interlock.sse import SSEEvent
 
 SIGNATURE = "thoughtSignature"
@@ -102,9 +103,7 @@ class GeminiStreamRewriter(StreamRewriter):
         self.fragment: SSEEvent | None = None
         self.template: tuple[dict[str, Any], wire.Wrapping] | None = None
         self.sent_text = False
-        self.aligner = TextAligner()
-        self.behind = EventsBehindText()
-        self.text_open = False
+        self.text_block = PolicedText(chain, ctx)  # the message's one text
 
     # While calls are held, everything sent waits behind them, in order.
 
@@ -121,7 +120,7 @@ class GeminiStreamRewriter(StreamRewriter):
             self.tail.append(data)
 
     def _pass(self, event: SSEEvent) -> None:
-        if not self.behind.wait(event):
+        if not self.text_block.behind.wait(event):
             self.emit_raw(event)
 
     def _paragraph(self, text: str) -> str:
@@ -169,9 +168,9 @@ class GeminiStreamRewriter(StreamRewriter):
             self._pass(event)  # thoughts and other parts alone: as they came, in their place
             return
         if texts:  # text with more around it: this chunk is rebuilt
-            self._emit_aligned([(None, self.aligner.abandon()), *self.behind.abandon()])
+            self._emit_aligned(self.text_block.abandon())
         else:  # the text ended before this chunk
-            self._emit_aligned((yield from self._close_text()))
+            self._emit_aligned((yield from self.text_block.close()))
         new_parts, changed = yield from self._parts(parts, finish)
         yield from self._chunk_done(event, chunk, wrapping, new_parts, changed, finish)
 
@@ -191,17 +190,16 @@ class GeminiStreamRewriter(StreamRewriter):
         the policies released its text unchanged and nothing else in it changed."""
         first, rest = parts[0], parts[1:]
         text = str(first["text"])
-        out = yield from self._text(text)
+        out = yield from self.text_block.released(text)
         if self.ctx.ended_by is not None:  # a policy ended the message on this text
-            self._emit_aligned([(None, self.aligner.abandon() + out), *self.behind.abandon()])
+            self._emit_aligned(self.text_block.abandon(out))
             yield from self._chunk_done(event, chunk, wrapping, [], True, finish)
             return
-        self.behind.add(event, text)
-        pieces = self.behind.release(self.aligner.add(event, text, out), final=False)
+        pieces = self.text_block.line_up(event, text, out)
         if not rest and not finish:
             self._emit_aligned(pieces)
             return
-        pieces += yield from self._close_text()  # a call, the finish or another part follows
+        pieces += yield from self.text_block.close()  # a call, the finish or another part follows
         # Its text stays in it only if nothing released comes after that text: what the
         # policies released later (the aligner may match this chunk's text at the start
         # of text that stands for earlier chunks) must not go out before it.
@@ -227,7 +225,7 @@ class GeminiStreamRewriter(StreamRewriter):
                 continue
             call = response.function_call(part)
             if response.is_text(part) and part["text"] and self.chain.handles_text:
-                new = yield from self._text(part["text"])
+                new = yield from self.text_block.released(part["text"])
                 changed = changed or new != part["text"]
                 out.append({**part, "text": new})
             elif call is not None:
@@ -249,7 +247,7 @@ class GeminiStreamRewriter(StreamRewriter):
 
     def _close_text_into(self, out: Parts) -> Step[bool]:
         """Close the text; what the policies still held joins `out`. True if any did."""
-        pieces = yield from self._close_text()
+        pieces = yield from self.text_block.close()
         text = "".join(p[1] for p in pieces if not isinstance(p, SSEEvent))
         self._emit_aligned([p for p in pieces if isinstance(p, SSEEvent)])
         if not text:
@@ -276,29 +274,6 @@ class GeminiStreamRewriter(StreamRewriter):
         if self.tail is None:
             self.tail = []
         self.tail.append(_HeldChunk(event, chunk, wrapping, parts, changed, finish))
-
-    def _text(self, text: str) -> Step[str]:
-        self.text_open = True
-        try:
-            out: str = yield from run(self.chain.text(self.ctx, text))
-        except PolicyFailed as failed:
-            self.ctx.end_message(failed.policy, failed.reason)
-            return failed.notice
-        return out
-
-    def _close_text(self) -> Step[list[TextPiece | SSEEvent]]:
-        """The text is over (a call or the end follows): what the policies held."""
-        if not self.text_open or self.ctx.ended_by is not None:
-            return [(None, self.aligner.abandon()), *self.behind.abandon()]
-        self.text_open = False
-        try:
-            tail = yield from run(self.chain.text_end(self.ctx))
-        except PolicyFailed as failed:
-            self.ctx.end_message(failed.policy, failed.reason)
-            return [(None, self.aligner.abandon() + failed.notice), *self.behind.abandon()]
-        return self.behind.release(self.aligner.flush(tail), final=True)
-
-    # -- ends ------------------------------------------------------------------------
 
     def _decide(self) -> Step[None]:
         """Collect the held calls' decisions; a message a policy ended drops them."""
@@ -383,7 +358,7 @@ class GeminiStreamRewriter(StreamRewriter):
     def _failed_end(self) -> Step[None]:
         """The stream ends without its finish chunk: release the held text, decide the
         held calls and send what survives."""
-        self._emit_aligned((yield from self._close_text()))
+        self._emit_aligned((yield from self.text_block.close()))
         if self.tail is None:
             return
         yield from self._decide()

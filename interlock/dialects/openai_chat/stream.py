@@ -40,12 +40,13 @@ from typing import Any
 
 from interlock.dialects.common import tool_arguments
 from interlock.dialects.openai_chat import response, wire
-from interlock.engine.aligner import EventsBehindText, TextAligner, TextPiece, send_aligned
+from interlock.engine.aligner import TextPiece, send_aligned
 from interlock.engine.driver import Step, run, start_eager, wait_for
 from interlock.engine.stream import Piece, StreamRewriter
+from interlock.engine.text_block import PolicedText
 from interlock.neutral import ToolCall
 from interlock.policy.base import Keep, PolicyContext, ReplaceWithText, StreamEnd, ToolDecision
-from interlock.policy.chain import PolicyChain, PolicyFailed
+from interlock.policy.chain import PolicyChain
 from interlock.sse import SSEEvent, parse_all
 
 
@@ -115,9 +116,7 @@ class ChatStreamRewriter(StreamRewriter):
         self.fragment: SSEEvent | None = None  # the cut-off end of a truncated stream
         self.template: dict[str, Any] | None = None
         self.sent_text = False  # content reached the client: notices start a new paragraph
-        self.aligner = TextAligner()
-        self.behind = EventsBehindText()
-        self.text_open = False  # text went to the policies and its end was not signalled yet
+        self.text_block = PolicedText(chain, ctx)  # the message's one text
 
     # While tool calls are held, everything sent waits behind them, in order.
 
@@ -153,7 +152,7 @@ class ChatStreamRewriter(StreamRewriter):
         if choice is None:  # [DONE], the usage chunk, errors, comments, n > 1, anything unknown
             if not self.finished and (event.data == "[DONE]" or (isinstance(data, dict) and "error" in data)):
                 yield from self._failed_end()
-            if not self.behind.wait(event):
+            if not self.text_block.behind.wait(event):
                 self.emit_raw(event)
             return
         assert isinstance(data, dict)  # it has a choice
@@ -170,23 +169,22 @@ class ChatStreamRewriter(StreamRewriter):
         ends_text = bool(tool_deltas) or finish_reason is not None
         role_seen, self.role_seen = self.role_seen, self.role_seen or isinstance(delta.get("role"), str)
         if isinstance(content, str) and content and self.chain.handles_text:
-            out = "" if self.ctx.ended_by is not None else (yield from self._text(content))
+            out = "" if self.ctx.ended_by is not None else (yield from self.text_block.released(content))
             only_text = finish_reason is None and all(v is None for k, v in delta.items() if k != "content")
             if only_text and self.ctx.ended_by is None:
-                self.behind.add(event, content)
-                self._emit_aligned(self.behind.release(self.aligner.add(event, content, out), final=False))
+                self._emit_aligned(self.text_block.line_up(event, content, out))
                 return
-            out = self.aligner.abandon() + out  # a chunk with more than text is rebuilt
-            self._emit_aligned(self.behind.abandon())
+            out = self.text_block.aligner.abandon() + out  # a chunk with more than text is rebuilt
+            self._emit_aligned(self.text_block.behind.abandon())
             if ends_text:
-                closed = yield from self._close_text()
+                closed = yield from self.text_block.close()
                 out += "".join(piece[1] for piece in closed if not isinstance(piece, SSEEvent))
                 self._emit_aligned([piece for piece in closed if isinstance(piece, SSEEvent)])
             if out != content:
                 new_delta["content"] = out
                 text_changed = True
         elif ends_text:  # tool calls or the finish follow the text: release what is held first
-            self._emit_aligned((yield from self._close_text()))
+            self._emit_aligned((yield from self.text_block.close()))
         holding = (
             isinstance(tool_deltas, list)
             and bool(tool_deltas)
@@ -211,7 +209,7 @@ class ChatStreamRewriter(StreamRewriter):
             return
         self.sent_text = self.sent_text or bool(new_delta.get("content"))
         if not (text_changed or holding):
-            if not self.behind.wait(event):
+            if not self.text_block.behind.wait(event):
                 self.emit_raw(event)
             return
         if new_delta.get("content") == "":
@@ -224,27 +222,6 @@ class ChatStreamRewriter(StreamRewriter):
         """Upstream chunks whose text came out unchanged go as their original bytes."""
         if send_aligned(pieces, self.emit_raw, self._emit_content):
             self.sent_text = True
-
-    def _text(self, text: str) -> Step[str]:
-        self.text_open = True
-        try:
-            out: str = yield from run(self.chain.text(self.ctx, text))
-        except PolicyFailed as failed:
-            self.ctx.end_message(failed.policy, failed.reason)
-            return failed.notice
-        return out
-
-    def _close_text(self) -> Step[list[TextPiece | SSEEvent]]:
-        """The text is over (tool calls or the end follow): what the policies held."""
-        if not self.text_open or self.ctx.ended_by is not None:
-            return [*self.behind.abandon()]
-        self.text_open = False
-        try:
-            tail = yield from run(self.chain.text_end(self.ctx))
-        except PolicyFailed as failed:
-            self.ctx.end_message(failed.policy, failed.reason)
-            return [(None, self.aligner.abandon() + failed.notice), *self.behind.abandon()]
-        return self.behind.release(self.aligner.flush(tail), final=True)
 
     def _hold(self, tool_deltas: list[Any]) -> None:
         """Collect the deltas of each call by index; nothing is decided here."""
@@ -371,7 +348,7 @@ class ChatStreamRewriter(StreamRewriter):
     def _failed_end(self) -> Step[None]:
         """The stream ends without its finish chunk: release held text, decide the held
         calls whose arguments are complete (the others are dropped) and send what survives."""
-        self._emit_aligned((yield from self._close_text()))
+        self._emit_aligned((yield from self.text_block.close()))
         if self.tail is None:
             return
         decisions = yield from self._decisions(complete_only=True)

@@ -43,12 +43,13 @@ from interlock.dialects.openai_responses import chained, response, wire
 from interlock.dialects.openai_responses.chained import blocking_policy
 from interlock.dialects.openai_responses.reassemble import TERMINAL
 from interlock.dialects.openai_responses.request import CALL_ITEMS
-from interlock.engine.aligner import EventsBehindText, TextAligner, TextPiece
+from interlock.engine.aligner import TextPiece
 from interlock.engine.driver import Step, run, start_eager, wait_for
 from interlock.engine.stream import StreamRewriter
+from interlock.engine.text_block import PolicedText
 from interlock.neutral import ToolCall
 from interlock.policy.base import PolicyContext, ReplaceWithText, StreamEnd, ToolDecision
-from interlock.policy.chain import PolicyChain, PolicyFailed
+from interlock.policy.chain import PolicyChain
 from interlock.sse import SSEEvent
 
 
@@ -76,10 +77,8 @@ class _Held:
 @dataclass(slots=True)
 class _TextPart:
     template: dict[str, Any]  # the first delta's fields, for new deltas
-    aligner: TextAligner = field(default_factory=TextAligner)
-    behind: EventsBehindText = field(default_factory=EventsBehindText)  # comments behind held text
+    text: PolicedText
     sent: list[str] = field(default_factory=list)
-    open: bool = True
 
 
 class ResponsesStreamRewriter(StreamRewriter):
@@ -185,7 +184,7 @@ class ResponsesStreamRewriter(StreamRewriter):
     def _other(self, event: SSEEvent) -> None:
         """A comment or non-JSON event keeps its place: behind held text, inside an open
         held call, or where it came."""
-        if any(part.behind.wait(event) for part in self.texts.values() if part.open):
+        if any(part.text.behind.wait(event) for part in self.texts.values() if part.text.open):
             return
         open_calls = [held for held in self.held.values() if held.done is None]
         if open_calls:
@@ -223,18 +222,11 @@ class ResponsesStreamRewriter(StreamRewriter):
         if kind == "response.output_text.delta":
             if part is None:
                 template = {k: v for k, v in payload.items() if k not in ("delta", "obfuscation")}
-                part = self.texts[part_key] = _TextPart(template)
+                part = self.texts[part_key] = _TextPart(template, PolicedText(self.chain, self.ctx))
             if self.ctx.ended_by is not None:
                 return
             delta = payload.get("delta")
-            text = delta if isinstance(delta, str) else ""
-            try:
-                released = yield from run(self.chain.text(self.ctx, text))
-            except PolicyFailed as failed:
-                self._fail_text(part, failed)
-                return
-            part.behind.add(event, text)
-            self._emit_text(part, part.behind.release(part.aligner.add(event, text, released), final=False))
+            self._emit_text(part, (yield from part.text.add(event, delta if isinstance(delta, str) else "")))
             return
         assert part is not None
         if kind == "response.output_text.done":
@@ -246,24 +238,7 @@ class ResponsesStreamRewriter(StreamRewriter):
 
     def _flush(self, part: _TextPart) -> Step[None]:
         """The part's text ends (or the stream fails): what the policies hold goes out."""
-        if not part.open:
-            return
-        part.open = False
-        if self.ctx.ended_by is not None:
-            part.aligner.abandon()
-            self._emit_text(part, [*part.behind.abandon()])
-            return
-        try:
-            tail = yield from run(self.chain.text_end(self.ctx))
-        except PolicyFailed as failed:
-            self._fail_text(part, failed)
-            return
-        self._emit_text(part, part.behind.release(part.aligner.flush(tail), final=True))
-
-    def _fail_text(self, part: _TextPart, failed: PolicyFailed) -> None:
-        """A text policy failed and blocks: what was released goes out, then the notice."""
-        self.ctx.end_message(failed.policy, failed.reason)
-        self._emit_text(part, [(None, part.aligner.abandon() + failed.notice), *part.behind.abandon()])
+        self._emit_text(part, (yield from part.text.close()))
 
     def _emit_text(self, part: _TextPart, pieces: list[TextPiece | SSEEvent]) -> None:
         index = part.template.get("output_index")
