@@ -88,4 +88,5 @@ class PolicedText:
         goes out as new text, then the events that waited behind them."""
         self.open = False
         rest = self.aligner.abandon() + extra
-        return [(None, rest), *self.behind.abandon()] if rest else self.behind.abandon()
+        pieces: Pieces = [(None, rest)] if rest else []
+        return [*pieces, *self.behind.abandon()]
