@@ -32,16 +32,7 @@ import httpx2
 from harness import ProxyLauncher, make_ca
 from mock_provider import MockProvider
 from policy_fixtures import chain_of, context, police_body, policed_stream
-from wire_scenarios import (
-    SCENARIOS,
-    Scenario,
-    anthropic_json,
-    anthropic_sse,
-    openai_chat_json,
-    openai_chat_sse,
-    openai_responses_json,
-    openai_responses_sse,
-)
+from wire_scenarios import SCENARIOS, Scenario, json_for, sse_for
 
 from interlock.dialects import DIALECTS, dialect_for
 from interlock.engine.stream import StreamTap
@@ -101,11 +92,7 @@ def conversation(turns: int) -> dict[str, Any]:
 
 def wire(dialect: str, s: Scenario) -> tuple[list[bytes], dict[str, Any]]:
     """The stream and the whole body of scenario `s` in `dialect`'s wire format."""
-    if dialect == "anthropic-messages":
-        return anthropic_sse(s, "m"), anthropic_json(s, "m")
-    if dialect == "openai-responses":
-        return openai_responses_sse(s, "m"), openai_responses_json(s, "m")
-    return openai_chat_sse(s, "m", include_usage=True), openai_chat_json(s, "m")
+    return sse_for(dialect, s, "m"), json_for(dialect, s, "m")
 
 
 def best_of(repeat: int, measure: Callable[[], float]) -> float:

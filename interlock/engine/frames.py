@@ -53,12 +53,10 @@ class FrameStream(PolicyStream):
             if isinstance(piece, FrameEvent):
                 frames.append(piece.frame)
                 self.final += piece.raw
-                self._final_reassembler.feed(piece)
                 continue
             data = piece.raw if isinstance(piece, SSEEvent) else piece
             self.final += data
             for event in parse_all(data):
-                self._final_reassembler.feed(event)
                 if event.data is not None:
                     frames.append(event.data.encode())
         return frames

@@ -9,8 +9,9 @@ content arrived. A body that stops decoding is kept as far as it decoded, with a
 `PolicyStream` is what the addon sets as `flow.response.stream` when policies look at
 responses. It hands each parsed event to the dialect's rewriter (a step generator, see
 `interlock.engine.driver`) and returns the bytes to send to the client. Events the
-rewriter forwards unchanged go out as their original bytes; what it sends is fed to a
-second reassembler, so the record's final message is built from what passed. When a
+rewriter forwards unchanged go out as their original bytes; the record's final message
+is upstream's when nothing changed, else reassembled once, at the end, from what was
+sent (`final_reassembly`). When a
 policy has to wait, `waiting` is true: the addon's stream-wait hook awaits `wait()`,
 then calls `resume()`. With a `Keepalive`, `wait()` also returns once the client has had
 nothing for its interval, and `resume()` then gives the dialect's keepalive event while
@@ -158,7 +159,8 @@ class PolicyStream:
         self.keepalives: list[int] = []  # where in `final` each keepalive starts
         self._keepalive = keepalive
         self._sent_at = time.monotonic()  # the client's latest byte (the headers, at first)
-        self._final_reassembler = final
+        self._final_reassembler = final  # fed at the end, and only if the client got other bytes
+        self._final_reassembly: Reassembly | None = None
         self._built = 0  # pieces the rewriter built rather than forwarded
         self._driver = Driver()
         self._queue: deque[SSEEvent | None] = deque()  # None marks the end of the stream
@@ -186,8 +188,17 @@ class PolicyStream:
         return b"".join(parts)
 
     def final_reassembly(self) -> Reassembly:
-        """The message the client received."""
-        return self._final_reassembler.result()
+        """The message the client received: upstream's when nothing changed, else read
+        once from what was sent (not event by event as it went: most streams change
+        nothing, and the record asks only at the end)."""
+        if self._final_reassembly is None:
+            if not self.changed:
+                self._final_reassembly = self.tap.reassembler.result()
+            else:
+                for event in parse_all(bytes(self.sent_without_keepalives())):
+                    self._final_reassembler.feed(event)
+                self._final_reassembly = self._final_reassembler.result()
+        return self._final_reassembly
 
     def __call__(self, chunk: bytes) -> list[bytes]:
         self._queue.extend(self.tap.feed(chunk))
@@ -259,13 +270,7 @@ class PolicyStream:
         self._sent_at = time.monotonic()
         data = bytearray()
         for piece in pieces:
-            if isinstance(piece, SSEEvent):
-                data += piece.raw
-                self._final_reassembler.feed(piece)
-            else:
-                data += piece
-                for event in parse_all(piece):
-                    self._final_reassembler.feed(event)
+            data += piece.raw if isinstance(piece, SSEEvent) else piece
         self.final += data
         return [bytes(data)]
 
