@@ -19,7 +19,18 @@ from mitmproxy import ctx, exceptions
 from addons.live_config import LiveConfig, Loaded
 from interlock.config import ConfigError
 
-DEFAULT_CONFIG = str(Path(__file__).resolve().parent.parent / "mitm_config.yaml")
+PACKAGE = Path(__file__).resolve().parent
+
+
+def default_config(package: Path = PACKAGE) -> str:
+    """The checkout's `mitm_config.yaml`; an installed wheel has no checkout, and carries
+    a copy beside this module (pyproject's force-include)."""
+    checkout = package.parent / "mitm_config.yaml"
+    packaged = package / "mitm_config.yaml"
+    return str(packaged if packaged.exists() and not checkout.exists() else checkout)
+
+
+DEFAULT_CONFIG = default_config()
 CHECK_EVERY_S = 1.0
 logger = logging.getLogger(__name__)
 
