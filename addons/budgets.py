@@ -4,7 +4,8 @@
 chain starts from the recorded calls of its window (`recorder.spend`, SQL aggregates).
 `interlock_call_ended`: the call's real cost (`record_price`), tokens and 1 call go to
 every limit that applies to it, in the process-wide ledger; a call blocked before it
-went upstream (no usage) spent nothing. Each touched (limit, key) is upserted into
+went upstream (no usage) spent nothing, a failed one $0, and one answered without usage
+(an OpenAI stream without `stream_options.include_usage`) is counted as unpriced. Each touched (limit, key) is upserted into
 `budget_use` through a `SideWriter` (coalesced by key, off the event loop) for the UI.
 A limit that a live reload keeps keeps its total; one a reload adds counts from then on.
 With no budget configured, a call costs one identity check here.
@@ -49,7 +50,10 @@ def spend_of(record: CallRecord) -> Spend | None:
         project=record.project,
         session_id=record.session_id,
     )
-    cost = record_price(record)[0] if reported else 0.0  # no usage (an error): nothing billed
+    if reported:
+        cost = record_price(record)[0]
+    else:  # an error is not billed; an answer without usage (a stream not asking for it) is unpriced
+        cost = 0.0 if record.error or (record.status or 0) >= 400 else None
     return Spend(caller, record.model_final or record.model, tokens, cost, record.ended_at or time.time())
 
 
