@@ -150,5 +150,5 @@ class Limit:
     def amount_text(self, amount: float) -> str:
         metric = self.options.metric
         if metric == "cost_usd":
-            return f"${amount:,.2f}" if amount >= 1 else f"${amount:.4g}"
+            return f"${amount:,.2f}" if amount >= 1 else "$" + (f"{amount:.6f}".rstrip("0").rstrip(".") or "0")
         return f"{amount:,.0f} {'tokens' if metric == 'tokens' else 'calls'}"
