@@ -31,16 +31,6 @@ from interlock.engine.stream import Keepalive, PolicyStream, StreamTap
 from interlock.policy.base import Refused
 from interlock.policy.chain import PolicyFailed
 
-# A refusal that lifts within this many seconds is left to the SDKs' own retries (they
-# wait for `retry-after` up to a minute or two); one that lasts longer says
-# `x-should-retry: false`, or the anthropic SDK would sleep until `retry-after` and the
-# openai SDK retry at once, twice, each retry refused again.
-RETRY_SOON_S = 60
-
-
-def retry_soon(refused: Refused) -> bool:
-    return refused.retry_after_s is not None and refused.retry_after_s <= RETRY_SOON_S
-
 
 def is_sse(headers: http.Headers) -> bool:
     return headers.get("content-type", "").startswith("text/event-stream")
@@ -90,13 +80,14 @@ class Policing:
         )
 
     def _answer_refused(self, flow: http.HTTPFlow, state: CallState, refused: Refused) -> None:
-        retry = retry_soon(refused)
         headers = {"content-type": "application/json", CALL_ID_HEADER: state.call_id}
         if refused.retry_after_s is not None:
             headers["retry-after"] = str(refused.retry_after_s)
-        if not retry:  # the SDKs would otherwise retry at once, or sleep until retry-after
+        if not refused.retry_soon:
+            # Else the openai SDK retries at once, twice, each retry refused again, and the
+            # anthropic SDK sleeps until `retry-after` (an hour for an hourly budget).
             headers["x-should-retry"] = "false"
-        body = state.dialect.limit_error(refused.message, retry)
+        body = state.dialect.limit_error(refused.message, refused.retry_soon)
         flow.response = http.Response.make(refused.status, json_bytes(body), headers)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:

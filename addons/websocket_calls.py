@@ -35,7 +35,7 @@ from addons.call_state import CallState
 from addons.call_tags import NO_TAGS, CallTags, take_tags
 from addons.config_watch import ConfigWatch
 from addons.matcher import new_call_state
-from addons.policing import json_bytes, retry_soon
+from addons.policing import json_bytes
 from addons.recording import Recording
 from interlock.dialects import dialect_for
 from interlock.dialects.base import WebSocketFrames
@@ -277,7 +277,7 @@ class WebSocketCalls:
         if policed.refused is not None:
             refused = policed.refused
             return session.frames.error_frame(
-                refused.status, state.dialect.limit_error(refused.message, retry_soon(refused))
+                refused.status, state.dialect.limit_error(refused.message, refused.retry_soon)
             )
         assert policed.blocked is not None
         return session.frames.blocked_frame(state.dialect.blocked_status, policed.blocked.notice)

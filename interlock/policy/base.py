@@ -57,6 +57,11 @@ class Caller:
 NO_CALLER = Caller()
 
 
+# A refusal that lifts within this many seconds is worth the SDKs' own retries (they wait
+# for `retry-after` up to a minute or two); a longer one tells them not to retry.
+RETRY_SOON_S = 60
+
+
 class Refused(Exception):
     """A deliberate refusal of a request (not a failure): answered with `status` and the
     dialect's limit error saying `message`; `retry_after_s` is when trying again may
@@ -68,6 +73,11 @@ class Refused(Exception):
         self.message = message
         self.status = status
         self.retry_after_s = retry_after_s
+
+    @property
+    def retry_soon(self) -> bool:
+        """It lifts within `RETRY_SOON_S`: a client retrying after `retry_after_s` may succeed."""
+        return self.retry_after_s is not None and self.retry_after_s <= RETRY_SOON_S
 
 
 @dataclass(frozen=True, slots=True)
