@@ -14,6 +14,11 @@ from interlock.providers import Match
 from policies.builtin.budget import BudgetPolicy
 from policies.builtin.budget_limits import BudgetOptions
 
+
+def headers(*fields: tuple[str, str]) -> http.Headers:
+    return http.Headers([(name.encode(), value.encode()) for name, value in fields])
+
+
 REQUEST = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}]}
 
 
@@ -41,7 +46,7 @@ def state(policies: PolicyChain) -> CallState:
 
 def test_the_session_is_found_before_the_policies_when_one_needs_it_and_kept() -> None:
     calls, call = CallStates(), state(chain("session"))
-    context = calls.policy_context(call, REQUEST, http.Headers(**{"x-interlock-session": "s1", "user-agent": "sdk/1"}))
+    context = calls.policy_context(call, REQUEST, headers(("x-interlock-session", "s1"), ("user-agent", "sdk/1")))
     caller = context.caller
     assert (caller.provider, caller.client, caller.user, caller.project, caller.session_id) == (
         "openai",
@@ -50,11 +55,11 @@ def test_the_session_is_found_before_the_policies_when_one_needs_it_and_kept() -
         "apollo",
         "s1",
     )
-    assert calls.session_id(call, http.Headers(**{"x-interlock-session": "other"})) == "s1"  # not found twice
+    assert calls.session_id(call, headers(("x-interlock-session", "other"))) == "s1"  # not found twice
 
 
 def test_no_session_is_looked_for_when_no_policy_needs_it() -> None:
     calls, call = CallStates(), state(chain("user"))
-    context = calls.policy_context(call, REQUEST, http.Headers(**{"x-interlock-session": "s1"}))
+    context = calls.policy_context(call, REQUEST, headers(("x-interlock-session", "s1")))
     assert context.caller.session_id is None and call.session is None
-    assert calls.session_id(call, http.Headers(**{"x-interlock-session": "s1"})) == "s1"  # found when recorded
+    assert calls.session_id(call, headers(("x-interlock-session", "s1"))) == "s1"  # found when recorded
