@@ -6,7 +6,8 @@ rate-limit error, at once (one attempt: `x-should-retry: false`), without contac
 upstream, and is recorded; another session is unaffected. Totals survive a restart and
 a live reload; `warn` passes and records; `downgrade` rewrites the model upstream sees;
 an hourly window's block says when it resets; unknown prices count as configured; a
-bad limit refuses start-up naming the key.
+bad limit refuses start-up naming the key; a WebSocket turn past its budget gets a 429
+error frame.
 
 The mock answers every call with 12 input and 34 output tokens: gpt-4o costs $0.00037 a
 call, claude-sonnet-4-6 $0.000546, gemini-2.5-pro $0.000355 (litellm's price map).
@@ -14,6 +15,7 @@ call, claude-sonnet-4-6 $0.000546, gemini-2.5-pro $0.000355 (litellm's price map
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -24,11 +26,12 @@ from typing import Any
 import anthropic
 import openai
 import pytest
-from harness import ProxyLauncher, ProxyProcess
+from harness import MitmCA, ProxyLauncher, ProxyProcess
 from harness_clients import ClientFactory
 from harness_db import CallsDB
 from harness_reload import edit_config, read_config
 from mock_provider import MockProvider
+from test_e2e_responses_ws import connect, create, turn
 from test_e2e_startup import run_mitmdump
 
 SESSION_HEADER = "x-interlock-session"
@@ -364,3 +367,21 @@ def test_a_bad_limit_refuses_start_up_naming_the_key(tmp_path: Path) -> None:
     result = run_mitmdump(tmp_path, "--set", f"interlock_config={config}")
     assert result.returncode != 0
     assert "policies.0 (budget).limits.0.window" in result.stdout + result.stderr
+
+
+async def test_a_websocket_turn_past_its_budget_gets_a_429_error_frame(
+    start_proxy: ProxyLauncher, mock_provider: MockProvider, mitm_ca: MitmCA
+) -> None:
+    """Codex's Responses WebSocket: each turn is a call, checked and charged as over HTTP."""
+    proxy = start_proxy(config=budget({"name": "turns", "metric": "calls", "max": 1, "window": "day"}))
+    tls = mitm_ca.ssl_context()
+    async with connect(proxy, tls) as ws:
+        first = await turn(ws, create("hello"))
+        assert json.loads(first[-1])["type"] == "response.completed"
+        await asyncio.to_thread(wait_use, db_of(proxy), "overall", 1)
+        upstream = len(mock_provider.exchanges)
+        [refused] = await turn(ws, create("hello again"))
+    error = json.loads(refused)
+    assert (error["type"], error["status"], error["error"]["code"]) == ("error", 429, "insufficient_quota")
+    assert "budget 'turns' exceeded" in error["error"]["message"]
+    assert len(mock_provider.exchanges) == upstream  # the refused turn never went upstream
