@@ -1,7 +1,8 @@
 """Charges the `budget` policies as calls end, restores their totals at start-up, writes their use.
 
 `running` (before the recorder says "Interlock ready"): every counted limit of the
-chain starts from the recorded calls of its window (`recorder.spend`, SQL aggregates).
+chain starts from the recorded calls of its window (`recorder.spend`, SQL aggregates;
+per session over a session's life, the sessions of the last week: `active_since`).
 `interlock_call_ended`: the call's real cost (`record_price`), tokens and 1 call go to
 every limit that applies to it, in the process-wide ledger; a call blocked before it
 went upstream (no usage) spent nothing, a failed one $0, and one answered without usage
@@ -25,6 +26,7 @@ from addons.recording import Recording
 from interlock.policy.base import Caller
 from interlock.policy.chain import PolicyChain
 from policies.builtin.budget import BudgetPolicy, Charged, Spend
+from policies.builtin.budget_limits import Limit
 from recorder.models import CallRecord
 from recorder.rows import iso, record_price
 from recorder.side_writer import SideWriter
@@ -32,6 +34,7 @@ from recorder.spend import spent
 
 logger = logging.getLogger(__name__)
 TABLE = "budget_use"
+SESSION_RESTORE_DAYS = 7
 
 
 def spend_of(record: CallRecord) -> Spend | None:
@@ -77,6 +80,15 @@ def use_row(charged: Charged, now: float) -> dict[str, Any]:
     }
 
 
+def active_since(limit: Limit, now: float) -> float | None:
+    """For a limit per session over its whole life (`session`, `ever`): restore only the
+    sessions with a call in the last `SESSION_RESTORE_DAYS` (each key held costs memory,
+    and an older session is unlikely to go on); None: every key."""
+    if limit.window.kind == "ever" and "session" in limit.scope:
+        return now - SESSION_RESTORE_DAYS * 86400
+    return None
+
+
 class Budgets:
     def __init__(self, config: ConfigWatch, recording: Recording) -> None:
         self.config = config
@@ -117,7 +129,7 @@ class Budgets:
                         "Interlock budget %s: totals not restored from %s: %s", limit.options.name, db_path, error
                     )
                     groups = []
-                self._write(policy.restore(limit, groups), now)
+                policy.restore(limit, groups, active_since(limit, now))  # budget_use already has what was written
                 restored += 1
         if restored:
             logger.info("Interlock budgets: %d limits' totals restored from %s", restored, db_path)

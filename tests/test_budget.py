@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from addons.budgets import spend_of, use_row
+from addons.budgets import active_since, spend_of, use_row
 from interlock.dialects import DIALECTS, dialect_for
 from interlock.engine.policing import police_request
 from interlock.policy.base import Caller, PolicyContext, Refused
@@ -386,3 +386,23 @@ def test_every_dialect_words_a_limit_as_its_provider_does(name: str) -> None:
     else:  # OpenAI
         assert (error["code"], later["error"]["code"]) == ("rate_limit_exceeded", "insufficient_quota")
         assert later["error"]["type"] == "insufficient_quota" and error["param"] is None
+
+
+def test_a_per_session_limit_restores_only_the_sessions_still_active(tmp_path: Path) -> None:
+    week = 7 * 86400
+    path = calls_db(
+        tmp_path,
+        [
+            {"session_id": "old", "ended_at": iso(NOW - 2 * week), "cost_usd": 1.0, "input_tokens": 1},
+            {"session_id": "going", "ended_at": iso(NOW - 2 * week), "cost_usd": 1.0, "input_tokens": 1},
+            {"session_id": "going", "ended_at": iso(NOW - 60), "cost_usd": 2.0, "input_tokens": 1},
+        ],
+    )
+    budget = policy(limit(max=10.0))
+    [life] = budget.limits
+    since = active_since(life, NOW)
+    assert since == NOW - week
+    restored = {c.key: c.use.amounts.sum(NOW) for c in budget.restore(life, spent(path, life.columns, None), since)}
+    assert restored == {("going",): pytest.approx(3.0)}  # its whole life, the old session not at all
+    assert active_since(policy(limit(scope="user")).limits[0], NOW) is None
+    assert active_since(policy(limit(window="day")).limits[0], NOW) is None

@@ -198,15 +198,19 @@ class BudgetPolicy(Policy):
             charged.append(Charged(limit, key, use))
         return charged
 
-    def restore(self, limit: Limit, groups: list[Spent]) -> list[Charged]:
+    def restore(self, limit: Limit, groups: list[Spent], active_since: float | None = None) -> list[Charged]:
         """Start counting `limit` from the recorded calls' groups (`recorder.spend`,
-        grouped by `limit.columns`, from its window's start); their uses after it."""
+        grouped by `limit.columns`, from its window's start), leaving out the keys with no
+        call since `active_since`; their uses after it."""
         self.ledger.start(limit.id)
+        keyed = [(limit.key_of(g.key, g.model), g) for g in groups if limit.applies(g.model)]
+        latest: dict[ScopeKey, float] = {}
+        for key, group in keyed:
+            latest[key] = max(latest.get(key, group.at), group.at)
         touched: dict[ScopeKey, Use] = {}
-        for group in sorted(groups, key=lambda g: g.at):
-            if not limit.applies(group.model):
+        for key, group in sorted(keyed, key=lambda pair: pair[1].at):
+            if active_since is not None and latest[key] < active_since:
                 continue
-            key = limit.key_of(group.key, group.model)
             unpriced = group.unpriced_calls if limit.options.metric == "cost_usd" else 0
             amount = self._amount(limit, group.tokens, group.cost_usd, group.unpriced_tokens, group.calls)
             touched[key] = self.ledger.add(limit.id, limit.window, key, group.at, amount, group.calls, unpriced)
