@@ -8,7 +8,8 @@ every limit that applies to it, in the process-wide ledger; a call blocked befor
 went upstream (no usage) spent nothing, a failed one $0, and one answered without usage
 (an OpenAI stream without `stream_options.include_usage`) is counted as unpriced. Each touched (limit, key) is upserted into
 `budget_use` through a `SideWriter` (coalesced by key, off the event loop) for the UI.
-A limit that a live reload keeps keeps its total; one a reload adds counts from then on.
+A limit that a live reload keeps keeps its total; one a reload adds is restored like
+those at start-up, before the new config is swapped in (`LiveConfig.before_swap`).
 With no budget configured, a call costs one identity check here.
 """
 
@@ -22,6 +23,7 @@ from typing import Any
 from mitmproxy import http
 
 from addons.config_watch import ConfigWatch
+from addons.live_config import Loaded
 from addons.recording import Recording
 from interlock.policy.base import Caller
 from interlock.policy.chain import PolicyChain
@@ -112,12 +114,23 @@ class Budgets:
         return writer.db_path if writer is not None else None
 
     def running(self) -> None:
+        self._restore(self.config.current)
+        if self.config.live is not None:
+            self.config.live.before_swap = self._restore
+
+    def _restore(self, loaded: Loaded | None) -> None:
+        """Start the chain's counted limits that have no totals yet from the recorded
+        calls: at start-up, and for a reloaded config before it is swapped in (in the
+        reload's thread: the limits it starts are in no chain in force yet)."""
         db_path = self._db_path()
-        if db_path is None:
+        if db_path is None or loaded is None:
             return
         now = time.time()
         restored = 0
-        for policy in self.budgets():
+        for entry in loaded.chain.entries:
+            policy = entry.policy
+            if not isinstance(policy, BudgetPolicy):
+                continue
             for limit in policy.limits:
                 if not limit.counted or policy.ledger.started(limit.id):
                     continue

@@ -228,7 +228,8 @@ def test_totals_survive_a_proxy_restart(
     first.stop()
 
     second = start_proxy(config=config, db=db_path)
-    assert second.output().index("totals restored") < second.output().index("Interlock ready")
+    output = second.wait_for_output("Interlock ready")  # listening may come first
+    assert output.index("totals restored") < output.index("Interlock ready")
     client = make_clients(second).openai()
     with pytest.raises(openai.RateLimitError, match=r"\$0\.00037 of \$0\.0004"):
         ask_openai(client, "restarted")
@@ -247,9 +248,16 @@ def test_a_live_reload_keeps_totals(
     edit_config(proxy, config)
     with pytest.raises(openai.RateLimitError, match="session-cost"):
         ask_openai(client, "reloaded")
-    config["policies"][0]["limits"][0]["name"] = "renamed"  # another limit: counted afresh
+    config["policies"][0]["limits"][0]["name"] = "renamed"  # another limit: restored from the calls
+    restored = proxy.output().count("totals restored")
     edit_config(proxy, config)
-    assert ask_openai(client, "reloaded")
+    assert proxy.output().count("totals restored") == restored + 1  # before the reload was taken
+    with pytest.raises(openai.RateLimitError, match=r"'renamed' exceeded: \$0\.00037 of \$0\.0004"):
+        ask_openai(client, "reloaded")
+    config["policies"][0]["limits"][0]["window"] = "day"  # per day: the same call, the same total
+    edit_config(proxy, config)
+    with pytest.raises(openai.RateLimitError, match=r"'renamed' exceeded: \$0\.00037 of \$0\.0004 today"):
+        ask_openai(client, "reloaded")
 
 
 # -- warn, downgrade, windows, unknown prices ------------------------------------------------

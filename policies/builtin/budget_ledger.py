@@ -1,9 +1,9 @@
 """The budgets' running totals: one process-wide ledger, kept in memory.
 
 A total belongs to a limit's identity (`LimitId`: its policy's instance name, its name,
-metric, window and scope), not to a policy object, so a live config reload (which builds new policy objects) keeps
-every total whose limit it keeps, and a limit whose window or scope changed starts
-afresh. Within a limit, each scope key (a session, a model, a user and project, ...)
+metric, window and scope), not to a policy object, so a live config reload (which
+builds new policy objects) keeps every total whose limit it keeps, and a limit whose
+window or scope changed is a new one (restored from the database: `addons.budgets`). Within a limit, each scope key (a session, a model, a user and project, ...)
 has a `Use`: its amounts in the limit's window (`interlock.windows.Tally`), how many
 calls they are, and how many of those could not be priced.
 """
