@@ -84,8 +84,8 @@ class Policing:
         if refused.retry_after_s is not None:
             headers["retry-after"] = str(refused.retry_after_s)
         if not refused.retry_soon:
-            # Else the openai SDK retries at once, twice, each retry refused again, and the
-            # anthropic SDK sleeps until `retry-after` (an hour for an hourly budget).
+            # Else the openai SDK retries twice within seconds, each retry refused again, and
+            # the anthropic SDK sleeps until `retry-after` (an hour for an hourly budget).
             headers["x-should-retry"] = "false"
         body = state.dialect.limit_error(refused.message, refused.retry_soon)
         flow.response = http.Response.make(refused.status, json_bytes(body), headers)

@@ -45,9 +45,6 @@ class Ledger:
         uses = self._uses.get(limit)
         return uses.get(key) if uses is not None else None
 
-    def uses(self, limit: LimitId) -> dict[ScopeKey, Use]:
-        return dict(self._uses.get(limit, {}))
-
     def total(self, limit: LimitId, key: ScopeKey, now: float) -> float:
         use = self.use(limit, key)
         return use.amounts.sum(now) if use is not None else 0.0
