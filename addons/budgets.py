@@ -6,8 +6,9 @@ per session over a session's life, the sessions of the last week: `active_since`
 `interlock_call_ended`: the call's real cost (`record_price`), tokens and 1 call go to
 every limit that applies to it, in the process-wide ledger; a call blocked before it
 went upstream (no usage) spent nothing, a failed one $0, and one answered without usage
-(an OpenAI stream without `stream_options.include_usage`) is counted as unpriced. Each touched (limit, key) is upserted into
-`budget_use` through a `SideWriter` (coalesced by key, off the event loop) for the UI.
+(an OpenAI stream without `stream_options.include_usage`) is counted as unpriced (as
+`recorder.spend` counts them). Each touched (limit, key) is upserted into `budget_use`
+through a `SideWriter` (coalesced by key, off the event loop) for the UI.
 A limit that a live reload keeps keeps its total; one a reload adds is restored like
 those at start-up, before the new config is swapped in (`LiveConfig.before_swap`).
 With no budget configured, a call costs one identity check here.

@@ -24,6 +24,9 @@ GROUP_COLUMNS = frozenset({"session_id", "client", "user", "project"})
 # allowing calls that ran this long.
 LONGEST_CALL_S = 86400.0
 _ENDED = "coalesce(ended_at, started_at)"
+# A call with no cost that should have one: it reported usage, or it was answered with
+# none (a failed call is not billed, so it is not unpriced).
+_PRICEABLE = "input_tokens is not null or output_tokens is not null or (error is null and coalesce(status, 0) < 400)"
 _TOKENS = (
     "coalesce(input_tokens, 0) + coalesce(output_tokens, 0)"
     " + coalesce(cache_read_tokens, 0) + coalesce(cache_write_tokens, 0)"
@@ -40,7 +43,7 @@ class Spent:
     cost_usd: float  # of its priced calls
     tokens: int  # input, output and cache tokens
     calls: int
-    unpriced_calls: int  # calls with usage the price map could not price
+    unpriced_calls: int  # calls the price map could not price, or answered without usage
     unpriced_tokens: int  # their tokens
 
 
@@ -63,7 +66,7 @@ def spent(db_path: str, columns: tuple[str, ...], since: float | None, *, by_min
         params = {"early": iso(since - LONGEST_CALL_S) or "", "since": iso(since) or ""}
     sql = (
         f"select {', '.join(keys)}, max({_ENDED}), total(cost_usd), total(tokens), count(*),"
-        " total(cost_usd is null and tokens > 0), total(case when cost_usd is null then tokens else 0 end)"
+        f" total(cost_usd is null and ({_PRICEABLE})), total(case when cost_usd is null then tokens else 0 end)"
         f" from (select *, {_TOKENS} as tokens from calls where {' and '.join(where)})"
         f" group by {', '.join(keys)}"
     )

@@ -330,7 +330,14 @@ def test_the_restore_sums_the_recorded_calls_of_the_window(tmp_path: Path) -> No
             {"session_id": "a", "ended_at": iso(hour - 10), "cost_usd": 5.0, "input_tokens": 1},  # the hour before
             {"session_id": "b", "ended_at": iso(hour + 30), "input_tokens": 100, "model": "mystery"},  # unpriced
             {"session_id": "b", "ended_at": iso(hour + 40), "verdict": "blocked"},  # never went upstream
-            {"session_id": "b", "ended_at": iso(hour + 50), "model": "gpt-4o", "model_final": "gpt-4o-mini"},
+            {
+                "session_id": "b",
+                "ended_at": iso(hour + 50),
+                "model": "gpt-4o",
+                "model_final": "gpt-4o-mini",
+                "cost_usd": 0.001,
+                "input_tokens": 3,
+            },
         ],
     )
     budget = policy(limit(window="hour", max=10.0), unknown_cost="count_tokens", unknown_usd_per_million_tokens=1e4)
@@ -338,7 +345,7 @@ def test_the_restore_sums_the_recorded_calls_of_the_window(tmp_path: Path) -> No
     groups = spent(path, cost.columns, cost.window.start(NOW))
     uses = {charged.key: charged.use for charged in budget.restore(cost, groups)}
     assert uses[("a",)].amounts.sum(NOW) == pytest.approx(0.3) and uses[("a",)].calls.sum(NOW) == 2
-    assert uses[("b",)].amounts.sum(NOW) == pytest.approx(100 * 1e4 / 1e6)  # the unpriced tokens at the rate
+    assert uses[("b",)].amounts.sum(NOW) == pytest.approx(0.001 + 100 * 1e4 / 1e6)  # unpriced tokens at the rate
     assert uses[("b",)].calls.sum(NOW) == 2 and uses[("b",)].unpriced.sum(NOW) == 1
     assert budget.ledger.started(cost.id)
 
@@ -406,3 +413,19 @@ def test_a_per_session_limit_restores_only_the_sessions_still_active(tmp_path: P
     assert restored == {("going",): pytest.approx(3.0)}  # its whole life, the old session not at all
     assert active_since(policy(limit(scope="user")).limits[0], NOW) is None
     assert active_since(policy(limit(window="day")).limits[0], NOW) is None
+
+
+def test_the_restore_counts_unpriced_calls_as_the_charge_does(tmp_path: Path) -> None:
+    path = calls_db(
+        tmp_path,
+        [
+            {"session_id": "a", "ended_at": iso(NOW - 30), "status": 200},  # answered without usage
+            {"session_id": "a", "ended_at": iso(NOW - 20), "status": 500, "error": "HTTP 500"},  # failed: $0
+            {"session_id": "a", "ended_at": iso(NOW - 10), "status": 200, "input_tokens": 5, "model": "mystery"},
+        ],
+    )
+    [group_a, group_b] = sorted(spent(path, ("session_id",), None), key=lambda g: g.model or "")
+    assert (group_a.model, group_a.calls, group_a.unpriced_calls) == ("gpt-4o", 2, 1)
+    assert (group_b.model, group_b.unpriced_calls, group_b.unpriced_tokens) == ("mystery", 1, 5)
+    charged = [spend_of(record(usage=Usage())), spend_of(record(status=500, error="HTTP 500", usage=Usage()))]
+    assert [s.cost_usd if s else "none" for s in charged] == [None, 0.0]
