@@ -2,7 +2,8 @@
 
 One addon per concern, in hook order: the configuration, matching LLM calls (call
 state), policing them, answering them from a cassette (after the request policies; see
-docs/replay.md), giving up on a silent upstream, recording them (to the database and to
+docs/replay.md), giving up on a silent upstream, charging the budgets (their totals
+restored before the recorder says ready; see docs/budgets.md), recording them (to the database and to
 a cassette, to an OTLP collector when that is on), the calls made
 over a WebSocket (each turn recorded through the same recorder), then what people
 see (the terminal line, marks in mitmweb, a conversation view per dialect, mitmdump's
@@ -11,6 +12,7 @@ first on sys.path while it runs it, so modules in `addons/` must not share a nam
 a top-level package they import.
 """
 
+from addons.budgets import Budgets
 from addons.call_state import CallStates
 from addons.cassette_record import CassetteRecording
 from addons.cassette_replay import CassetteReplay
@@ -34,6 +36,7 @@ addons = [
     Policing(calls),
     CassetteReplay(config, calls),
     UpstreamIdle(config, calls),
+    Budgets(config, recording),
     recording,
     CassetteRecording(),
     OtelExport(config),

@@ -3,7 +3,9 @@
 A `CallState` is created at `requestheaders` when the provider registry matches, filled
 in by the later hooks, and turned into a `CallRecord` once the call ends. It is kept
 beside the flow, not in `flow.metadata`: mitmproxy serialises metadata (`-w`, mitmweb),
-and this state holds secrets and live objects.
+and this state holds secrets and live objects. `CallStates` also finds a call's session
+once (`session_id`: before the policies when one needs it, else when the call is
+recorded) and builds the policies' context with who made the call.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from typing import Any, ClassVar
 from mitmproxy import addonmanager, exceptions, hooks, http
 
 from addons.call_tags import NO_TAGS, CallTags
+from interlock.config import SessionConfig
 from interlock.dialects.base import Dialect
 from interlock.engine.stream import PolicyStream, StreamTap
-from interlock.policy.base import PolicyContext
+from interlock.policy.base import Caller, PolicyContext
 from interlock.policy.chain import PolicyChain
 from interlock.providers import Match
+from interlock.sessions import ResponseChains, session_id_for
 from recorder.models import CallRecord
 
 CALL_ID_METADATA = "interlock_call_id"
@@ -45,6 +49,7 @@ class CallState:
     path: str  # without the query string
     chain: PolicyChain  # the chain in force when the call started
     keepalive_s: float  # keepalive.interval_s in force when the call started
+    sessions: SessionConfig  # how sessions were found when the call started
     tags: CallTags = NO_TAGS  # who made it, for which project (`addons.call_tags`)
     request_original: Any | None = None  # parsed JSON of what the client sent
     request_final: Any | None = None  # parsed JSON of what went upstream
@@ -59,6 +64,7 @@ class CallState:
     response_original_body: bytes | None = None  # a whole body before policies rewrote it
     upstream_error: str | None = None  # why Interlock gave up on upstream (see addons.upstream_idle)
     stream_tail: bytes = b""  # what Interlock sent after the stream it gave up on (its error event)
+    session: tuple[str | None] | None = None  # (session id,) once found: see `CallStates.session_id`
 
     @property
     def streamed(self) -> bool:
@@ -76,6 +82,7 @@ class CallStates:
 
     def __init__(self) -> None:
         self._states: weakref.WeakKeyDictionary[http.HTTPFlow, CallState] = weakref.WeakKeyDictionary()
+        self.chains = ResponseChains()  # which session a chained call's response belongs to
 
     def attach(self, flow: http.HTTPFlow, state: CallState) -> None:
         self._states[flow] = state
@@ -92,6 +99,32 @@ class CallStates:
 
     def __len__(self) -> int:
         return len(self._states)
+
+    def session_id(self, state: CallState, headers: http.Headers) -> str | None:
+        """The call's session, found once (from `headers`, the request as the client
+        sent it, and the chains of responses recorded so far) and kept in the state."""
+        if state.session is None:
+            found = session_id_for(state.dialect, state.request_original, headers, state.sessions, self.chains)
+            state.session = (found,)
+        return state.session[0]
+
+    def policy_context(self, state: CallState, request: dict[str, Any], headers: http.Headers) -> PolicyContext:
+        """The context the policies get for the call's `request` (its parsed body)."""
+        caller = Caller(
+            provider=state.match.provider,
+            client=headers.get("user-agent"),
+            user=state.tags.user,
+            project=state.tags.project,
+            session_id=self.session_id(state, headers) if state.chain.needs_session else None,
+        )
+        return PolicyContext(
+            call_id=state.call_id,
+            dialect=state.dialect,
+            model=state.model,
+            request=request,
+            streaming=state.stream_requested,
+            caller=caller,
+        )
 
 
 async def announce_call_ended(master: Any, flow: http.HTTPFlow, record: CallRecord) -> None:

@@ -2,12 +2,15 @@
 
 A reload that fails validation keeps the previous configuration and logs why. Flows
 take the configuration in force when they start, so a swap never affects a call in flight.
+`before_swap`, when set, gets each valid new configuration before it is swapped in (in
+the reload's thread): the budgets restore the totals of limits it adds.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from interlock.config import ConfigError, InterlockConfig, load_config
@@ -43,6 +46,7 @@ class LiveConfig:
         self.path = path
         self.current = load(path)
         self._seen = _mtime(path)
+        self.before_swap: Callable[[Loaded], None] | None = None
 
     def reload_if_changed(self) -> bool:
         """Swap in the file's new contents if it changed and is valid."""
@@ -51,7 +55,10 @@ class LiveConfig:
             return False
         self._seen = mtime
         try:
-            self.current = load(self.path)
+            loaded = load(self.path)
+            if self.before_swap is not None:
+                self.before_swap(loaded)
+            self.current = loaded
         except ConfigError as error:
             logger.error("Interlock: config change ignored, keeping the previous one: %s", error)
             return False

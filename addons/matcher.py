@@ -49,6 +49,7 @@ def new_call_state(
         path=request.path.split("?", 1)[0],
         chain=loaded.chain,
         keepalive_s=loaded.config.keepalive.interval_s,
+        sessions=loaded.config.sessions,
     )
     headers = list(request.headers.items(multi=True))
     state.secrets = secret_values(headers, request.path)  # the query string is the path's

@@ -1,7 +1,9 @@
 """Runs the policy chain on a matched call: its request, its stream live, its whole body.
 
 `request`: the request chain; a failing policy that blocks answers with the dialect's
-error body and upstream is never contacted. `responseheaders`: an SSE response gets a
+error body, a policy that refuses on purpose (a spent budget) with its status (429), the
+dialect's limit error and retry advice (`retry-after`, `x-should-retry`), and upstream is
+never contacted. `responseheaders`: an SSE response gets a
 `StreamTap` (the record is reassembled from it as the stream passes) and, when a policy
 looks at responses, a `PolicyStream` that rewrites it live. A stream upstream compressed
 (gzip, deflate, br, zstd) is decoded as it passes: with no response policy the client
@@ -26,7 +28,7 @@ from addons.call_state import CALL_ID_HEADER, CallState, CallStates
 from interlock.content_encoding import UnsupportedEncoding, decoder_for
 from interlock.engine.policing import json_bytes, police_body, police_request
 from interlock.engine.stream import Keepalive, PolicyStream, StreamTap
-from interlock.policy.base import PolicyContext
+from interlock.policy.base import Refused
 from interlock.policy.chain import PolicyFailed
 
 
@@ -55,16 +57,13 @@ class Policing:
         if state is None or not isinstance(state.request_original, dict):
             return
         parsed = state.request_original
-        state.policy = PolicyContext(
-            call_id=state.call_id,
-            dialect=state.dialect,
-            model=state.model,
-            request=parsed,
-            streaming=state.stream_requested,
-        )
+        state.policy = self.calls.policy_context(state, parsed, flow.request.headers)
         policed = await police_request(state.dialect, state.chain, state.policy, parsed)
         if policed.blocked is not None:
             self._answer_blocked(flow, state, policed.blocked)
+            return
+        if policed.refused is not None:
+            self._answer_refused(flow, state, policed.refused)
             return
         final = policed.final
         if final is not parsed:
@@ -79,6 +78,17 @@ class Policing:
             json_bytes(state.dialect.blocked_request(failed.notice)),
             {"content-type": "application/json", CALL_ID_HEADER: state.call_id},
         )
+
+    def _answer_refused(self, flow: http.HTTPFlow, state: CallState, refused: Refused) -> None:
+        headers = {"content-type": "application/json", CALL_ID_HEADER: state.call_id}
+        if refused.retry_after_s is not None:
+            headers["retry-after"] = str(refused.retry_after_s)
+        if not refused.retry_soon:
+            # Else the openai SDK retries twice within seconds, each retry refused again, and
+            # the anthropic SDK sleeps until `retry-after` (an hour for an hourly budget).
+            headers["x-should-retry"] = "false"
+        body = state.dialect.limit_error(refused.message, refused.retry_soon)
+        flow.response = http.Response.make(refused.status, json_bytes(body), headers)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         state = self.calls.get(flow)

@@ -18,7 +18,6 @@ from mitmproxy import ctx, http
 from addons.call_state import CallState, CallStates, announce_call_ended
 from addons.config_watch import ConfigWatch
 from addons.record_builder import RecordScrubber, build_record
-from interlock.sessions import ResponseChains, session_id_for
 from recorder import cost
 from recorder.retention import Retention
 from recorder.writer import RecorderWriter
@@ -33,7 +32,6 @@ class Recording:
         self.writer: RecorderWriter | None = None
         self._writer_start: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.chains = ResponseChains()  # which session a chained call's response belongs to
 
     def load(self, loader: Any) -> None:
         loader.add_option(
@@ -99,15 +97,13 @@ class Recording:
         if loaded is None:
             return
         try:
-            session_id = session_id_for(
-                state.dialect, state.request_original, flow.request.headers, loaded.config.sessions, self.chains
-            )
+            session_id = self.calls.session_id(state, flow.request.headers)
             # Scrubbed here, on the event loop: searching a 100 KB prompt takes about 1.5 ms
             # (4 ms when it holds a secret). A worker thread holds the GIL all the same and
             # the hop cost each streamed call ~30 ms through mitmdump (measured A/B).
             record = RecordScrubber(state)(build_record(state, flow, session_id, error))
             final = next((stage.body for stage in record.stages if stage.stage == "response_final"), None)
-            self.chains.remember(state.dialect, final, session_id)
+            self.calls.chains.remember(state.dialect, final, session_id)
         except Exception:  # a record we cannot build must not break the flow
             logger.exception("Interlock could not build the record of call %s", state.call_id)
             return

@@ -43,7 +43,6 @@ from interlock.engine.driver import start_eager
 from interlock.engine.frames import FrameEvent, FrameStream, frame_event
 from interlock.engine.policing import PolicedRequest, police_request
 from interlock.engine.stream import StreamTap
-from interlock.policy.base import PolicyContext
 from interlock.policy.chain import PolicyFailed
 from interlock.providers import Match
 
@@ -209,9 +208,7 @@ class WebSocketCalls:
             session.turns.append(turn)
             session.upstream.send([frame], message)
             return
-        state.policy = PolicyContext(
-            call_id=state.call_id, dialect=state.dialect, model=state.model, request=payload, streaming=True
-        )
+        state.policy = self.recording.calls.policy_context(state, payload, flow.request.headers)
         task = start_eager(self._police_request(state, payload))
         if task.done():
             self._requested(session, turn, frame, task, message)
@@ -256,8 +253,8 @@ class WebSocketCalls:
         state = turn.state
         assert state.policy is not None and state.tap is not None
         policed: PolicedRequest = task.result()
-        if policed.blocked is not None:
-            answer = json_bytes(session.frames.blocked_frame(state.dialect.blocked_status, policed.blocked.notice))
+        if policed.blocked is not None or policed.refused is not None:
+            answer = json_bytes(self._refusal_frame(session, state, policed))
             if message is not None:
                 message.drop()
             session.downstream.send([answer])
@@ -273,6 +270,17 @@ class WebSocketCalls:
             turn.stream = state.policy_stream = FrameStream(rewriter, state.tap, state.dialect.reassembler())
         session.turns.append(turn)
         session.upstream.send([frame], message)
+
+    @staticmethod
+    def _refusal_frame(session: Session, state: CallState, policed: PolicedRequest) -> dict[str, Any]:
+        """The error frame for a turn a policy blocked or refused."""
+        if policed.refused is not None:
+            refused = policed.refused
+            return session.frames.error_frame(
+                refused.status, state.dialect.limit_error(refused.message, refused.retry_soon)
+            )
+        assert policed.blocked is not None
+        return session.frames.blocked_frame(state.dialect.blocked_status, policed.blocked.notice)
 
     # -- responses ---------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from backtest.recorded import RecordedCall
 from interlock.dialects import DIALECTS
 from interlock.dialects.base import Dialect
 from interlock.engine.policing import PolicedBody, json_bytes, police_body, police_request
-from interlock.policy.base import PolicyContext
+from interlock.policy.base import PolicyContext, Refused
 from interlock.policy.chain import PolicyChain
 from interlock.policy.records import JudgeRecord, PolicyEventRecord, Verdict, verdict
 
@@ -68,6 +68,14 @@ def _blocked_body(dialect: Dialect, call: RecordedCall, notice: str) -> dict[str
     if call.status == WEBSOCKET_STATUS and frames is not None:
         return frames.blocked_frame(dialect.blocked_status, notice)
     return dialect.blocked_request(notice)
+
+
+def _refused_body(dialect: Dialect, call: RecordedCall, refused: Refused) -> dict[str, Any]:
+    body = dialect.limit_error(refused.message, refused.retry_soon)
+    frames = dialect.websocket
+    if call.status == WEBSOCKET_STATUS and frames is not None:
+        return frames.error_frame(refused.status, body)
+    return body
 
 
 async def _police_answer(
@@ -121,6 +129,10 @@ async def replay(chain: PolicyChain, call: RecordedCall) -> Outcome:
         outcome.status = dialect.blocked_status
         outcome.response = _blocked_body(dialect, call, policed.blocked.notice)
         outcome.notes.append("request blocked: nothing would go upstream")
+    elif policed.refused is not None:
+        outcome.status = policed.refused.status
+        outcome.response = _refused_body(dialect, call, policed.refused)
+        outcome.notes.append("request refused (a limit): nothing would go upstream")
     else:
         if policed.final is not request:
             outcome.request, outcome.changed = policed.final, True

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from interlock.config import ConfigError, PolicyEntry, describe_validation_error
 from interlock.policy.base import Policy
 from interlock.policy.chain import ChainedPolicy, PolicyChain
+from policies.builtin.budget import BudgetPolicy
 from policies.builtin.deny_tools import DenyToolsPolicy
 from policies.builtin.model_rewrite import ModelRewritePolicy
 from policies.builtin.redact import RedactPolicy
@@ -23,7 +24,7 @@ from policies.builtin.system_prompt import SystemPromptPolicy
 
 BUILTIN: dict[str, str] = {
     cls.name: f"{cls.__module__}:{cls.__name__}"
-    for cls in (ReplacePolicy, RedactPolicy, DenyToolsPolicy, ModelRewritePolicy, SystemPromptPolicy)
+    for cls in (ReplacePolicy, RedactPolicy, DenyToolsPolicy, ModelRewritePolicy, SystemPromptPolicy, BudgetPolicy)
 }
 # Policies whose module is heavy (litellm) are imported only when configured.
 BUILTIN["tool_call_judge"] = "policies.builtin.tool_call_judge:ToolCallJudgePolicy"

@@ -403,6 +403,33 @@ def m017_ui_indexes(db: Database) -> None:
         calls.create_index([column, *extra])
 
 
+@MIGRATIONS()
+def m018_budget_use(db: Database) -> None:
+    """The `budget` policy's running totals (docs/budgets.md): one row per limit and
+    scope key, upserted by the proxy as calls end; the UI's Budgets page reads it. The
+    proxy's own totals live in memory (restored from `calls` at start-up): this table
+    says what they were when last written."""
+    db.table("budget_use").create(
+        {
+            "policy": str,
+            "budget": str,
+            "metric": str,
+            "time_window": str,
+            "scope": str,
+            "scope_key": str,
+            "used": float,
+            "maximum": float,
+            "action": str,
+            "calls": int,
+            "unpriced_calls": int,
+            "resets_at": str,
+            "updated_at": str,
+        },
+        pk=("policy", "budget", "metric", "time_window", "scope", "scope_key"),
+        not_null={"used", "maximum", "action", "updated_at"},
+    )
+
+
 def migrate(db_path: str, *, busy_timeout_ms: int = 5000) -> None:
     """Bring the database at `db_path` up to date and switch it to WAL mode.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from interlock.config import ConfigError, load_config, parse_config
 from interlock.providers import ProviderRegistry
@@ -126,8 +127,6 @@ def test_trust_exports(tmp_path: Path) -> None:
 def test_the_commented_rule_policies_example_is_valid() -> None:
     text = (REPO / "mitm_config.yaml").read_text()
     block = text.split("replace `policies: []` with:\n#\n", 1)[1].split("# End of the rule policies example.", 1)[0]
-    import yaml
-
     example = yaml.safe_load("\n".join(line.removeprefix("# ").removeprefix("#") for line in block.splitlines()))
     chain = build_chain(parse_config(example).policies)
     names = [entry.name for entry in chain.entries]
@@ -137,3 +136,19 @@ def test_the_commented_rule_policies_example_is_valid() -> None:
     deny = chain.entries[-1].policy
     assert deny.verdict(ToolCall(id="1", name="Bash", arguments={"command": "rm -rf /"})) == "deletes the file system"  # type: ignore[attr-defined]
     assert deny.verdict(ToolCall(id="2", name="Bash", arguments={"command": "ls /"})) is None  # type: ignore[attr-defined]
+
+
+def test_the_commented_budgets_example_is_valid_and_off_by_default() -> None:
+    text = (REPO / "mitm_config.yaml").read_text()
+    block = text.split("survive restarts (read from the database) and live reloads. Add to `policies:`:\n", 1)[1]
+    block = block.split("# End of the budgets example.", 1)[0]
+    example = yaml.safe_load("\n".join(line.removeprefix("# ").removeprefix("#") for line in block.splitlines()))
+    [budget] = build_chain(parse_config(example).policies).entries
+    assert budget.name == "budget"
+    assert [limit.options.name for limit in budget.policy.limits] == [  # type: ignore[attr-defined]
+        "per-session",
+        "daily-team",
+        "opus-hourly",
+        "loop-guard",
+    ]
+    assert build_chain(load_config(REPO / "mitm_config.yaml").policies).entries == []

@@ -202,10 +202,16 @@ class ExplodingPolicy(Policy):
         raise ValueError("cannot start: missing credentials")
 
 
+LIMIT = {"name": "daily", "metric": "cost_usd", "max": 1.0, "window": "day"}
+
+
 @pytest.mark.parametrize(
     ("entry", "fragment"),
     [
-        ({"policy": "nope"}, r"policies\.0 \(nope\)\.policy: unknown policy 'nope'; built-in policies: deny_tools"),
+        (
+            {"policy": "nope"},
+            r"policies\.0 \(nope\)\.policy: unknown policy 'nope'; built-in policies: budget, deny_tools",
+        ),
         ({"policy": "no_such_module:Thing"}, r"policies\.0 \(no_such_module:Thing\)\.policy: cannot import"),
         ({"policy": "test_policies_chain:NotAPolicy"}, r"\(test_policies_chain:NotAPolicy\)\.policy: .* not a Policy"),
         ({"policy": "test_policies_chain:Missing"}, r"\(test_policies_chain:Missing\)\.policy"),
@@ -228,6 +234,22 @@ class ExplodingPolicy(Policy):
         ({"policy": "redact", "patterns": {"mine": "(("}}, r"\(redact\)\.patterns: .*'mine' is not a valid"),
         ({"policy": "redact", "patterns": {"any": ".*"}}, r"\(redact\)\.patterns: .*'any' matches the empty string"),
         ({"policy": "redact", "mode": "upstream"}, r"\(redact\)\.mode: Input should be 'request' or 'record_only'"),
+        ({"policy": "budget"}, r"\(budget\)\.limits: Field required"),
+        (
+            {"policy": "budget", "limits": [{**LIMIT, "metric": "usd"}]},
+            r"\(budget\)\.limits\.0\.metric: Input should be",
+        ),
+        ({"policy": "budget", "limits": [{**LIMIT, "max": 0}]}, r"\(budget\)\.limits\.0\.max: .*greater than 0"),
+        ({"policy": "budget", "limits": [{**LIMIT, "window": "fortnight"}]}, r"limits\.0\.window: .*not a window"),
+        ({"policy": "budget", "limits": [{**LIMIT, "scope": ["user", "team"]}]}, r"\(budget\)\.limits\.0\.scope"),
+        ({"policy": "budget", "limits": [{**LIMIT, "action": "downgrade"}]}, r"limits\.0\.downgrade_to: .*required"),
+        ({"policy": "budget", "limits": [{**LIMIT, "downgrade_to": "x"}]}, r"limits\.0\.downgrade_to: .*only with"),
+        ({"policy": "budget", "limits": [LIMIT, LIMIT]}, r"\(budget\)\.limits: .*unique: daily"),
+        ({"policy": "budget", "limits": [{**LIMIT, "sope": "user"}]}, r"\(budget\)\.limits\.0\.sope: Extra inputs"),
+        (
+            {"policy": "budget", "limits": [LIMIT], "unknown_cost": "count_tokens"},
+            r"\(budget\)\.unknown_usd_per_million_tokens: .*required with unknown_cost count_tokens",
+        ),
         (
             {"policy": "test_policies_chain:ExplodingPolicy"},
             r"policies\.0 \(test_policies_chain:ExplodingPolicy\): cannot start",

@@ -29,6 +29,7 @@ MIGRATION_NAMES = [
     "m013_backtests",
     "m014_call_tags",
     "m017_ui_indexes",
+    "m018_budget_use",
 ]
 
 

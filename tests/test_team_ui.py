@@ -42,6 +42,7 @@ PROTECTED = (
     f"/-/interlock/interlock/calls/{CALL}/request_original.json",
     "/-/interlock/interlock/sessions/s1",
     "/-/interlock/interlock/backtests",
+    "/-/interlock/interlock/budgets",
 )
 
 

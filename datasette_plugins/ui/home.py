@@ -50,6 +50,7 @@ def _links(datasette: Datasette, database: str) -> list[tuple[str, str]]:
         ("Most-used tools", datasette.urls.query(database, "most_used_tools")),
         ("Judge decisions by tool", datasette.urls.query(database, "judge_decisions_by_tool")),
         ("Backtests", paths.backtests_url(datasette, database)),
+        ("Budgets", paths.budgets_url(datasette, database)),
     ]
 
 

@@ -1,4 +1,4 @@
-"""The UI's own URLs: call pages, raw stage bodies, session pages, backtests, the stylesheet.
+"""The UI's own URLs: call pages, raw stage bodies, session pages, backtests, budgets, the stylesheet.
 
 Every page lives under `/-/interlock/<database>/...`; path parts are tilde-encoded as
 Datasette does for table names, so any call or session id round-trips.
@@ -23,6 +23,7 @@ BACKTESTS_ROUTE = rf"^{PREFIX}/(?P<database>[^/]+)/backtests$"
 BACKTEST_COMPARE_ROUTE = rf"^{PREFIX}/(?P<database>[^/]+)/backtests/compare$"
 BACKTEST_ROUTE = rf"^{PREFIX}/(?P<database>[^/]+)/backtests/(?P<run_id>[^/]+)$"
 BACKTEST_CALL_ROUTE = rf"^{PREFIX}/(?P<database>[^/]+)/backtests/(?P<run_id>[^/]+)/calls/(?P<call_id>[^/]+)$"
+BUDGETS_ROUTE = rf"^{PREFIX}/(?P<database>[^/]+)/budgets$"
 STYLESHEET_ROUTE = rf"^{STYLESHEET}$"
 
 
@@ -41,6 +42,10 @@ def session_url(datasette: Datasette, database: str, session_id: str) -> str:
 
 def backtests_url(datasette: Datasette, database: str) -> str:
     return datasette.urls.path(f"{PREFIX}/{tilde_encode(database)}/backtests")
+
+
+def budgets_url(datasette: Datasette, database: str) -> str:
+    return datasette.urls.path(f"{PREFIX}/{tilde_encode(database)}/budgets")
 
 
 def backtest_url(datasette: Datasette, database: str, run_id: str) -> str:

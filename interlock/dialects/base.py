@@ -179,6 +179,13 @@ class Dialect(ABC):
         upstream sent nothing for too long."""
 
     @abstractmethod
+    def limit_error(self, message: str, retry: bool) -> dict[str, Any]:
+        """The dialect's 429 body for a request a policy refused on purpose (a budget
+        spent), as the provider words its own rate-limit or quota errors, so the SDKs
+        raise their rate-limit error; `retry`: trying again soon may succeed (a limit
+        that resets within a minute) rather than a quota spent for longer."""
+
+    @abstractmethod
     def no_match_error(self, message: str) -> dict[str, Any]:
         """The dialect's error body (sent with `no_match_status`) for a replayed request
         that no recorded call matches; `message` says which call came closest and why."""

@@ -197,3 +197,13 @@ def edit_message_content(message: Any, edit: TextEdit, edit_part: Callable[[Any,
     if isinstance(content, list):
         return {**message, "content": [edit_part(part, edit) for part in content]}
     return message
+
+
+def openai_limit_error(message: str, retry: bool) -> dict[str, Any]:
+    """OpenAI's 429 bodies (Chat Completions and Responses alike): a rate limit (`code:
+    rate_limit_exceeded`, clients back off and retry) when `retry`, else a spent quota
+    (`insufficient_quota`: the openai SDK raises `RateLimitError` all the same, and agents
+    such as Codex stop instead of retrying)."""
+    if retry:
+        return {"error": {"message": message, "type": "requests", "param": None, "code": "rate_limit_exceeded"}}
+    return {"error": {"message": message, "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}}

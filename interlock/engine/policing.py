@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from interlock.engine.stream import PolicyStream, StreamTap, rewrite_body
+from interlock.policy.base import Refused
 from interlock.policy.chain import PolicyFailed
 
 if TYPE_CHECKING:
@@ -31,10 +32,13 @@ def json_bytes(value: Any) -> bytes:
 @dataclass(frozen=True, slots=True)
 class PolicedRequest:
     """The request as it goes upstream, or the failure that blocked it (the message is
-    then ended in the context, and the client gets `dialect.blocked_request(notice)`)."""
+    then ended in the context, and the client gets `dialect.blocked_request(notice)`),
+    or a policy's deliberate refusal (the client gets `dialect.limit_error(message)`
+    with the refusal's status; the policy recorded why)."""
 
     final: dict[str, Any]
     blocked: PolicyFailed | None = None
+    refused: Refused | None = None
 
 
 async def police_request(
@@ -48,6 +52,8 @@ async def police_request(
     except PolicyFailed as failed:
         ctx.end_message(failed.policy, failed.reason)
         return PolicedRequest(request, failed)
+    except Refused as refused:
+        return PolicedRequest(request, refused=refused)
     final = dialect.continue_request(ctx, final)
     if final is not request:
         ctx.request = final

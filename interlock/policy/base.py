@@ -11,7 +11,12 @@ Policies know neither mitmproxy nor the wire format: the engine feeds them text 
 calls and the dialect turns their decisions into native events. Request edits go
 through `ctx.dialect` (`map_request_text`, `add_system_text`, `with_model`). The one
 door to the wire is `ctx.native_event` (the upstream SSE event being handled, raw bytes
-included), for policies that need a field the neutral view leaves out.
+included), for policies that need a field the neutral view leaves out. `ctx.caller` says
+who made the call (client, user, project, session), for policies that count per caller.
+
+A policy that refuses a request on purpose (a spent budget) raises `Refused` from
+`on_request`: unlike a failure, it is never turned into `on_error: allow`, and the client
+gets the dialect's error body with the refusal's status (429) and retry advice.
 """
 
 from __future__ import annotations
@@ -34,6 +39,45 @@ class PolicyOptions(BaseModel):
     """Base of every policy's options: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who made a call, as the proxy knows it when the request arrives. `session_id` is
+    filled only when a policy of the chain declares `needs_session` (finding it may
+    fingerprint the conversation); the record reuses it."""
+
+    provider: str = ""
+    client: str | None = None  # the user-agent
+    user: str | None = None
+    project: str | None = None
+    session_id: str | None = None
+
+
+NO_CALLER = Caller()
+
+
+# A refusal that lifts within this many seconds is worth the SDKs' own retries (they wait
+# for `retry-after` up to a minute or two); a longer one tells them not to retry.
+RETRY_SOON_S = 60
+
+
+class Refused(Exception):
+    """A deliberate refusal of a request (not a failure): answered with `status` and the
+    dialect's limit error saying `message`; `retry_after_s` is when trying again may
+    succeed (None: not within any time worth waiting)."""
+
+    def __init__(self, policy: str, message: str, *, status: int = 429, retry_after_s: int | None = None) -> None:
+        super().__init__(f"{policy}: {message}")
+        self.policy = policy
+        self.message = message
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+    @property
+    def retry_soon(self) -> bool:
+        """It lifts within `RETRY_SOON_S`: a client retrying after `retry_after_s` may succeed."""
+        return self.retry_after_s is not None and self.retry_after_s <= RETRY_SOON_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +124,7 @@ class PolicyContext:
     # raw bytes, fields the neutral view leaves out); None for whole bodies, which hooks
     # get natively through `on_request` / `on_response`.
     native_event: SSEEvent | None = None
+    caller: Caller = NO_CALLER
     _scratch: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def record(self, policy: str, action: str, reason: str = "", **details: Any) -> None:
@@ -108,6 +153,9 @@ class Policy:
     # Named patterns whose matches must never be recorded: the recorder scrubs them from
     # everything it records about the calls this policy's chain handles.
     record_patterns: Mapping[str, str] = MappingProxyType({})
+    # The policy reads `ctx.caller.session_id`: the proxy finds the call's session before
+    # `on_request` (otherwise only when it records the call).
+    needs_session: bool = False
 
     def __init__(self, options: PolicyOptions, instance_name: str) -> None:
         self.options = options

@@ -6,7 +6,8 @@ is replaced by a block notice) and is recorded as a policy event. A policy's own
 exception never reaches the caller: `tool_call` and `stream_end` turn a blocking failure
 into a decision themselves, while `request`, `text`, `text_end` and `response` raise
 `PolicyFailed` for the caller (the addon, the dialect's rewriters) to end the call or
-the message the dialect's way.
+the message the dialect's way. A deliberate refusal (`Refused`, from `on_request`) is
+not a failure: it passes through as it is, whatever the policy's `on_error`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, Literal, TypeVar
 
 from interlock.detectors import record_detectors, record_marker
 from interlock.neutral import ToolCall
-from interlock.policy.base import Keep, Policy, PolicyContext, ReplaceWithText, StreamEnd, ToolDecision
+from interlock.policy.base import Keep, Policy, PolicyContext, Refused, ReplaceWithText, StreamEnd, ToolDecision
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class PolicyChain:
         self.entries = entries
         # What the recorder scrubs from the records of the calls this chain handles.
         self.record_detectors = record_detectors(e.policy.record_patterns for e in entries)
+        self.needs_session = any(e.policy.needs_session for e in entries)
 
         def using(hook: str) -> list[ChainedPolicy]:
             return [e for e in entries if type(e.policy).overrides(hook)]
@@ -94,10 +96,12 @@ class PolicyChain:
         self, ctx: PolicyContext, entry: ChainedPolicy, hook: str, call: Callable[[], Awaitable[T]]
     ) -> T:
         """Run one hook under the policy's timeout; on failure record it and either
-        re-raise as `PolicyFailed` (block) or raise `_Allow` (allow)."""
+        re-raise as `PolicyFailed` (block) or raise `_Allow` (allow). A `Refused` passes."""
         try:
             async with asyncio.timeout(entry.timeout_s):
                 return await call()
+        except Refused:
+            raise
         except Exception as error:  # noqa: BLE001 - a policy's failure must never reach the flow
             # A policy's message may quote what it read: no key goes to the log or the record.
             reason = self.record_detectors.sub(failure_reason(error), record_marker)
@@ -108,7 +112,7 @@ class PolicyChain:
             raise _Allow from None
 
     async def request(self, ctx: PolicyContext, request: dict[str, Any]) -> dict[str, Any]:
-        """Raises `PolicyFailed` when a failing policy blocks."""
+        """Raises `PolicyFailed` when a failing policy blocks, `Refused` when one refuses."""
         return await self._body(ctx, self._request, "on_request", request)
 
     async def _body(

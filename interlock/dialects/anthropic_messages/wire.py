@@ -71,6 +71,12 @@ def timeout_error(message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": "timeout_error", "message": message}}
 
 
+def limit_error(message: str, retry: bool) -> dict[str, Any]:
+    """Anthropic's 429 body (`rate_limit_error`, whether or not it resets soon: the API
+    has no other kind); the anthropic SDK raises `RateLimitError`."""
+    return {"type": "error", "error": {"type": "rate_limit_error", "message": message}}
+
+
 def no_match_error(message: str) -> dict[str, Any]:
     """Anthropic's 404 body: the anthropic SDK raises `NotFoundError`, no retry."""
     return {"type": "error", "error": {"type": "not_found_error", "message": message}}

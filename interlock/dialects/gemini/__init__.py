@@ -50,6 +50,7 @@ class Gemini(Dialect):
     blocked_request = staticmethod(request.blocked_request)
     timeout_error = staticmethod(wire.timeout_error)
     no_match_error = staticmethod(wire.no_match_error)
+    limit_error = staticmethod(wire.limit_error)
     stream_error = staticmethod(wire.stream_error)
     keepalive = staticmethod(wire.keepalive)
     json_array_as_sse = staticmethod(wire.json_array_as_sse)

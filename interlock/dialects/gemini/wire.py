@@ -73,6 +73,12 @@ def timeout_error(message: str) -> dict[str, Any]:
     return {"error": {"code": 504, "message": message, "status": "DEADLINE_EXCEEDED"}}
 
 
+def limit_error(message: str, retry: bool) -> dict[str, Any]:
+    """Google's 429 body (`RESOURCE_EXHAUSTED`, for rate limits and spent quotas alike);
+    google-genai raises `ClientError` with `code` 429 and `status` RESOURCE_EXHAUSTED."""
+    return {"error": {"code": 429, "message": message, "status": "RESOURCE_EXHAUSTED"}}
+
+
 def no_match_error(message: str) -> dict[str, Any]:
     """Google's 404 shape: google-genai raises `ClientError` with the message, no retry."""
     return {"error": {"code": 404, "message": message, "status": "NOT_FOUND"}}

@@ -38,6 +38,7 @@ class OpenAIChat(Dialect):
     blocked_request = staticmethod(request.blocked_request)
     timeout_error = staticmethod(wire.timeout_error)
     no_match_error = staticmethod(wire.no_match_error)
+    limit_error = staticmethod(common.openai_limit_error)
     stream_error = staticmethod(wire.stream_error)
     keepalive = staticmethod(wire.keepalive)
     response_text = staticmethod(response.response_text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from interlock.dialects import common
 from interlock.dialects.base import DefaultProvider, Dialect, WebSocketFrames
 from interlock.dialects.openai_responses import chained, request, response, view, wire
 from interlock.dialects.openai_responses.body import rewrite_body
@@ -34,6 +35,7 @@ class OpenAIResponses(Dialect):
     continue_request = staticmethod(chained.continue_request)
     timeout_error = staticmethod(wire.timeout_error)
     no_match_error = staticmethod(wire.no_match_error)
+    limit_error = staticmethod(common.openai_limit_error)
     stream_error = staticmethod(wire.stream_error)
     keepalive = staticmethod(wire.keepalive)
     response_text = staticmethod(response.response_text)
