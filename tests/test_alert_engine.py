@@ -48,8 +48,8 @@ def brute_force(rule: AlertRule, cooldown_s: float, calls: list[Call]) -> list[t
             members = [j for j in same if calls[j].at == call.at]
         else:
             members = [j for j in same if inside(window, calls[j].at, call.at)]
-        known = [calls[j].value for j in members if calls[j].value is not None]
-        amounts = [1.0 if v else 0.0 for v in known] if condition.aggregate == "count" else known
+        known: list[float] = [v for j in members if (v := calls[j].value) is not None]
+        amounts: list[float] = [1.0 if v else 0.0 for v in known] if condition.aggregate == "count" else known
         value: float | None
         if condition.aggregate in ("count", "sum"):
             value = sum(amounts)
