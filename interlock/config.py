@@ -8,13 +8,15 @@ refuse start-up with it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from interlock.alerts.expression import RATIO_AGGREGATES, Condition, parse_condition
 from interlock.dialects import DIALECTS
 from interlock.replay_match import DEFAULT_IGNORED_PATHS, PathPattern, PathPatternError
+from interlock.windows import Window, parse_duration, parse_window
 
 
 class StrictModel(BaseModel):
@@ -138,6 +140,18 @@ class ReplayConfig(StrictModel):
         return [*self.ignore_paths, *self.extra_ignore_paths]
 
 
+def _http_url(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise ValueError(f"not an http(s) URL: {value!r}")
+    return value
+
+
+def _duration(value: str | None) -> str | None:
+    if value is not None:
+        parse_duration(value)
+    return value
+
+
 class OtelConfig(StrictModel):
     """The OTLP export of every call as OpenTelemetry GenAI spans and metrics
     (docs/opentelemetry.md). Off unless an endpoint is given here, by the
@@ -156,12 +170,105 @@ class OtelConfig(StrictModel):
     max_queue_size: int = Field(default=2048, ge=1)
     shutdown_timeout_s: float = Field(default=5.0, gt=0, le=60, allow_inf_nan=False)
 
-    @field_validator("endpoint")
+    _url = field_validator("endpoint")(_http_url)
+
+
+Duration = Annotated[str, BeforeValidator(lambda v: _duration(str(v)))]
+AlertChannel = Literal["terminal", "webhook", "desktop"]
+AlertScope = Literal["session", "model", "client", "user", "project", "overall"]
+
+
+class WebhookConfig(StrictModel):
+    """Alerts POSTed as JSON to `url` from a background thread (docs/alerts.md): each
+    tried `1 + retries` times, waiting `backoff_s`, then twice as long each time; at
+    most `queue_size` waiting, the rest dropped (counted, logged)."""
+
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float = Field(default=5.0, gt=0, le=120, allow_inf_nan=False)
+    retries: int = Field(default=3, ge=0, le=20)
+    backoff_s: float = Field(default=1.0, gt=0, le=300, allow_inf_nan=False)
+    queue_size: int = Field(default=100, ge=1)
+
+    _url = field_validator("url")(_http_url)
+
+
+class AlertChannelsConfig(StrictModel):
+    """Where alerts go besides the `alerts` table (which gets every alert)."""
+
+    terminal: bool = True
+    webhook: WebhookConfig | None = None
+    desktop: bool = False  # notify-send (Linux) or osascript (macOS), when one is there
+
+    def configured(self) -> list[AlertChannel]:
+        names: list[AlertChannel] = []
+        if self.terminal:
+            names.append("terminal")
+        if self.webhook is not None:
+            names.append("webhook")
+        if self.desktop:
+            names.append("desktop")
+        return names
+
+
+class AlertRule(StrictModel):
+    """`when` holds over `window` of the calls of one `per` scope key: an alert, once per
+    episode and cool-down (docs/alerts.md)."""
+
+    name: str = Field(min_length=1)
+    when: Annotated[Condition, BeforeValidator(parse_condition)]
+    window: str = "1h"
+    per: AlertScope = "overall"
+    channels: list[AlertChannel] | None = None  # default: every configured channel
+    cooldown: Duration | None = None  # default: the section's `cooldown`
+    # Fewest calls in the window (with the metric known) before the rule is evaluated;
+    # default 5 for avg and rate, 1 for the others.
+    min_calls: int | None = Field(default=None, ge=1)
+
+    @field_validator("window")
     @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError(f"not an http(s) URL: {value!r}")
+    def _window(cls, value: str) -> str:
+        parse_window(value)
         return value
+
+    @property
+    def parsed_window(self) -> Window:
+        return parse_window(self.window)
+
+    @property
+    def least_calls(self) -> int:
+        if self.min_calls is not None:
+            return self.min_calls
+        return 5 if self.when.aggregate in RATIO_AGGREGATES else 1
+
+
+class AlertsConfig(StrictModel):
+    """Alert rules over the ended calls, and policy events with action `warned` (a
+    budget's warning) as alerts too (`policy_warnings`). Reloaded live: the running
+    totals of the rules whose name, `when`, `window`, `per` and `min_calls` did not
+    change are kept."""
+
+    cooldown: Duration = "15m"
+    policy_warnings: bool = True
+    channels: AlertChannelsConfig = Field(default_factory=AlertChannelsConfig)
+    rules: list[AlertRule] = Field(default_factory=list)
+
+    @property
+    def cooldown_s(self) -> float:
+        return parse_duration(self.cooldown)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AlertsConfig:
+        configured = self.channels.configured()
+        seen: set[str] = set()
+        for index, rule in enumerate(self.rules):
+            if rule.name in seen:
+                raise ValueError(f"rules.{index}.name: {rule.name!r} is used by an earlier rule")
+            seen.add(rule.name)
+            missing = [name for name in rule.channels or () if name not in configured]
+            if missing:
+                raise ValueError(f"rules.{index}.channels: {', '.join(missing)} not configured under alerts.channels")
+        return self
 
 
 class PolicyEntry(BaseModel):
@@ -190,6 +297,7 @@ class InterlockConfig(StrictModel):
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
     keepalive: KeepaliveConfig = Field(default_factory=KeepaliveConfig)
     replay: ReplayConfig = Field(default_factory=ReplayConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     policies: list[PolicyEntry] = Field(default_factory=list)
     # A provider's WebSocket transport (Codex's Responses WebSocket): `police` runs the
     # policies on it, `pass` records it and alters nothing, `refuse` answers the upgrade

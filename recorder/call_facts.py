@@ -1,0 +1,66 @@
+"""What an ended call contributes to the alert rules (`interlock.alerts.engine.CallFacts`),
+read from its secret-free record.
+
+Metrics: `calls` (1), `cost_usd` (`record_price`; None, not 0, when the price is not
+known, and `unpriced` is then 1), `tokens` (input, cache reads and writes included, plus
+output), `errors` (1 for a status of 400 or more or an upstream error), `blocked` (1 for
+a blocked verdict), `blocked_tool_calls` (the tool calls a policy blocked), and
+`judge_probability` (the highest of the call's judgements; None when nothing was judged).
+The price map is file I/O: until it is loaded (at start-up, in a thread) every cost is
+unknown, never read on the event loop.
+"""
+
+from __future__ import annotations
+
+from interlock.alerts.engine import CallFacts, PolicyWarning
+from recorder.cost import cost_map_loaded
+from recorder.models import CallRecord
+from recorder.rows import record_price
+
+WARNED = "warned"
+
+
+def blocked_tool_calls(record: CallRecord) -> int:
+    """The policy events that blocked one tool call (they name it)."""
+    return sum(
+        1
+        for event in record.events
+        if event.action == "blocked" and ("tool_name" in event.details or "tool_call_id" in event.details)
+    )
+
+
+def call_facts(record: CallRecord) -> CallFacts:
+    cost_usd = record_price(record)[0] if cost_map_loaded() else None
+    usage = record.usage
+    tokens = sum(
+        count or 0
+        for count in (usage.input_tokens, usage.cache_read_tokens, usage.cache_write_tokens, usage.output_tokens)
+    )
+    probabilities = [j.probability for j in record.judgements if j.probability is not None]
+    failed = record.error is not None or (record.status is not None and record.status >= 400)
+    return CallFacts(
+        call_id=record.call_id,
+        at=record.ended_at or record.started_at,
+        metrics={
+            "calls": 1.0,
+            "cost_usd": cost_usd,
+            "unpriced": 1.0 if cost_usd is None else 0.0,
+            "tokens": float(tokens),
+            "errors": 1.0 if failed else 0.0,
+            "blocked": 1.0 if record.verdict == "blocked" else 0.0,
+            "blocked_tool_calls": float(blocked_tool_calls(record)),
+            "judge_probability": max(probabilities) if probabilities else None,
+        },
+        scopes={
+            "session": record.session_id,
+            "model": record.model_final or record.model,
+            "client": record.client,
+            "user": record.user,
+            "project": record.project,
+        },
+        warnings=tuple(
+            PolicyWarning(event.policy, event.reason, event.details)
+            for event in record.events
+            if event.action == WARNED
+        ),
+    )
