@@ -4,9 +4,10 @@ section: what parses, what it means, and errors that name the key."""
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from interlock.alerts.expression import Condition, parse_condition
-from interlock.config import ConfigError, parse_config
+from interlock.config import AlertsConfig, ConfigError, describe_validation_error, parse_config
 
 
 @pytest.mark.parametrize(
@@ -52,33 +53,44 @@ def test_holds_compares_with_the_threshold() -> None:
     assert not condition.holds(0.19) and not condition.holds(None)
 
 
-def test_the_default_config_has_no_rules_and_the_terminal_channel() -> None:
-    alerts = parse_config({}).alerts
+def alerts_section(data: dict[str, object]) -> AlertsConfig:
+    """The section as the config file will read it, its errors prefixed with `alerts.`."""
+    try:
+        return AlertsConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error, "alerts.")) from None
+
+
+def test_the_config_file_refuses_alerts_until_they_are_sent() -> None:
+    with pytest.raises(ConfigError, match="alerts"):
+        parse_config({"alerts": {"rules": []}})
+
+
+def test_the_default_section_has_no_rules_and_the_terminal_channel() -> None:
+    alerts = alerts_section({})
     assert alerts.rules == [] and alerts.channels.configured() == ["terminal"] and alerts.cooldown_s == 900.0
 
 
 def test_a_full_section_validates() -> None:
-    alerts = parse_config(
+    alerts = alerts_section(
         {
-            "alerts": {
-                "cooldown": "5m",
-                "channels": {
-                    "webhook": {"url": "https://hooks.example/x", "headers": {"x-token": "t"}},
-                    "desktop": True,
+            "cooldown": "5m",
+            "channels": {
+                "webhook": {"url": "https://hooks.example/x", "headers": {"x-token": "t"}},
+                "desktop": True,
+            },
+            "rules": [
+                {"name": "spend", "when": "sum(cost_usd) > 5", "window": "1h"},
+                {"name": "errors", "when": "rate(errors) > 20%", "window": "10m", "per": "model", "min_calls": 10},
+                {
+                    "name": "judge",
+                    "when": "max(judge_probability) > 0.9",
+                    "window": "call",
+                    "channels": ["webhook"],
                 },
-                "rules": [
-                    {"name": "spend", "when": "sum(cost_usd) > 5", "window": "1h"},
-                    {"name": "errors", "when": "rate(errors) > 20%", "window": "10m", "per": "model", "min_calls": 10},
-                    {
-                        "name": "judge",
-                        "when": "max(judge_probability) > 0.9",
-                        "window": "call",
-                        "channels": ["webhook"],
-                    },
-                ],
-            }
+            ],
         }
-    ).alerts
+    )
     assert alerts.channels.configured() == ["terminal", "webhook", "desktop"]
     assert [r.least_calls for r in alerts.rules] == [1, 10, 1]
     assert alerts.rules[1].parsed_window.seconds == 600.0
@@ -105,5 +117,5 @@ def test_a_full_section_validates() -> None:
 )
 def test_bad_sections_name_the_key(alerts: dict[str, object], says: str) -> None:
     with pytest.raises(ConfigError) as raised:
-        parse_config({"alerts": alerts})
+        alerts_section(alerts)
     assert says in str(raised.value)
