@@ -26,10 +26,10 @@ from mitmproxy import http
 from addons.config_watch import ConfigWatch
 from addons.live_config import Loaded
 from addons.recording import Recording
-from interlock.policy.base import Caller
 from interlock.policy.chain import PolicyChain
 from policies.builtin.budget import BudgetPolicy, Charged, Spend
 from policies.builtin.budget_limits import Limit
+from recorder.call_facts import caller_of, failed
 from recorder.models import CallRecord
 from recorder.rows import iso, record_price
 from recorder.side_writer import SideWriter
@@ -42,25 +42,15 @@ SESSION_RESTORE_DAYS = 7
 
 def spend_of(record: CallRecord) -> Spend | None:
     """What the call spent; None for a call blocked before it went upstream."""
-    usage = record.usage
-    reported = usage.input_tokens is not None or usage.output_tokens is not None
+    reported = record.usage.reported
     if record.verdict == "blocked" and not reported:
         return None
-    tokens = sum(
-        n or 0 for n in (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens)
-    )
-    caller = Caller(
-        provider=record.provider,
-        client=record.client,
-        user=record.user,
-        project=record.project,
-        session_id=record.session_id,
-    )
     if reported:
         cost = record_price(record)[0]
     else:  # an error is not billed; an answer without usage (a stream not asking for it) is unpriced
-        cost = 0.0 if record.error or (record.status or 0) >= 400 else None
-    return Spend(caller, record.model_final or record.model, tokens, cost, record.ended_at or time.time())
+        cost = 0.0 if failed(record) else None
+    model = record.model_final or record.model
+    return Spend(caller_of(record), model, record.usage.total, cost, record.ended_at or time.time())
 
 
 def use_row(charged: Charged, now: float) -> dict[str, Any]:

@@ -26,6 +26,17 @@ class Usage(BaseModel):
     cache_read_tokens: int | None = None
     cache_write_tokens: int | None = None
 
+    @property
+    def reported(self) -> bool:
+        """The answer said how many tokens it took (input or output)."""
+        return self.input_tokens is not None or self.output_tokens is not None
+
+    @property
+    def total(self) -> int:
+        """Every token counted: input, cache reads and writes, output (0 for those not reported)."""
+        counts = (self.input_tokens, self.cache_read_tokens, self.cache_write_tokens, self.output_tokens)
+        return sum(count or 0 for count in counts)
+
 
 @dataclass(frozen=True, slots=True)
 class RequestSettings:

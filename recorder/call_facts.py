@@ -1,4 +1,6 @@
-"""What an ended call contributes to the alert rules (`interlock.alerts.engine.CallFacts`),
+"""What a recorded call says about who made it and what it cost, for the budgets and the
+alert rules: `caller_of` (who, as the policies saw it), `failed` (not billed), and
+`call_facts` (what it contributes to the alert rules, `interlock.alerts.engine.CallFacts`),
 read from its secret-free record.
 
 Metrics: `calls` (1), `cost_usd` (`record_price`; None, not 0, when the price is not
@@ -13,6 +15,7 @@ unknown, never read on the event loop.
 from __future__ import annotations
 
 from interlock.alerts.engine import CallFacts, PolicyWarning
+from interlock.policy.base import Caller
 from recorder.cost import cost_map_loaded
 from recorder.models import CallRecord
 from recorder.rows import record_price
@@ -29,15 +32,25 @@ def blocked_tool_calls(record: CallRecord) -> int:
     )
 
 
+def caller_of(record: CallRecord) -> Caller:
+    """Who made the recorded call, as the policies saw it."""
+    return Caller(
+        provider=record.provider,
+        client=record.client,
+        user=record.user,
+        project=record.project,
+        session_id=record.session_id,
+    )
+
+
+def failed(record: CallRecord) -> bool:
+    """The call failed: an upstream error, or a status of 400 or more (not billed)."""
+    return record.error is not None or (record.status is not None and record.status >= 400)
+
+
 def call_facts(record: CallRecord) -> CallFacts:
     cost_usd = record_price(record)[0] if cost_map_loaded() else None
-    usage = record.usage
-    tokens = sum(
-        count or 0
-        for count in (usage.input_tokens, usage.cache_read_tokens, usage.cache_write_tokens, usage.output_tokens)
-    )
     probabilities = [j.probability for j in record.judgements if j.probability is not None]
-    failed = record.error is not None or (record.status is not None and record.status >= 400)
     return CallFacts(
         call_id=record.call_id,
         at=record.ended_at or record.started_at,
@@ -45,19 +58,13 @@ def call_facts(record: CallRecord) -> CallFacts:
             "calls": 1.0,
             "cost_usd": cost_usd,
             "unpriced": 1.0 if cost_usd is None else 0.0,
-            "tokens": float(tokens),
-            "errors": 1.0 if failed else 0.0,
+            "tokens": float(record.usage.total),
+            "errors": 1.0 if failed(record) else 0.0,
             "blocked": 1.0 if record.verdict == "blocked" else 0.0,
             "blocked_tool_calls": float(blocked_tool_calls(record)),
             "judge_probability": max(probabilities) if probabilities else None,
         },
-        scopes={
-            "session": record.session_id,
-            "model": record.model_final or record.model,
-            "client": record.client,
-            "user": record.user,
-            "project": record.project,
-        },
+        scopes=caller_of(record).scopes(record.model_final or record.model),
         warnings=tuple(
             PolicyWarning(event.policy, event.reason, event.details)
             for event in record.events

@@ -53,6 +53,17 @@ class Caller:
     project: str | None = None
     session_id: str | None = None
 
+    def scopes(self, model: str | None) -> dict[str, str | None]:
+        """The call's value for each scope a budget or an alert rule counts per (`model`:
+        the one it asks for, or was sent upstream)."""
+        return {
+            "session": self.session_id,
+            "model": model,
+            "client": self.client,
+            "user": self.user,
+            "project": self.project,
+        }
+
 
 NO_CALLER = Caller()
 

@@ -127,13 +127,7 @@ class Limit:
         return patterns is None or (model is not None and any(fnmatchcase(model, p) for p in patterns))
 
     def key(self, caller: Caller, model: str | None) -> ScopeKey:
-        values = {
-            "session": caller.session_id,
-            "model": model,
-            "client": caller.client,
-            "user": caller.user,
-            "project": caller.project,
-        }
+        values = caller.scopes(model)
         return tuple(values[s] for s in self.scope)
 
     def key_of(self, columns: tuple[str | None, ...], model: str | None) -> ScopeKey:
