@@ -430,6 +430,36 @@ def m018_budget_use(db: Database) -> None:
     )
 
 
+@MIGRATIONS()
+def m019_alerts(db: Database) -> None:
+    """The alerts that fired (docs/alerts.md): one row per alert, inserted by the proxy
+    when a rule's condition becomes true (or a policy warned), then replaced once its
+    channels have been tried, with what each said; the UI's Alerts page reads it."""
+    alerts = db.table("alerts")
+    alerts.create(
+        {
+            "alert_id": str,
+            "fired_at": str,
+            "source": str,
+            "rule": str,
+            "condition": str,
+            "value": float,
+            "time_window": str,
+            "scope": str,
+            "scope_key": str,
+            "message": str,
+            "call_ids": str,
+            "unknown_calls": int,
+            "channels": str,
+            "deliveries": str,
+        },
+        pk="alert_id",
+        not_null={"fired_at", "source", "rule", "message", "call_ids"},
+    )
+    alerts.create_index(["fired_at"])
+    alerts.create_index(["rule", "fired_at"])
+
+
 def migrate(db_path: str, *, busy_timeout_ms: int = 5000) -> None:
     """Bring the database at `db_path` up to date and switch it to WAL mode.
 

@@ -30,6 +30,7 @@ MIGRATION_NAMES = [
     "m014_call_tags",
     "m017_ui_indexes",
     "m018_budget_use",
+    "m019_alerts",
 ]
 
 
@@ -70,6 +71,16 @@ def test_calls_table(conn: sqlite3.Connection) -> None:
     }  # fmt: skip
     pk = [row[1] for row in conn.execute("pragma table_info(calls)") if row[5]]
     assert pk == ["call_id"]
+
+
+def test_alerts_table(conn: sqlite3.Connection) -> None:
+    assert columns(conn, "alerts") == {
+        "alert_id": "TEXT", "fired_at": "TEXT", "source": "TEXT", "rule": "TEXT", "condition": "TEXT",
+        "value": "REAL", "time_window": "TEXT", "scope": "TEXT", "scope_key": "TEXT", "message": "TEXT",
+        "call_ids": "TEXT", "unknown_calls": "INTEGER", "channels": "TEXT", "deliveries": "TEXT",
+    }  # fmt: skip
+    indexes = {row[1] for row in conn.execute("pragma index_list(alerts)")}
+    assert {"idx_alerts_fired_at", "idx_alerts_rule_fired_at"} <= indexes
 
 
 def test_child_tables(conn: sqlite3.Connection) -> None:
