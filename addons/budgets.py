@@ -8,7 +8,7 @@ every limit that applies to it, in the process-wide ledger; a call blocked befor
 went upstream (no usage) spent nothing, a failed one $0, and one answered without usage
 (an OpenAI stream without `stream_options.include_usage`) is counted as unpriced (as
 `recorder.spend` counts them). Each touched (limit, key) is upserted into `budget_use`
-through a `SideWriter` (coalesced by key, off the event loop) for the UI.
+through the recorder's `SideWriter` (coalesced by key, off the event loop) for the UI.
 A limit that a live reload keeps keeps its total; one a reload adds is restored like
 those at start-up, before the new config is swapped in (`LiveConfig.before_swap`).
 With no budget configured, a call costs one identity check here.
@@ -32,7 +32,6 @@ from policies.builtin.budget_limits import Limit
 from recorder.call_facts import caller_of, failed
 from recorder.models import CallRecord
 from recorder.rows import iso, record_price
-from recorder.side_writer import SideWriter
 from recorder.spend import spent
 
 logger = logging.getLogger(__name__)
@@ -86,7 +85,6 @@ class Budgets:
     def __init__(self, config: ConfigWatch, recording: Recording) -> None:
         self.config = config
         self.recording = recording
-        self.writer: SideWriter | None = None
         self._chain: PolicyChain | None = None
         self._budgets: list[BudgetPolicy] = []
 
@@ -150,18 +148,8 @@ class Budgets:
             self._write(policy.charge(spend), now)
 
     def _write(self, charged: list[Charged], now: float) -> None:
-        if not charged:
+        writer = self.recording.side_writer() if charged else None
+        if writer is None:
             return
-        if self.writer is None:
-            db_path = self._db_path()
-            if db_path is None:
-                return
-            self.writer = SideWriter(db_path)
         for one in charged:
-            row = use_row(one, now)
-            self.writer.put(TABLE, row, key=(one.limit.id, one.key))
-
-    def done(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+            writer.put(TABLE, use_row(one, now), key=(one.limit.id, one.key))

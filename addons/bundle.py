@@ -3,7 +3,8 @@
 One addon per concern, in hook order: the configuration, matching LLM calls (call
 state), policing them, answering them from a cassette (after the request policies; see
 docs/replay.md), giving up on a silent upstream, charging the budgets (their totals
-restored before the recorder says ready; see docs/budgets.md), recording them (to the database and to
+restored before the recorder says ready; see docs/budgets.md), the alert rules (docs/alerts.md;
+before the recorder, whose `done` closes the table writer they feed), recording them (to the database and to
 a cassette, to an OTLP collector when that is on), the calls made
 over a WebSocket (each turn recorded through the same recorder), then what people
 see (the terminal line, marks in mitmweb, a conversation view per dialect, mitmdump's
@@ -12,6 +13,7 @@ first on sys.path while it runs it, so modules in `addons/` must not share a nam
 a top-level package they import.
 """
 
+from addons.alerts import Alerts
 from addons.budgets import Budgets
 from addons.call_state import CallStates
 from addons.cassette_record import CassetteRecording
@@ -37,6 +39,7 @@ addons = [
     CassetteReplay(config, calls),
     UpstreamIdle(config, calls),
     Budgets(config, recording),
+    Alerts(config, recording),
     recording,
     CassetteRecording(),
     OtelExport(config),

@@ -20,6 +20,7 @@ from addons.config_watch import ConfigWatch
 from addons.record_builder import RecordScrubber, build_record
 from recorder import cost
 from recorder.retention import Retention
+from recorder.side_writer import SideWriter
 from recorder.writer import RecorderWriter
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ class Recording:
         self.config = config
         self.calls = calls
         self.writer: RecorderWriter | None = None
+        self._side_writer: SideWriter | None = None
         self._writer_start: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -62,6 +64,13 @@ class Recording:
         self._spawn(asyncio.to_thread(cost.load_cost_map))
         logger.info("Interlock ready: recording to %s", self.writer.db_path if self.writer else "-")
 
+    def side_writer(self) -> SideWriter | None:
+        """The writer of the small tables beside the calls (budget use, alerts), started
+        at its first use; None when nothing is recorded."""
+        if self._side_writer is None and self.writer is not None:
+            self._side_writer = SideWriter(self.writer.db_path)
+        return self._side_writer
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -72,6 +81,9 @@ class Recording:
         # reload (which calls `done` synchronously) still works.
         for task in self._tasks:
             task.cancel()
+        if self._side_writer is not None:  # after the addons that feed it (bundle order)
+            self._side_writer.close()
+            self._side_writer = None
         if self.writer is None:
             return None
         return asyncio.ensure_future(self.writer.stop())

@@ -246,11 +246,7 @@ class AlertsConfig(StrictModel):
     """Alert rules over the ended calls, and policy events with action `warned` (a
     budget's warning) as alerts too (`policy_warnings`). Reloaded live: the running
     totals of the rules whose name, `when`, `window`, `per` and `min_calls` did not
-    change are kept.
-
-    Not a section of the file yet: until the addon that runs the rules and sends the
-    alerts exists (issue 15), `alerts:` is refused as an unknown key rather than
-    accepted and ignored."""
+    change are kept."""
 
     cooldown: Duration = "15m"
     policy_warnings: bool = True
@@ -302,6 +298,7 @@ class InterlockConfig(StrictModel):
     keepalive: KeepaliveConfig = Field(default_factory=KeepaliveConfig)
     replay: ReplayConfig = Field(default_factory=ReplayConfig)
     policies: list[PolicyEntry] = Field(default_factory=list)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     # A provider's WebSocket transport (Codex's Responses WebSocket): `police` runs the
     # policies on it, `pass` records it and alters nothing, `refuse` answers the upgrade
     # with HTTP 426 (Codex then uses HTTP+SSE for the session).

@@ -21,7 +21,7 @@ import logging
 from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from interlock.alerts.expression import Condition
 from interlock.config import AlertChannel, AlertRule, AlertsConfig
@@ -71,6 +71,7 @@ class Firing:
     message: str
     channels: tuple[AlertChannel, ...]
     unknown: int = 0  # calls in the window whose metric was not known (e.g. unpriced)
+    source: Literal["rule", "policy"] = "rule"  # an alert rule, or a policy's warning
 
 
 def inside(window: Window, at: float, now: float) -> bool:
@@ -248,6 +249,7 @@ class WarningState:
                     call_ids=(facts.call_id,),
                     message=f"{warning.policy}: {warning.reason or 'warned'}",
                     channels=channels,
+                    source="policy",
                 )
             )
         while self.last and (len(self.last) > self.max_keys or facts.at - next(iter(self.last.values())) >= cooldown_s):

@@ -1,0 +1,175 @@
+"""Runs the alert rules as calls end and sends the alerts they fire (docs/alerts.md).
+
+`interlock_call_ended`: what the call contributes (`recorder.call_facts`) goes to the
+`AlertEngine` of the config in force; a live reload hands it the new `alerts` section,
+and the rules it keeps keep their running tallies. Each alert that fires gets a row in
+`alerts` (through the recorder's `SideWriter`, off the event loop), a highlighted
+terminal line, and is queued for the webhook and the desktop, whose threads report what
+became of it: the row is then replaced with each channel's status. Nothing here waits
+for a receiver, a process or the disk. A call that no rule looks at and that carries no
+policy warning costs an identity check and a look at its events.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from typing import Any
+
+from mitmproxy import http
+from rich.console import Console
+
+from addons.config_watch import ConfigWatch
+from addons.live_config import Loaded
+from addons.recording import Recording
+from interlock.alerts.channels import (
+    Alert,
+    BackgroundChannel,
+    DesktopChannel,
+    WebhookChannel,
+    desktop_command,
+    terminal_line,
+)
+from interlock.alerts.engine import AlertEngine, Firing
+from interlock.config import AlertChannel, AlertsConfig
+from recorder.call_facts import WARNED, call_facts
+from recorder.models import CallRecord
+from recorder.rows import iso
+
+logger = logging.getLogger(__name__)
+TABLE = "alerts"
+PENDING = "pending"
+SHUTDOWN_WAIT_S = 3.0  # at most this long for a webhook still trying, when the proxy stops
+
+
+def alert_payload(alert_id: str, firing: Firing) -> dict[str, Any]:
+    """An alert as JSON: the webhook's body; the `alerts` row has the same keys."""
+    return {
+        "alert_id": alert_id,
+        "fired_at": iso(firing.fired_at),
+        "source": firing.source,
+        "rule": firing.rule,
+        "condition": firing.condition,
+        "value": firing.value,
+        "time_window": firing.window,
+        "scope": firing.scope,
+        "scope_key": firing.key,
+        "message": firing.message,
+        "call_ids": list(firing.call_ids),
+        "unknown_calls": firing.unknown,
+    }
+
+
+def alert_row(
+    payload: dict[str, Any], channels: tuple[AlertChannel, ...], deliveries: dict[str, str]
+) -> dict[str, Any]:
+    return {
+        **payload,
+        "call_ids": json.dumps(payload["call_ids"]),
+        "channels": json.dumps(list(channels)),
+        "deliveries": json.dumps(deliveries),
+    }
+
+
+class Alerts:
+    def __init__(self, config: ConfigWatch, recording: Recording) -> None:
+        self.config = config
+        self.recording = recording
+        self.engine: AlertEngine | None = None
+        self.webhook: WebhookChannel | None = None
+        self.desktop: DesktopChannel | None = None
+        self._loaded: Loaded | None = None
+        self._console = Console(highlight=False, soft_wrap=True)
+        self._lock = threading.Lock()  # the channels' threads report through `_delivered`
+        self._waiting: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}  # alert_id -> (row, deliveries)
+
+    def running(self) -> None:
+        loaded = self.config.current
+        if loaded is not None:
+            self._take(loaded)
+
+    def _take(self, loaded: Loaded) -> None:
+        """The config in force: the rules to the engine, the channels (re)started."""
+        self._loaded = loaded
+        section: AlertsConfig = loaded.config.alerts
+        if self.engine is None:
+            self.engine = AlertEngine(section)
+        else:
+            self.engine.update(section)
+        webhook = section.channels.webhook
+        if (self.webhook.config if self.webhook is not None else None) != webhook:
+            if self.webhook is not None:  # its waiting alerts are reported dropped
+                self.webhook.close(timeout_s=0)
+            self.webhook = WebhookChannel(webhook, self._delivered) if webhook is not None else None
+        if section.channels.desktop and self.desktop is None:
+            if desktop_command("Interlock", "") is None:
+                logger.warning(
+                    "Interlock alerts.channels.desktop: neither notify-send nor osascript is on PATH;"
+                    " desktop alerts will be recorded as unavailable"
+                )
+            self.desktop = DesktopChannel(self._delivered)
+        elif not section.channels.desktop and self.desktop is not None:
+            self.desktop.close(timeout_s=0)
+            self.desktop = None
+
+    def interlock_call_ended(self, flow: http.HTTPFlow, record: CallRecord) -> None:
+        loaded = self.config.current
+        if loaded is None:
+            return
+        if loaded is not self._loaded:
+            self._take(loaded)
+        engine = self.engine
+        if engine is None:
+            return
+        warned = engine.config.policy_warnings and any(event.action == WARNED for event in record.events)
+        if not engine.rules and not warned:
+            return
+        for firing in engine.feed(call_facts(record)):
+            self._send(firing)
+
+    def _background(self, channel: str) -> BackgroundChannel | None:
+        return self.webhook if channel == "webhook" else self.desktop if channel == "desktop" else None
+
+    def _send(self, firing: Firing) -> None:
+        alert_id = uuid.uuid4().hex
+        payload = alert_payload(alert_id, firing)
+        alert = Alert(alert_id, firing, payload)
+        deliveries: dict[str, str] = {channel: PENDING for channel in firing.channels}
+        if "terminal" in deliveries:
+            self._console.print(terminal_line(alert))
+            deliveries["terminal"] = "sent"
+        background = [channel for name in deliveries if (channel := self._background(name)) is not None]
+        row = alert_row(payload, firing.channels, deliveries)
+        if background:
+            with self._lock:
+                self._waiting[alert_id] = (row, deliveries)
+        self._write(row)
+        for channel in background:
+            channel.put(alert)
+
+    def _delivered(self, alert_id: str, channel: AlertChannel, status: str) -> None:
+        """A channel's word on an alert (from its thread): the row replaced with it."""
+        with self._lock:
+            waiting = self._waiting.get(alert_id)
+            if waiting is None:
+                return
+            row, deliveries = waiting
+            deliveries[channel] = status
+            if PENDING not in deliveries.values():
+                del self._waiting[alert_id]
+            row = {**row, "deliveries": json.dumps(deliveries)}
+        self._write(row)
+
+    def _write(self, row: dict[str, Any]) -> None:
+        writer = self.recording.side_writer()
+        if writer is not None:
+            writer.put(TABLE, row, key=row["alert_id"])
+
+    def done(self) -> None:
+        """Before the recorder's `done` (bundle order): the channels' last words reach the table."""
+        for channel in (self.webhook, self.desktop):
+            if channel is not None:
+                channel.close(timeout_s=SHUTDOWN_WAIT_S)
+        self.webhook = self.desktop = None
