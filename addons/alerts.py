@@ -173,3 +173,10 @@ class Alerts:
             if channel is not None:
                 channel.close(timeout_s=SHUTDOWN_WAIT_S)
         self.webhook = self.desktop = None
+        with self._lock:  # still being sent when the wait ran out: its fate is not known
+            waiting, self._waiting = self._waiting, {}
+        for row, deliveries in waiting.values():
+            unsure = {
+                name: "unknown: the proxy stopped while sending it" for name, s in deliveries.items() if s == PENDING
+            }
+            self._write({**row, "deliveries": json.dumps({**deliveries, **unsure})})

@@ -152,3 +152,13 @@ def test_the_commented_budgets_example_is_valid_and_off_by_default() -> None:
         "loop-guard",
     ]
     assert build_chain(load_config(REPO / "mitm_config.yaml").policies).entries == []
+
+
+def test_the_commented_alerts_example_is_valid_and_off_by_default() -> None:
+    text = (REPO / "mitm_config.yaml").read_text()
+    block = text.split("`alerts` table. Add at the top level:\n", 1)[1].split("# End of the alerts example.", 1)[0]
+    example = yaml.safe_load("\n".join(line.removeprefix("# ").removeprefix("#") for line in block.splitlines()))
+    alerts = parse_config(example).alerts
+    assert [rule.name for rule in alerts.rules] == ["spend", "blocked-burst", "errors", "judge-sure"]
+    assert alerts.channels.configured() == ["terminal", "webhook"]
+    assert load_config(REPO / "mitm_config.yaml").alerts.rules == []
