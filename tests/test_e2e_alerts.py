@@ -14,6 +14,7 @@ import json
 import socket
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from harness import ProxyLauncher, ProxyProcess
 from harness_clients import ClientFactory
 from harness_db import CallsDB
 from harness_reload import edit_config, read_config
-from test_e2e_budget import budget, events, wait_rows
+from test_e2e_budget import budget, db_of, events, wait_rows
 from test_e2e_policies import CALL_ID, WEATHER_OPENAI
 from test_e2e_startup import run_mitmdump
 from webhook_receiver import WebhookReceiver
@@ -55,11 +56,6 @@ def ask_weather(client: openai.OpenAI, session: str) -> str:
     )
     raw.parse()
     return raw.headers[CALL_ID]
-
-
-def db_of(proxy: ProxyProcess) -> CallsDB:
-    assert proxy.db_path is not None
-    return CallsDB(proxy.db_path)
 
 
 def alert_rows(db: CallsDB, count: int, delivered: bool = True) -> list[dict[str, Any]]:
@@ -96,8 +92,9 @@ def test_a_burst_of_blocked_tool_calls_fires_once_per_session_and_not_again_in_i
     )
     assert body["call_ids"] == burst and body["value"] == 3 and body["condition"] == "count(blocked_tool_calls) >= 3"
     assert post["headers"]["x-hook-token"] == "s3cret"
-    for call_id in burst:
-        assert [(e["policy"], e["action"]) for e in events(db, call_id)] == [("deny_tools", "blocked")]
+    for call_id in burst:  # the alert fires as the call ends; its record reaches the disk soon after
+        recorded = wait_rows(partial(events, db, call_id), 1)
+        assert [(e["policy"], e["action"]) for e in recorded] == [("deny_tools", "blocked")]
 
     more = [ask_weather(client, "looping") for _ in range(3)]  # the same episode, and within the cool-down
     other = [ask_weather(client, "elsewhere") for _ in range(3)]  # another session: an episode of its own
@@ -183,10 +180,16 @@ def test_a_slow_or_unreachable_webhook_does_not_slow_the_calls(
         elapsed = time.monotonic() - started
         # A call waiting on the webhook would take 4 s (slow) or 2 + 4 + 8 s of backoff (unreachable).
         assert elapsed < 3.0, f"5 calls took {elapsed:.1f} s"
-        rows = alert_rows(db_of(proxy), 6, delivered=False)
+        # One alert being sent and two waiting: the others dropped (each drop written just
+        # after its row, so wait for the three).
+        dropped = "dropped: 2 alerts already waiting"
+        db = db_of(proxy)
+        wait_rows(
+            lambda: [row for row in alert_rows(db, 6, delivered=False) if dropped in row["deliveries"].values()], 3
+        )
+        rows = alert_rows(db, 6, delivered=False)
         assert all(row["deliveries"]["terminal"] == "sent" for row in rows)
-        statuses = [row["deliveries"]["webhook"] for row in rows]
-        assert statuses.count("dropped: 2 alerts already waiting") >= 3  # one being sent, two waiting
+        assert [row["deliveries"]["webhook"] for row in rows].count(dropped) >= 3
         proxy.stop()
         final = [json.loads(row["deliveries"])["webhook"] for row in db_of(proxy).rows("select * from alerts")]
         assert "pending" not in final  # each alert's fate written by the time the proxy stopped
