@@ -2,7 +2,8 @@
 
 Routes: a call's original-against-final diff, its raw stages (JSON, exact bytes, headers),
 a session's timeline, the backtests (the runs, a run, a call of a run, two outcomes
-compared) and the budgets' use, all under `/-/interlock/<database>/`; the recorder databases are found at start-up.
+compared), the budgets' use and the alerts that fired, all under
+`/-/interlock/<database>/`; the recorder databases are found at start-up.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datasette import hookimpl
 from datasette.app import Datasette
 from jinja2 import Environment
 
-from datasette_plugins.ui import backtest_views, budgets, fmt, paths, registry, views
+from datasette_plugins.ui import alerts, backtest_views, budgets, fmt, paths, registry, views
 
 
 @hookimpl
@@ -36,6 +37,7 @@ def register_routes() -> list[tuple[str, Callable[..., Any]]]:
         (paths.BACKTEST_CALL_ROUTE, backtest_views.call_page),
         (paths.BACKTEST_ROUTE, backtest_views.run_page),
         (paths.BUDGETS_ROUTE, budgets.page),
+        (paths.ALERTS_ROUTE, alerts.page),
         (paths.STYLESHEET_ROUTE, views.stylesheet),
     ]
 

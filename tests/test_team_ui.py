@@ -43,6 +43,7 @@ PROTECTED = (
     "/-/interlock/interlock/sessions/s1",
     "/-/interlock/interlock/backtests",
     "/-/interlock/interlock/budgets",
+    "/-/interlock/interlock/alerts",
 )
 
 

@@ -1,14 +1,16 @@
 """The UI in a real browser: headless Debian chromium against a running `datasette`.
 
 Starts the UI the way `just ui` does (`python -m datasette_plugins.ui.serve`) on a free
-loopback port, loads the diff page and the session page, asserts on the DOM and saves
-screenshots to test-artifacts/. Needs /usr/bin/chromium (.ci/install-chromium.sh).
+loopback port, loads the diff page, the session page, the calls table and the Alerts page,
+asserts on the DOM and saves screenshots to test-artifacts/. Needs /usr/bin/chromium (.ci/install-chromium.sh).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -35,12 +37,40 @@ def free_port() -> int:
         return port
 
 
+ALERT_ID = "ui-alert-1"
+
+
+def add_alert(db: Path, expect: UIExpectations) -> None:
+    """An alert naming the blocked call, for the session, its webhook delivery failed."""
+    row = {
+        "alert_id": ALERT_ID,
+        "fired_at": "2026-11-23T11:40:00.000Z",
+        "source": "rule",
+        "rule": "blocked-burst",
+        "condition": "count(blocked_tool_calls) >= 1",
+        "value": 1.0,
+        "time_window": "10m",
+        "scope": "session",
+        "scope_key": expect.session_id,
+        "message": f"blocked-burst: count(blocked_tool_calls) >= 1 (1, over 10m) for session {expect.session_id}",
+        "call_ids": json.dumps([expect.blocked_call]),
+        "unknown_calls": 0,
+        "channels": json.dumps(["terminal", "webhook"]),
+        "deliveries": json.dumps(
+            {"terminal": "sent", "webhook": "failed: hooks.example answered 500 after 4 attempts"}
+        ),
+    }
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"insert into alerts ({', '.join(row)}) values ({', '.join('?' * len(row))})", list(row.values()))
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, UIExpectations]]:
     """(base URL, expectations) of a datasette serving the UI database."""
     workdir = tmp_path_factory.mktemp("ui-browser")
     db = workdir / "interlock.db"
     expect = asyncio.run(write_ui_database(db))
+    add_alert(db, expect)
     port = free_port()
     log = (workdir / "datasette.log").open("wb")
     process = subprocess.Popen(
@@ -138,3 +168,21 @@ def test_calls_table_and_chart_in_a_browser(served: tuple[str, UIExpectations], 
     assert page.locator(".il-title .il-badge").inner_text() == "blocked"
     page.goto(f"{base}/interlock/calls")
     screenshot(page, "ui-calls")
+
+
+def test_alerts_page_in_a_browser(served: tuple[str, UIExpectations], page: Page) -> None:
+    base, expect = served
+    page.goto(f"{base}/")
+    page.get_by_role("link", name="Alerts", exact=True).click()
+    alert = page.locator(f'tr[data-alert-id="{ALERT_ID}"]')
+    assert alert.count() == 1 and "blocked-burst" in alert.inner_text()
+    failed = alert.locator('.il-delivery[data-channel="webhook"]')
+    assert failed.inner_text().startswith("webhook: failed") and failed.evaluate("e => getComputedStyle(e).color") == (
+        "rgb(207, 34, 46)"
+    )
+    screenshot(page, "ui-alerts")
+    alert.locator("a.il-alert-session").click()
+    assert page.locator("li.il-turn").count() == expect.session_turns
+    page.go_back()
+    page.locator(f'tr[data-alert-id="{ALERT_ID}"] .il-alert-calls a').click()
+    assert page.locator(".il-title .il-badge").inner_text() == "blocked"

@@ -51,6 +51,7 @@ def _links(datasette: Datasette, database: str) -> list[tuple[str, str]]:
         ("Judge decisions by tool", datasette.urls.query(database, "judge_decisions_by_tool")),
         ("Backtests", paths.backtests_url(datasette, database)),
         ("Budgets", paths.budgets_url(datasette, database)),
+        ("Alerts", paths.alerts_url(datasette, database)),
     ]
 
 

@@ -1,4 +1,5 @@
-"""The UI's own URLs: call pages, raw stage bodies, session pages, backtests, budgets, the stylesheet.
+"""The UI's own URLs: call pages, raw stage bodies, session pages, backtests, budgets, alerts,
+the stylesheet.
 
 Every page lives under `/-/interlock/<database>/...`; path parts are tilde-encoded as
 Datasette does for table names, so any call or session id round-trips.
@@ -24,6 +25,7 @@ BACKTEST_COMPARE_ROUTE = rf"^{PREFIX}/(?P<database>[^/]+)/backtests/compare$"
 BACKTEST_ROUTE = rf"^{PREFIX}/(?P<database>[^/]+)/backtests/(?P<run_id>[^/]+)$"
 BACKTEST_CALL_ROUTE = rf"^{PREFIX}/(?P<database>[^/]+)/backtests/(?P<run_id>[^/]+)/calls/(?P<call_id>[^/]+)$"
 BUDGETS_ROUTE = rf"^{PREFIX}/(?P<database>[^/]+)/budgets$"
+ALERTS_ROUTE = rf"^{PREFIX}/(?P<database>[^/]+)/alerts$"
 STYLESHEET_ROUTE = rf"^{STYLESHEET}$"
 
 
@@ -46,6 +48,12 @@ def backtests_url(datasette: Datasette, database: str) -> str:
 
 def budgets_url(datasette: Datasette, database: str) -> str:
     return datasette.urls.path(f"{PREFIX}/{tilde_encode(database)}/budgets")
+
+
+def alerts_url(datasette: Datasette, database: str, **filters: str) -> str:
+    """The Alerts page, narrowed by `filters` (`rule`, `scope_key`) when given."""
+    url = datasette.urls.path(f"{PREFIX}/{tilde_encode(database)}/alerts")
+    return url + "?" + urlencode(filters) if filters else url
 
 
 def backtest_url(datasette: Datasette, database: str, run_id: str) -> str:
