@@ -2,7 +2,10 @@
 
 `interlock_call_ended`: what the call contributes (`recorder.call_facts`) goes to the
 `AlertEngine` of the config in force; a live reload hands it the new `alerts` section,
-and the rules it keeps keep their running tallies. Each alert that fires gets a row in
+and the rules it keeps keep their running tallies. At start-up (`running`) the rules
+start from the calls and alerts recorded inside their windows (recorder.alert_history),
+and so do the rules a reload adds, in the reload's thread before it is swapped in: a
+restart neither forgets a tally nor repeats an episode's alert. Each alert that fires gets a row in
 `alerts` (through the recorder's `SideWriter`, off the event loop), a highlighted
 terminal line, and is queued for the webhook and the desktop, whose threads report what
 became of it: the row is then replaced with each channel's status. Nothing here waits
@@ -14,7 +17,9 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -32,8 +37,9 @@ from interlock.alerts.channels import (
     desktop_command,
     terminal_line,
 )
-from interlock.alerts.engine import AlertEngine, Firing
+from interlock.alerts.engine import AlertEngine, Firing, RuleState
 from interlock.config import AlertChannel, AlertsConfig
+from recorder.alert_history import history_since, recorded_alerts, recorded_history
 from recorder.call_facts import WARNED, call_facts
 from recorder.models import CallRecord
 from recorder.rows import iso
@@ -84,11 +90,55 @@ class Alerts:
         self._console = Console(highlight=False, soft_wrap=True)
         self._lock = threading.Lock()  # the channels' threads report through `_delivered`
         self._waiting: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}  # alert_id -> (row, deliveries)
+        self._restored: dict[tuple[Any, ...], RuleState] = {}  # a reload's new rules, restored
 
     def running(self) -> None:
+        """Before the recorder says "Interlock ready": the rules start from the recorded
+        calls and alerts; a reload's new rules will too, in the reload's thread."""
         loaded = self.config.current
         if loaded is not None:
             self._take(loaded)
+            if self.engine is not None:
+                self._restore(self.engine, list(self.engine.rules.values()), loaded.config.alerts, everything=True)
+        if self.config.live is not None:
+            self.config.live.before_swap.append(self._prepare)
+
+    def _prepare(self, loaded: Loaded) -> None:
+        """A reloaded config, before it is in force: the rules it adds, restored."""
+        engine = self.engine
+        if engine is None:
+            return
+        section = loaded.config.alerts
+        states = engine.new_rules(section)
+        if states:
+            self._restore(engine, states, section, everything=False)
+        with self._lock:
+            self._restored = {state.identity: state for state in states}
+
+    def _restore(self, engine: AlertEngine, states: list[RuleState], section: AlertsConfig, everything: bool) -> None:
+        writer = self.recording.writer
+        if writer is None or not (states or everything):
+            return
+        now = time.time()
+        since = history_since((state.window for state in states), now)
+        cooldown_s = max([section.cooldown_s, *(state.cooldown_s(section.cooldown_s) for state in states)])
+        try:
+            history = recorded_history(writer.db_path, since) if since is not None else []
+            alerts = recorded_alerts(writer.db_path, min(since or now, now - cooldown_s))
+        except sqlite3.Error as error:
+            logger.error("Interlock alerts: tallies not restored from %s: %s", writer.db_path, error)
+            return
+        engine.restore(
+            history, alerts, now, rules=None if everything else states, section_cooldown_s=section.cooldown_s
+        )
+        if states:
+            logger.info(
+                "Interlock alerts: %d rules restored from %s (%d calls, %d alerts)",
+                len(states),
+                writer.db_path,
+                len(history),
+                len(alerts),
+            )
 
     def _take(self, loaded: Loaded) -> None:
         """The config in force: the rules to the engine, the channels (re)started."""
@@ -97,7 +147,9 @@ class Alerts:
         if self.engine is None:
             self.engine = AlertEngine(section)
         else:
-            self.engine.update(section)
+            with self._lock:
+                restored, self._restored = self._restored, {}
+            self.engine.update(section, restored)
         webhook = section.channels.webhook
         if (self.webhook.config if self.webhook is not None else None) != webhook:
             if self.webhook is not None:  # its waiting alerts are reported dropped

@@ -105,7 +105,7 @@ class Budgets:
     def running(self) -> None:
         self._restore(self.config.current)
         if self.config.live is not None:
-            self.config.live.before_swap = self._restore
+            self.config.live.before_swap.append(self._restore)
 
     def _restore(self, loaded: Loaded | None) -> None:
         """Start the chain's counted limits that have no totals yet from the recorded

@@ -2,8 +2,9 @@
 
 A reload that fails validation keeps the previous configuration and logs why. Flows
 take the configuration in force when they start, so a swap never affects a call in flight.
-`before_swap`, when set, gets each valid new configuration before it is swapped in (in
-the reload's thread): the budgets restore the totals of limits it adds.
+Each callback of `before_swap` gets each valid new configuration before it is swapped in
+(in the reload's thread): the budgets restore the totals of limits it adds, the alerts
+the tallies of rules it adds.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class LiveConfig:
         self.path = path
         self.current = load(path)
         self._seen = _mtime(path)
-        self.before_swap: Callable[[Loaded], None] | None = None
+        self.before_swap: list[Callable[[Loaded], None]] = []
 
     def reload_if_changed(self) -> bool:
         """Swap in the file's new contents if it changed and is valid."""
@@ -56,8 +57,8 @@ class LiveConfig:
         self._seen = mtime
         try:
             loaded = load(self.path)
-            if self.before_swap is not None:
-                self.before_swap(loaded)
+            for prepare in self.before_swap:
+                prepare(loaded)
             self.current = loaded
         except ConfigError as error:
             logger.error("Interlock: config change ignored, keeping the previous one: %s", error)

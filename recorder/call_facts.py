@@ -1,7 +1,8 @@
 """What a recorded call says about who made it and what it cost, for the budgets and the
 alert rules: `caller_of` (who, as the policies saw it), `failed` (not billed), and
 `call_facts` (what it contributes to the alert rules, `interlock.alerts.engine.CallFacts`),
-read from its secret-free record.
+read from its secret-free record (`facts` builds them from a call's row too:
+recorder.alert_history).
 
 Metrics: `calls` (1), `cost_usd` (`record_price`; None, not 0, when the price is not
 known, and `unpriced` is then 1), `tokens` (input, cache reads and writes included, plus
@@ -13,6 +14,8 @@ unknown, never read on the event loop.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from interlock.alerts.engine import CallFacts, PolicyWarning
 from interlock.policy.base import Caller
@@ -48,22 +51,49 @@ def failed(record: CallRecord) -> bool:
     return record.error is not None or (record.status is not None and record.status >= 400)
 
 
-def call_facts(record: CallRecord) -> CallFacts:
-    cost_usd = record_price(record)[0] if cost_map_loaded() else None
-    probabilities = [j.probability for j in record.judgements if j.probability is not None]
+def facts(
+    call_id: str,
+    at: float,
+    *,
+    cost_usd: float | None,
+    tokens: int,
+    failed: bool,
+    blocked: bool,
+    blocked_tool_calls: int,
+    judge_probability: float | None,
+    scopes: Mapping[str, str | None],
+    warnings: tuple[PolicyWarning, ...] = (),
+) -> CallFacts:
+    """A call's facts from what it says (a live record, or its row in the database)."""
     return CallFacts(
-        call_id=record.call_id,
-        at=record.ended_at or record.started_at,
+        call_id=call_id,
+        at=at,
         metrics={
             "calls": 1.0,
             "cost_usd": cost_usd,
             "unpriced": 1.0 if cost_usd is None else 0.0,
-            "tokens": float(record.usage.total),
-            "errors": 1.0 if failed(record) else 0.0,
-            "blocked": 1.0 if record.verdict == "blocked" else 0.0,
-            "blocked_tool_calls": float(blocked_tool_calls(record)),
-            "judge_probability": max(probabilities) if probabilities else None,
+            "tokens": float(tokens),
+            "errors": 1.0 if failed else 0.0,
+            "blocked": 1.0 if blocked else 0.0,
+            "blocked_tool_calls": float(blocked_tool_calls),
+            "judge_probability": judge_probability,
         },
+        scopes=scopes,
+        warnings=warnings,
+    )
+
+
+def call_facts(record: CallRecord) -> CallFacts:
+    probabilities = [j.probability for j in record.judgements if j.probability is not None]
+    return facts(
+        record.call_id,
+        record.ended_at or record.started_at,
+        cost_usd=record_price(record)[0] if cost_map_loaded() else None,
+        tokens=record.usage.total,
+        failed=failed(record),
+        blocked=record.verdict == "blocked",
+        blocked_tool_calls=blocked_tool_calls(record),
+        judge_probability=max(probabilities) if probabilities else None,
         scopes=caller_of(record).scopes(record.model_final or record.model),
         warnings=tuple(
             PolicyWarning(event.policy, event.reason, event.details)

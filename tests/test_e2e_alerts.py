@@ -3,7 +3,8 @@ the openai SDK, a loopback webhook receiver.
 
 A burst of blocked tool calls in one session fires the rule once, to the webhook, the
 terminal and the `alerts` table (naming the calls), and not again within its cool-down;
-another session has its own episode; a live reload keeps the running tally; a budget's
+another session has its own episode; a live reload keeps the running tally, and so does
+a restart, which does not repeat an alert already sent; a budget's
 warning is an alert too; a slow or unreachable webhook does not slow the calls; a bad
 rule refuses start-up naming the key.
 """
@@ -131,6 +132,55 @@ def test_a_live_reload_keeps_the_running_tally(
     third = ask_weather(client, "reloaded")
     (post,) = receiver.wait_for_posts(1)
     assert post["body"]["call_ids"] == [*first, third] and post["headers"]["x-after"] == "reload"
+
+
+def test_a_rule_a_reload_adds_starts_from_the_recorded_calls(
+    start_proxy: ProxyLauncher, make_clients: Callable[[ProxyProcess], ClientFactory], receiver: WebhookReceiver
+) -> None:
+    proxy = start_proxy(config=alerts_config({"url": receiver.url}))
+    client = make_clients(proxy).openai()
+    first = [ask_weather(client, "added") for _ in range(2)]
+    db = db_of(proxy)
+    wait_rows(lambda: db.rows("select call_id from calls where session_id = 'added'"), 2)
+    config = read_config(proxy)
+    config["alerts"]["rules"] = [BURST]
+    edit_config(proxy, config)
+    assert "Interlock alerts: 1 rules restored" in proxy.output()
+    third = ask_weather(client, "added")
+    (post,) = receiver.wait_for_posts(1)
+    assert post["body"]["call_ids"] == [*first, third]
+
+
+def test_a_restart_keeps_the_tally_and_does_not_repeat_an_episodes_alert(
+    start_proxy: ProxyLauncher,
+    make_clients: Callable[[ProxyProcess], ClientFactory],
+    receiver: WebhookReceiver,
+    tmp_path: Path,
+) -> None:
+    db_path = tmp_path / "kept.db"
+    config = alerts_config({"url": receiver.url}, BURST)
+    first = start_proxy(config=config, db=db_path)
+    before = [ask_weather(make_clients(first).openai(), "restarted") for _ in range(2)]
+    first.stop()
+    assert receiver.posts == []
+
+    second = start_proxy(config=config, db=db_path)
+    output = second.wait_for_output("Interlock ready")  # listening may come first
+    assert output.index("1 rules restored") < output.index("Interlock ready")
+    third = ask_weather(make_clients(second).openai(), "restarted")
+    (post,) = receiver.wait_for_posts(1)
+    assert post["body"]["call_ids"] == [*before, third]  # two calls before the restart, one after
+    alert_rows(db_of(second), 1)
+    second.stop()
+
+    last = start_proxy(config=config, db=db_path)
+    client = make_clients(last).openai()
+    ask_weather(client, "restarted")  # the same episode, its alert recorded: not again
+    fresh = [ask_weather(client, "fresh") for _ in range(3)]
+    posts = receiver.wait_for_posts(2)
+    time.sleep(0.5)
+    assert [p["body"]["scope_key"] for p in receiver.posts] == ["restarted", "fresh"]
+    assert posts[1]["body"]["call_ids"] == fresh
 
 
 def test_a_budget_warning_is_an_alert(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -54,6 +54,17 @@ class CallFacts:
     metrics: Mapping[str, float | None]
     scopes: Mapping[str, str | None]
     warnings: tuple[PolicyWarning, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedAlert:
+    """An alert the `alerts` table holds: what a restart needs of it."""
+
+    source: Literal["rule", "policy"]
+    rule: str
+    condition: str  # a policy warning's limit
+    key: str
+    fired_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +125,7 @@ class _KeyState:
     unknown: Tally  # 1 per call whose metric was not known
     causes: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=MAX_CALL_IDS))
     active: bool = False  # the condition held at this key's last call
+    active_since: float = 0.0  # when this episode began (its first call's time)
     fired: bool = False  # this episode has fired
     last_fired: float | None = None
 
@@ -166,12 +178,27 @@ class RuleState:
             state.active = False
         else:
             if not state.active:
-                state.active, state.fired = True, False
+                state.active, state.active_since, state.fired = True, now, False
             if not state.fired and (state.last_fired is None or now - state.last_fired >= cooldown_s):
                 state.fired, state.last_fired = True, now
                 firing = self._firing(key, state, value, now, channels)
         self._forget(now, cooldown_s)
         return firing
+
+    def restore(self, history: Iterable[CallFacts], fired: Mapping[str, float], now: float, cooldown_s: float) -> None:
+        """Start from recorded calls (`history`, oldest first) and this rule's recorded
+        alerts (`fired`: scope key -> when its last alert fired): the calls are fed with
+        nothing fired, then each key takes its alerts as recorded, so an episode under
+        way that had its alert does not fire again, and one that had none fires at its
+        next call."""
+        for facts in history:
+            self.feed(facts, cooldown_s, ())
+        for key, last in fired.items():
+            if key not in self.keys and now - last < cooldown_s:  # only its cool-down to keep
+                self.keys[key] = _KeyState(Tally(self.window), Tally(self.window))
+        for key, state in self.keys.items():
+            state.last_fired = fired.get(key)
+            state.fired = state.active and state.last_fired is not None and state.last_fired >= state.active_since
 
     def _firing(
         self, key: str, state: _KeyState, value: float | None, now: float, channels: tuple[AlertChannel, ...]
@@ -226,11 +253,19 @@ class WarningState:
         self.max_keys = max_keys
         self.last: OrderedDict[tuple[str, str, str], float] = OrderedDict()
 
+    def restore(self, fired: Iterable[RecordedAlert], now: float, cooldown_s: float) -> None:
+        """The policy warnings' recorded alerts still within the cool-down, oldest first."""
+        for alert in sorted(fired, key=lambda alert: alert.fired_at):
+            if alert.source == "policy" and now - alert.fired_at < cooldown_s:
+                slot = (alert.rule, alert.condition, alert.key)
+                self.last.pop(slot, None)
+                self.last[slot] = alert.fired_at
+
     def feed(self, facts: CallFacts, cooldown_s: float, channels: tuple[AlertChannel, ...]) -> list[Firing]:
         firings = []
         for warning in facts.warnings:
             details = warning.details
-            slot = (warning.policy, str(details.get("limit", "")), str(details.get("key", "")))
+            slot = (warning.policy, str(details.get("limit") or "warned"), str(details.get("key") or ""))
             last = self.last.get(slot)
             if last is not None and facts.at - last < cooldown_s:
                 continue
@@ -268,19 +303,50 @@ class AlertEngine:
         self.warnings = WarningState(max_keys)
         self.update(config)
 
-    def update(self, config: AlertsConfig) -> None:
-        """Take a reloaded section: a rule whose identity is unchanged keeps its state."""
+    def update(self, config: AlertsConfig, restored: Mapping[tuple[Any, ...], RuleState] | None = None) -> None:
+        """Take a reloaded section: a rule whose identity is unchanged keeps its state; a
+        new one takes its state from `restored` (by identity) when it is there."""
         kept = {state.identity: state for state in self.rules.values()}
         self.config = config
         self.cooldown_s = config.cooldown_s
         self.rules = {}
         for rule in config.rules:
             state = RuleState(rule, self.max_keys)
-            old = kept.get(state.identity)
+            old = kept.get(state.identity) or (restored or {}).get(state.identity)
             if old is not None:
                 old.retarget(rule)
                 state = old
             self.rules[rule.name] = state
+
+    def new_rules(self, config: AlertsConfig) -> list[RuleState]:
+        """Fresh states for the rules of `config` that `update` would not keep."""
+        kept = {state.identity for state in list(self.rules.values())}
+        fresh = [RuleState(rule, self.max_keys) for rule in config.rules]
+        return [state for state in fresh if state.identity not in kept]
+
+    def restore(
+        self,
+        history: Sequence[CallFacts],
+        alerts: Iterable[RecordedAlert],
+        now: float,
+        rules: Iterable[RuleState] | None = None,
+        section_cooldown_s: float | None = None,
+    ) -> None:
+        """Start `rules` (default: all of them, and the policy warnings' cool-downs) from
+        recorded calls, oldest first, and the recorded alerts; `section_cooldown_s` is the
+        default cool-down of the section the rules come from (default: this one's)."""
+        default_s = self.cooldown_s if section_cooldown_s is None else section_cooldown_s
+        last: dict[tuple[str, str], float] = {}
+        alerts = list(alerts)
+        for alert in alerts:
+            if alert.source == "rule":
+                slot = (alert.rule, alert.key)
+                last[slot] = max(alert.fired_at, last.get(slot, alert.fired_at))
+        for state in self.rules.values() if rules is None else rules:
+            fired = {key: at for (rule, key), at in last.items() if rule == state.rule.name}
+            state.restore(history, fired, now, state.cooldown_s(default_s))
+        if rules is None:
+            self.warnings.restore(alerts, now, self.cooldown_s)
 
     def _channels(self, rule: AlertRule | None) -> tuple[AlertChannel, ...]:
         configured = self.config.channels.configured()
