@@ -4,8 +4,9 @@
 `AlertEngine` of the config in force; a live reload hands it the new `alerts` section,
 and the rules it keeps keep their running tallies. At start-up (`running`) the rules
 start from the calls and alerts recorded inside their windows (recorder.alert_history),
-and so do the rules a reload adds, in the reload's thread before it is swapped in: a
-restart neither forgets a tally nor repeats an episode's alert. Each alert that fires gets a row in
+read in a thread of their own while the calls that end meanwhile wait in a backlog; the
+rules a reload adds start the same way, in the reload's thread before it is swapped in:
+a restart neither forgets a tally nor repeats an episode's alert. Each alert that fires gets a row in
 `alerts` (through the recorder's `SideWriter`, off the event loop), a highlighted
 terminal line, and is queued for the webhook and the desktop, whose threads report what
 became of it: the row is then replaced with each channel's status. Nothing here waits
@@ -15,6 +16,7 @@ policy warning costs an identity check and a look at its events.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
@@ -37,7 +39,7 @@ from interlock.alerts.channels import (
     desktop_command,
     terminal_line,
 )
-from interlock.alerts.engine import AlertEngine, Firing, RuleState
+from interlock.alerts.engine import AlertEngine, CallFacts, Firing, RuleState
 from interlock.config import AlertChannel, AlertsConfig
 from recorder.alert_history import history_since, recorded_alerts, recorded_history
 from recorder.call_facts import WARNED, call_facts
@@ -91,53 +93,73 @@ class Alerts:
         self._lock = threading.Lock()  # the channels' threads report through `_delivered`
         self._waiting: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}  # alert_id -> (row, deliveries)
         self._restored: dict[tuple[Any, ...], RuleState] = {}  # a reload's new rules, restored
+        self._backlog: list[CallFacts] | None = None  # calls ended while the rules are restored
 
     def running(self) -> None:
-        """Before the recorder says "Interlock ready": the rules start from the recorded
-        calls and alerts; a reload's new rules will too, in the reload's thread."""
+        """The rules start from the recorded calls and alerts, read in a thread: the calls
+        that end meanwhile wait in a backlog and are fed once it is done. A reload's new
+        rules start the same way, in the reload's thread."""
         loaded = self.config.current
         if loaded is not None:
             self._take(loaded)
-            if self.engine is not None:
-                self._restore(self.engine, list(self.engine.rules.values()), loaded.config.alerts, everything=True)
+            engine, writer = self.engine, self.recording.writer
+            if engine is not None and writer is not None and (engine.rules or engine.config.policy_warnings):
+                self._backlog = []
+                loop = asyncio.get_running_loop()
+
+                def restore() -> None:
+                    try:
+                        self._restore(engine, None, engine.config, writer.db_path)
+                    finally:
+                        loop.call_soon_threadsafe(self._caught_up)
+
+                threading.Thread(target=restore, name="interlock-alerts-restore", daemon=True).start()
         if self.config.live is not None:
             self.config.live.before_swap.append(self._prepare)
 
+    def _caught_up(self) -> None:
+        """The restore is done (on the event loop): the calls that ended meanwhile, fed."""
+        backlog, self._backlog = self._backlog or [], None
+        if self.engine is not None:
+            for facts in backlog:
+                for firing in self.engine.feed(facts):
+                    self._send(firing)
+
     def _prepare(self, loaded: Loaded) -> None:
         """A reloaded config, before it is in force: the rules it adds, restored."""
-        engine = self.engine
-        if engine is None:
+        engine, writer = self.engine, self.recording.writer
+        if engine is None or writer is None:
             return
         section = loaded.config.alerts
         states = engine.new_rules(section)
         if states:
-            self._restore(engine, states, section, everything=False)
+            self._restore(engine, states, section, writer.db_path)
         with self._lock:
             self._restored = {state.identity: state for state in states}
 
-    def _restore(self, engine: AlertEngine, states: list[RuleState], section: AlertsConfig, everything: bool) -> None:
-        writer = self.recording.writer
-        if writer is None or not (states or everything):
-            return
-        now = time.time()
-        since = history_since((state.window for state in states), now)
-        cooldown_s = max([section.cooldown_s, *(state.cooldown_s(section.cooldown_s) for state in states)])
+    @staticmethod
+    def _restore(engine: AlertEngine, states: list[RuleState] | None, section: AlertsConfig, db_path: str) -> None:
+        """`states` (None: all the engine's rules, and its policy warnings) from the
+        calls and alerts recorded in `db_path`; on a read error, as they are."""
+        started, now = time.monotonic(), time.time()
+        rules = list(engine.rules.values()) if states is None else states
+        since = history_since((state.window for state in rules), now)
+        cooldown_s = max([section.cooldown_s, *(state.cooldown_s(section.cooldown_s) for state in rules)])
         try:
-            history = recorded_history(writer.db_path, since) if since is not None else []
-            alerts = recorded_alerts(writer.db_path, min(since or now, now - cooldown_s))
+            history = recorded_history(db_path, since) if since is not None else []
+            alerts = recorded_alerts(db_path, min(since or now, now - cooldown_s))
         except sqlite3.Error as error:
-            logger.error("Interlock alerts: tallies not restored from %s: %s", writer.db_path, error)
+            logger.error("Interlock alerts: tallies not restored from %s: %s", db_path, error)
             return
-        engine.restore(
-            history, alerts, now, rules=None if everything else states, section_cooldown_s=section.cooldown_s
-        )
-        if states:
+        engine.restore(history, alerts, now, rules=states, section_cooldown_s=section.cooldown_s)
+        if rules:
             logger.info(
-                "Interlock alerts: %d rules restored from %s (%d calls, %d alerts)",
-                len(states),
-                writer.db_path,
+                "Interlock alerts: %d rules restored from %s (%d calls, %d alerts, %.2f s)",
+                len(rules),
+                db_path,
                 len(history),
                 len(alerts),
+                time.monotonic() - started,
             )
 
     def _take(self, loaded: Loaded) -> None:
@@ -177,6 +199,9 @@ class Alerts:
             return
         warned = engine.config.policy_warnings and any(event.action == WARNED for event in record.events)
         if not engine.rules and not warned:
+            return
+        if self._backlog is not None:  # the rules are still being restored
+            self._backlog.append(call_facts(record))
             return
         for firing in engine.feed(call_facts(record)):
             self._send(firing)
@@ -221,6 +246,11 @@ class Alerts:
 
     def done(self) -> None:
         """Before the recorder's `done` (bundle order): the channels' last words reach the table."""
+        if self._backlog:
+            logger.warning(
+                "Interlock alerts: the proxy stopped while the rules were being restored: %d calls not evaluated",
+                len(self._backlog),
+            )
         for channel in (self.webhook, self.desktop):
             if channel is not None:
                 channel.close(timeout_s=SHUTDOWN_WAIT_S)

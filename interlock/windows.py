@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Literal
 
 WindowKind = Literal["call", "ever", "hour", "day", "rolling"]
@@ -42,12 +41,9 @@ class Window:
         """The earliest time an amount still counts at `now` (-inf for `ever`)."""
         if self.kind == "rolling":
             return now - self.seconds
-        if self.kind in ("hour", "day"):
-            moment = datetime.fromtimestamp(now, UTC)
-            moment = moment.replace(minute=0, second=0, microsecond=0)
-            if self.kind == "day":
-                moment = moment.replace(hour=0)
-            return moment.timestamp()
+        if self.kind in ("hour", "day"):  # Unix time has no leap seconds: UTC periods are multiples
+            period = 3600.0 if self.kind == "hour" else 86400.0
+            return now - now % period
         if self.kind == "call":
             return now
         return float("-inf")
