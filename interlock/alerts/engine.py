@@ -13,6 +13,10 @@ rule (the least recently used go first).
 
 A policy event with action `warned` (a budget's warning) is an alert of its own, once
 per (policy, limit, key) within the section's cool-down.
+
+`restore(history, alerts, now)` starts the rules after a restart: the recorded calls are
+fed with nothing fired, then each key takes its alerts as recorded (`RecordedAlert`), so
+the engine goes on as if it had not stopped (the caller reads them: recorder.alert_history).
 """
 
 from __future__ import annotations
