@@ -141,9 +141,25 @@ FAILURES = {
     "reset": "text",
     # A 200 `text/event-stream` whose body is not SSE at all (binary junk, then HTML).
     "garbage": "text",
+    # Responses only: the stream ends with `response.failed` (the response so far, status
+    # `failed`, an `error` object) where `response.completed` would be.
+    "response_failed": "tool",
 }
 STREAM_ONLY_FAILURES = frozenset(
-    {"anthropic_stream_error", "error_after_blocks", "cut_before_finish", "stall", "reset", "garbage"}
+    {
+        "anthropic_stream_error",
+        "error_after_blocks",
+        "cut_before_finish",
+        "stall",
+        "reset",
+        "garbage",
+        "response_failed",
+    }
+)
+RESPONSES_FAILURES = frozenset({"response_failed"})
+FAILED_MESSAGE = (
+    "An error occurred while processing your request. You can retry your request, or contact us through our"
+    " help center at help.openai.com if the error persists."
 )
 NEVER_S = 30.0  # the longest `never` and `stall` keep a connection open
 GARBAGE = (b"\x1f\x8b\x08\x00\xde\xad\xbe\xef\x00\xff", b"<html><body>Bad gateway</body></html>\n", b"\x00\x01\x02")
@@ -332,10 +348,9 @@ class MockProvider(LoopbackServer):
             plan = plan_of(spec, exchange.headers.get("x-mock-chunking"))
         except ValueError as error:
             return await self._bad_request(request, exchange, dialect, str(error))
-        if plan.scenario in RESPONSES_SCENARIOS and dialect != "responses":
-            return await self._bad_request(
-                request, exchange, dialect, f"{plan.scenario} is served on /v1/responses only"
-            )
+        only = _responses_only(plan)
+        if only is not None and dialect != "responses":
+            return await self._bad_request(request, exchange, dialect, f"{only} is served on /v1/responses only")
         refusal = self._unanswered_call(payload) if dialect == "responses" else _unanswered_history(dialect, payload)
         if refusal is not None:
             return await self._bad_request(request, exchange, dialect, refusal)
@@ -365,8 +380,9 @@ class MockProvider(LoopbackServer):
         except ValueError as error:
             return await self._send_google(request, exchange, 400, mock_gemini.error(400, str(error)))
         refusal = mock_gemini.missing_signature(model, inner)
-        if plan.scenario in RESPONSES_SCENARIOS or refusal is not None:
-            message = refusal or f"{plan.scenario} is served on /v1/responses only"
+        only = _responses_only(plan)
+        if only is not None or refusal is not None:
+            message = refusal or f"{only} is served on /v1/responses only"
             return await self._send_google(request, exchange, 400, mock_gemini.error(400, message))
         if plan.failure == "error_429":
             body = mock_gemini.error(429, "Resource has been exhausted (e.g. check quota).")
@@ -902,6 +918,9 @@ def _spoil(failure: str | None, dialect: Dialect, events: list[bytes]) -> tuple[
         return [*events[:end], _error_event(dialect, end)], "end"
     if failure == "cut_before_finish":
         return events[: _content_end(dialect, events)], "close"
+    if failure == "response_failed":
+        end = _content_end(dialect, events)
+        return [*events[:end], _failed(events[end]), *events[end + 1 :]], "end"
     if failure == "stall":
         return events[:middle], "stall"
     if failure == "reset":
@@ -909,6 +928,24 @@ def _spoil(failure: str | None, dialect: Dialect, events: list[bytes]) -> tuple[
     if failure == "garbage":
         return list(GARBAGE), "end"
     return events, "end"
+
+
+def _responses_only(plan: Plan) -> str | None:
+    """The part of the plan only /v1/responses serves, if any."""
+    if plan.scenario in RESPONSES_SCENARIOS:
+        return plan.scenario
+    return plan.failure if plan.failure in RESPONSES_FAILURES else None
+
+
+def _failed(completed: bytes) -> bytes:
+    """The `response.completed` event as the `response.failed` the Responses API ends a
+    stream with when the model fails: the same response, status `failed`, an error."""
+    payload = parse_event_block(completed).json()
+    assert isinstance(payload, dict) and payload.get("type") == "response.completed", payload
+    response = {**payload["response"], "status": "failed", "error": {"code": "server_error", "message": FAILED_MESSAGE}}
+    body = {**payload, "type": "response.failed", "response": response}
+    data = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    return f"event: response.failed\ndata: {data}\n\n".encode()
 
 
 def _error_event(dialect: Dialect, sequence_number: int) -> bytes:

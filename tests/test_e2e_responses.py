@@ -7,6 +7,8 @@ then chained conversations after a block: a call Interlock removed never reached
 client, so the next request chained on that response (`previous_response_id`) gets the
 missing `function_call_output` before it goes upstream, recorded as a policy change; on
 OpenAI chat and Anthropic the client resends the history, and its next turn is accepted.
+A stream the model fails (`response.failed`) reaches the client as upstream sent it, and
+a call a policy holds in it never does.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ import httpx2
 import openai
 import pytest
 from harness import ProxyLauncher, ProxyProcess
-from harness_clients import ClientFactory
+from harness_clients import ClientFactory, auth_headers, llm_request
 from harness_db import CallsDB
 from mock_provider import MockProvider
 from policy_fixtures import stream_violations
 from wire_scenarios import RESPONSES_SCENARIOS, SCENARIOS, openai_tool_id
+
+from interlock.sse import parse_all
 
 CALL_ID = "x-interlock-call-id"
 MOCK_ID = "x-mock-request-id"
@@ -250,3 +254,58 @@ def test_the_next_anthropic_turn_after_a_block_is_accepted(
     with pytest.raises(anthropic.BadRequestError, match="tool_use` ids were found without `tool_result`"):
         sdk.create(model="claude-sonnet-4-6", max_tokens=256, messages=[*history[:2], *user("x")], tools=[tool])
     assert SCENARIOS["interleaved"].tool_calls[0].name == "Bash"
+
+
+# --- a stream the model fails: `response.failed` where `response.completed` would be ------------------
+
+
+def failed_stream(proxy: ProxyProcess, make_clients: Callable[[ProxyProcess], ClientFactory]) -> tuple[bytes, str, str]:
+    """A streamed `shell` turn that ends in `response.failed`: (client bytes, call id, mock id)."""
+    body = {**llm_request("openai-responses", MODEL, user("clean up"), True), "tools": [SHELL_TOOL]}
+    headers = {**auth_headers("openai-responses", "sk-test-failed"), "x-mock-scenario": "shell+response_failed"}
+    with (
+        make_clients(proxy)
+        .raw()
+        .stream("POST", "https://api.openai.com/v1/responses", json=body, headers=headers) as response
+    ):
+        assert response.status_code == 200
+        return response.read(), response.headers[CALL_ID], response.headers[MOCK_ID]
+
+
+def last_event(raw: bytes) -> dict[str, Any]:
+    payloads = [event.json() for event in parse_all(raw) if not event.is_comment_only]
+    last = payloads[-1]
+    assert isinstance(last, dict)
+    return last
+
+
+def test_a_failed_stream_no_policy_changed_reaches_the_client_byte_for_byte(
+    plain: ProxyProcess, make_clients: Callable[[ProxyProcess], ClientFactory], mock_provider: MockProvider
+) -> None:
+    raw, call_id, mock_id = failed_stream(plain, make_clients)
+    assert raw == mock_provider.exchange(mock_id).sent
+    failed = last_event(raw)
+    assert (failed["type"], failed["response"]["status"], failed["response"]["error"]["code"]) == (
+        "response.failed",
+        "failed",
+        "server_error",
+    )
+    record = db_of(plain).wait_call(call_id)
+    assert record.stages["response_original"]["raw"] == raw and record["verdict"] == "pass"
+
+
+def test_a_held_call_never_reaches_the_client_when_the_stream_fails(
+    guarded: ProxyProcess, make_clients: Callable[[ProxyProcess], ClientFactory], mock_provider: MockProvider
+) -> None:
+    raw, call_id, mock_id = failed_stream(guarded, make_clients)
+    assert RM_CALL.encode() in mock_provider.exchange(mock_id).sent
+    assert RM_CALL.encode() not in raw and b'"type":"function_call"' not in raw
+    assert "Interlock blocked the tool call `exec_command`: recursive delete" in raw.decode()  # the notice
+    failed = last_event(raw)
+    assert failed["type"] == "response.failed" and failed["response"]["error"]["code"] == "server_error"
+    assert all(item["type"] != "function_call" for item in failed["response"]["output"])
+    assert stream_violations("openai-responses", raw) == []
+    record = db_of(guarded).wait_call(call_id)
+    assert record["verdict"] == "blocked"
+    events = db_of(guarded).rows("select policy, action from policy_events where call_id = ?", (call_id,))
+    assert [(e["policy"], e["action"]) for e in events] == [("deny_tools", "blocked")]

@@ -95,6 +95,10 @@ def test_bad_specs_get_a_400(http: httpx2.Client, dialect: str) -> None:
         PATHS[dialect], json=body_for(dialect, "error_after_blocks", False), headers=HEADERS[dialect]
     )
     assert needs_stream.status_code == 400 and "needs stream: true" in needs_stream.text
+    responses_only = http.post(PATHS[dialect], json=body_for(dialect, "response_failed"), headers=HEADERS[dialect])
+    assert (
+        responses_only.status_code == 400 and "response_failed is served on /v1/responses only" in responses_only.text
+    )
 
 
 # --- transport ----------------------------------------------------------------------------
