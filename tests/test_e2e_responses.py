@@ -25,6 +25,7 @@ import pytest
 from harness import ProxyLauncher, ProxyProcess
 from harness_clients import ClientFactory, auth_headers, llm_request
 from harness_db import CallsDB
+from judge_mock import JudgeMock, allow, block
 from mock_provider import MockProvider
 from policy_fixtures import stream_violations
 from wire_scenarios import RESPONSES_SCENARIOS, SCENARIOS, openai_tool_id
@@ -40,6 +41,7 @@ DENY = {
     "policies": [{"policy": "deny_tools", "rules": [{"tool": "*", "pattern": "rm -rf", "reason": "recursive delete"}]}]
 }
 RM_CALL = openai_tool_id(RESPONSES_SCENARIOS["shell"].tool_calls[0])
+JUDGE_KEY_ENV = "INTERLOCK_TEST_JUDGE_KEY"
 
 
 @pytest.fixture(scope="module")
@@ -309,3 +311,42 @@ def test_a_held_call_never_reaches_the_client_when_the_stream_fails(
     assert record["verdict"] == "blocked"
     events = db_of(guarded).rows("select policy, action from policy_events where call_id = ?", (call_id,))
     assert [(e["policy"], e["action"]) for e in events] == [("deny_tools", "blocked")]
+
+
+@pytest.fixture(scope="module")
+def judged(start_module_proxy: ProxyLauncher, judge: JudgeMock) -> ProxyProcess:
+    policy = {
+        "policy": "tool_call_judge",
+        "model": "openai/judge-mock",
+        "api_base": judge.url,
+        "api_key_env": JUDGE_KEY_ENV,
+        "on_error": "block",
+        "retries": 0,
+    }
+    return start_module_proxy(config={"policies": [policy]}, env={JUDGE_KEY_ENV: "sk-judge-failed"})
+
+
+@pytest.mark.parametrize("blocks", [True, False], ids=["blocked", "allowed"])
+def test_a_failed_stream_waits_for_the_judge_on_its_held_call(
+    judged: ProxyProcess,
+    judge: JudgeMock,
+    make_clients: Callable[[ProxyProcess], ClientFactory],
+    mock_provider: MockProvider,
+    blocks: bool,
+) -> None:
+    """The judge answers after the stream has failed: the held call goes out only if it
+    is allowed, before the `response.failed` that ends the stream."""
+    judge.reset(block(delay_s=0.5) if blocks else allow(delay_s=0.5))
+    raw, call_id, mock_id = failed_stream(judged, make_clients)
+    failed = last_event(raw)
+    assert failed["type"] == "response.failed"
+    assert stream_violations("openai-responses", raw) == []
+    calls = [item for item in failed["response"]["output"] if item["type"] == "function_call"]
+    if blocks:
+        assert RM_CALL.encode() not in raw and calls == []
+    else:
+        assert [c["call_id"] for c in calls] == [RM_CALL]
+        assert raw.index(RM_CALL.encode()) < raw.index(b"event: response.failed")
+        assert raw == mock_provider.exchange(mock_id).sent  # allowed: nothing changed
+    assert len(judge.requests) == 1
+    assert db_of(judged).wait_call(call_id)["verdict"] == ("blocked" if blocks else "pass")
