@@ -41,7 +41,7 @@ from interlock.alerts.channels import (
 )
 from interlock.alerts.engine import AlertEngine, CallFacts, Firing, RuleState
 from interlock.config import AlertChannel, AlertsConfig
-from recorder.alert_history import history_since, recorded_alerts, recorded_history
+from recorder.alert_history import history_since, recorded
 from recorder.call_facts import WARNED, call_facts
 from recorder.models import CallRecord
 from recorder.rows import iso
@@ -96,26 +96,31 @@ class Alerts:
         self._backlog: list[CallFacts] | None = None  # calls ended while the rules are restored
 
     def running(self) -> None:
-        """The rules start from the recorded calls and alerts, read in a thread: the calls
-        that end meanwhile wait in a backlog and are fed once it is done. A reload's new
-        rules start the same way, in the reload's thread."""
+        """The rules start from the recorded calls and alerts (`_start_restore`); a
+        reload's new rules start the same way, in the reload's thread (`_prepare`)."""
         loaded = self.config.current
         if loaded is not None:
             self._take(loaded)
-            engine, writer = self.engine, self.recording.writer
-            if engine is not None and writer is not None and (engine.rules or engine.config.policy_warnings):
-                self._backlog = []
-                loop = asyncio.get_running_loop()
-
-                def restore() -> None:
-                    try:
-                        self._restore(engine, None, engine.config, writer.db_path)
-                    finally:
-                        loop.call_soon_threadsafe(self._caught_up)
-
-                threading.Thread(target=restore, name="interlock-alerts-restore", daemon=True).start()
+            self._start_restore()
         if self.config.live is not None:
             self.config.live.before_swap.append(self._prepare)
+
+    def _start_restore(self) -> None:
+        """Read the history in a thread; the calls that end meanwhile wait in a backlog
+        and are fed once it is done (`_caught_up`, on the event loop)."""
+        engine, writer = self.engine, self.recording.writer
+        if engine is None or writer is None or not (engine.rules or engine.config.policy_warnings):
+            return
+        self._backlog = []
+        loop = asyncio.get_running_loop()
+
+        def restore() -> None:
+            try:
+                self._restore(engine, None, engine.config, writer.db_path)
+            finally:
+                loop.call_soon_threadsafe(self._caught_up)
+
+        threading.Thread(target=restore, name="interlock-alerts-restore", daemon=True).start()
 
     def _caught_up(self) -> None:
         """The restore is done (on the event loop): the calls that ended meanwhile, fed."""
@@ -146,8 +151,7 @@ class Alerts:
         since = history_since((state.window for state in rules), now)
         cooldown_s = max([section.cooldown_s, *(state.cooldown_s(section.cooldown_s) for state in rules)])
         try:
-            history = recorded_history(db_path, since) if since is not None else []
-            alerts = recorded_alerts(db_path, min(since or now, now - cooldown_s))
+            history, alerts = recorded(db_path, since, min(since or now, now - cooldown_s))
         except sqlite3.Error as error:
             logger.error("Interlock alerts: tallies not restored from %s: %s", db_path, error)
             return

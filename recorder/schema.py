@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 from sqlite_utils import Database, Migrations
 
@@ -472,5 +475,20 @@ def migrate(db_path: str, *, busy_timeout_ms: int = 5000) -> None:
         db = Database(conn)
         db.enable_wal()
         MIGRATIONS.apply(db)
+    finally:
+        conn.close()
+
+
+def read_migrated(db_path: str, *queries: tuple[str, Mapping[str, Any]]) -> list[list[sqlite3.Row]]:
+    """Each query's rows from the database at `db_path`, migrated first (so an older file
+    answers), over one read-only connection; no rows when the file does not exist.
+    Raises `sqlite3.Error` if it cannot be read."""
+    if not Path(db_path).exists():
+        return [[] for _ in queries]
+    migrate(db_path)
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [conn.execute(sql, params).fetchall() for sql, params in queries]
     finally:
         conn.close()

@@ -11,23 +11,21 @@ later), so an older file still answers.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from recorder.rows import iso
-from recorder.schema import migrate
+from recorder.schema import read_migrated
 
 GROUP_COLUMNS = frozenset({"session_id", "client", "user", "project"})
 # A call is summed by when it ended; the query narrows by the indexed `started_at` first,
 # allowing calls that ran this long.
 LONGEST_CALL_S = 86400.0
-_ENDED = "coalesce(ended_at, started_at)"
+ENDED_SQL = "coalesce(ended_at, started_at)"
 # A call with no cost that should have one: it reported usage, or it was answered with
 # none (a failed call is not billed, so it is not unpriced).
 _PRICEABLE = "input_tokens is not null or output_tokens is not null or (error is null and coalesce(status, 0) < 400)"
-_TOKENS = (
+TOKENS_SQL = (
     "coalesce(input_tokens, 0) + coalesce(output_tokens, 0)"
     " + coalesce(cache_read_tokens, 0) + coalesce(cache_write_tokens, 0)"
 )
@@ -53,28 +51,21 @@ def spent(db_path: str, columns: tuple[str, ...], since: float | None, *, by_min
     unknown = set(columns) - GROUP_COLUMNS
     if unknown:
         raise ValueError(f"cannot group calls by {', '.join(sorted(unknown))}")
-    if not Path(db_path).exists():
-        return []
-    migrate(db_path)
     keys = [*columns, "coalesce(model_final, model)"]
     if by_minute:
-        keys.append(f"substr({_ENDED}, 1, 16)")
+        keys.append(f"substr({ENDED_SQL}, 1, 16)")
     where = ["not (verdict = 'blocked' and input_tokens is null and output_tokens is null)"]
     params: dict[str, str] = {}
     if since is not None:
-        where += ["started_at >= :early", f"{_ENDED} >= :since"]
+        where += ["started_at >= :early", f"{ENDED_SQL} >= :since"]
         params = {"early": iso(since - LONGEST_CALL_S) or "", "since": iso(since) or ""}
     sql = (
-        f"select {', '.join(keys)}, max({_ENDED}), total(cost_usd), total(tokens), count(*),"
+        f"select {', '.join(keys)}, max({ENDED_SQL}), total(cost_usd), total(tokens), count(*),"
         f" total(cost_usd is null and ({_PRICEABLE})), total(case when cost_usd is null then tokens else 0 end)"
-        f" from (select *, {_TOKENS} as tokens from calls where {' and '.join(where)})"
+        f" from (select *, {TOKENS_SQL} as tokens from calls where {' and '.join(where)})"
         f" group by {', '.join(keys)}"
     )
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        rows = conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
+    (rows,) = read_migrated(db_path, (sql, params))
     width = len(columns)
     return [
         Spent(

@@ -89,6 +89,20 @@ class _Script:
     queue: deque[Reply] = field(default_factory=deque)
 
 
+def judge_policy(judge: JudgeMock, key_env: str, **options: Any) -> dict[str, Any]:
+    """A `tool_call_judge` entry asking `judge`, its key in `key_env`, that blocks when
+    the judge fails and does not retry (unless `options` say otherwise)."""
+    return {
+        "policy": "tool_call_judge",
+        "model": "openai/judge-mock",
+        "api_base": judge.url,
+        "api_key_env": key_env,
+        "on_error": "block",
+        "retries": 0,
+        **options,
+    }
+
+
 class JudgeMock(LoopbackServer):
     thread_name = "judge-mock"
 

@@ -94,22 +94,31 @@ rules = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=400, deadline=None)
-@given(streams, rules)
-def test_alerts_equal_a_brute_force_recomputation(stream: list[tuple[float, str, float | None]], spec: Any) -> None:
-    rule_data = {
+def rule_of(spec: Any) -> dict[str, Any]:
+    """The session rule over `errors` a drawn `rules` spec describes."""
+    return {
         "name": "r",
         "when": f"{spec['aggregate']}(errors) {spec['op']} {spec['threshold']}",
         "window": spec["window"],
         "per": "session",
         "min_calls": spec["min_calls"],
     }
-    engine = engine_for(rule_data, cooldown=spec["cooldown"])
-    rule = engine.rules["r"].rule
+
+
+def calls_of(stream: list[tuple[float, str, float | None]]) -> list[Call]:
     now, calls = START, []
     for n, (gap, session, value) in enumerate(stream):
         now += gap
         calls.append(Call(f"c{n}", now, session, value))
+    return calls
+
+
+@settings(max_examples=400, deadline=None)
+@given(streams, rules)
+def test_alerts_equal_a_brute_force_recomputation(stream: list[tuple[float, str, float | None]], spec: Any) -> None:
+    engine = engine_for(rule_of(spec), cooldown=spec["cooldown"])
+    rule = engine.rules["r"].rule
+    calls = calls_of(stream)
     got = []
     for i, call in enumerate(calls):
         for firing in engine.feed(facts(call)):
@@ -162,14 +171,6 @@ def test_rule_channels_are_the_configured_subset() -> None:
     assert [f.channels for f in engine.feed(facts(Call("a", START, "s", 1.0)))] == [("terminal",)]
 
 
-def calls_of(stream: list[tuple[float, str, float | None]]) -> list[Call]:
-    now, calls = START, []
-    for n, (gap, session, value) in enumerate(stream):
-        now += gap
-        calls.append(Call(f"c{n}", now, session, value))
-    return calls
-
-
 def recorded(firings: list[Any]) -> list[RecordedAlert]:
     return [RecordedAlert(f.source, f.rule, f.condition, f.key, f.fired_at) for f in firings]
 
@@ -185,13 +186,7 @@ def test_a_restart_restored_from_the_recorded_calls_and_alerts_fires_as_if_it_ha
     distinct times: the database keeps milliseconds, and an episode that began in the
     very millisecond of the last one's alert is taken as alerted.)"""
     stream = [(gap or 0.25, session, value) for gap, session, value in stream]
-    rule_data = {
-        "name": "r",
-        "when": f"{spec['aggregate']}(errors) {spec['op']} {spec['threshold']}",
-        "window": spec["window"],
-        "per": "session",
-        "min_calls": spec["min_calls"],
-    }
+    rule_data = rule_of(spec)
     calls = calls_of(stream)
     split = data.draw(st.integers(1, len(calls) - 1))
     live, before = engine_for(rule_data, cooldown=spec["cooldown"]), engine_for(rule_data, cooldown=spec["cooldown"])

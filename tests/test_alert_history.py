@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_budget import record as budget_record
 from ui_fixtures import write_records
 
-from interlock.alerts.engine import RecordedAlert
+from interlock.alerts.engine import CallFacts, RecordedAlert
 from interlock.neutral import Usage
 from interlock.policy.records import JudgeRecord, PolicyEventRecord
 from interlock.windows import parse_window
-from recorder.alert_history import EVER_LOOKBACK_S, history_since, recorded_alerts, recorded_history
+from recorder.alert_history import EVER_LOOKBACK_S, history_since, recorded
 from recorder.call_facts import call_facts
 from recorder.cost import load_cost_map
 from recorder.models import CallRecord
@@ -26,22 +27,13 @@ from recorder.rows import iso
 T0 = 1_796_169_000.0
 
 
+def recorded_history(db: str, since: float, max_calls: int = 200_000) -> list[CallFacts]:
+    return recorded(db, since, since, max_calls)[0]
+
+
 def record(call_id: str, at: float, **fields: Any) -> CallRecord:
-    base: dict[str, Any] = {
-        "call_id": call_id,
-        "started_at": at - 1.0,
-        "ended_at": at,
-        "provider": "openai",
-        "dialect": "openai-chat",
-        "host": "api.openai.com",
-        "path": "/v1/chat/completions",
-        "model": "gpt-4o",
-        "session_id": "s1",
-        "client": "OpenAI/Python 1.99.0",
-        "status": 200,
-        "usage": Usage(input_tokens=12, output_tokens=34),
-    }
-    return CallRecord.model_validate({**base, **fields})
+    """A gpt-4o call of session s1 that ended at `at` (12 input, 34 output tokens)."""
+    return budget_record(**{"call_id": call_id, "started_at": at - 1.0, "ended_at": at, **fields})
 
 
 def blocked(**details: Any) -> PolicyEventRecord:
@@ -122,7 +114,7 @@ def test_recorded_alerts_come_back_from_the_table(db: str) -> None:
                 " values (?, ?, ?, ?, ?, ?, 'm', ?)",
                 (alert_id, iso(at), source, rule, condition, key, json.dumps([])),
             )
-    got = recorded_alerts(db, T0)
+    got = recorded(db, None, T0)[1]
     assert [(a.source, a.rule, a.condition, a.key) for a in got] == [
         ("rule", "burst", "count(errors) >= 2", "looping"),
         ("policy", "budget", "daily", "s1"),

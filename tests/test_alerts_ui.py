@@ -11,12 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from datasette.app import Datasette
+from ui_fixtures import side_table_database, ui_page
 
-from datasette_plugins.ui import serve
 from datasette_plugins.ui.alerts import ALERTS_LIMIT
 from recorder.rows import iso
-from recorder.schema import migrate
 
 URL = "/-/interlock/alerts/alerts"
 
@@ -42,29 +40,11 @@ def alert(alert_id: str, age_s: float, **fields: Any) -> dict[str, Any]:
 
 
 def database(tmp_path: Path, rows: list[dict[str, Any]], *, without_table: bool = False) -> Path:
-    path = tmp_path / "alerts.db"
-    migrate(str(path))
-    with sqlite3.connect(path) as conn:
-        conn.execute(
-            "insert into calls (call_id, started_at, provider, dialect, host, path, verdict, cost_usd)"
-            " values ('c1', ?, 'openai', 'd', 'h', '/p', 'blocked', 0.5)",
-            (iso(time.time()),),
-        )
-        conn.executemany(
-            f"insert into alerts ({', '.join(alert('x', 0))}) values ({', '.join('?' * len(alert('x', 0)))})",
-            [list(row.values()) for row in rows],
-        )
-        if without_table:  # a database from before alerts
+    path = side_table_database(tmp_path / "alerts.db", "alerts", rows)
+    if without_table:  # a database from before alerts
+        with sqlite3.connect(path) as conn:
             conn.execute("drop table alerts")
     return path
-
-
-async def get(path: Path, url: str) -> str:
-    ds = Datasette([str(path)], **serve.datasette_kwargs())
-    await ds.invoke_startup()
-    response = await ds.client.get(url)
-    assert response.status_code == 200, f"{url}: {response.status_code} {response.text[:500]}"
-    return response.text
 
 
 def shown(html: str) -> list[str]:
@@ -115,7 +95,7 @@ async def test_the_alerts_page_lists_alerts_newest_first_with_their_calls_sessio
             ),
         ],
     )
-    html = await get(path, URL)
+    html = await ui_page(path, URL)
     assert shown(html) == ["warned", "slow", "old"]
     old = row_of(html, "old")
     assert [f'href="/-/interlock/alerts/calls/{c}"' in old for c in ("c1", "c2", "c3")] == [True] * 3
@@ -147,12 +127,12 @@ async def test_rule_and_scope_key_filters_are_bound_parameters(tmp_path: Path) -
             alert("d", 10, rule=tricky),
         ],
     )
-    assert shown(await get(path, f"{URL}?rule=blocked-burst")) == ["c", "a"]
-    html = await get(path, f"{URL}?rule=it%27s%27%20or%201%3D1%20--")
+    assert shown(await ui_page(path, f"{URL}?rule=blocked-burst")) == ["c", "a"]
+    html = await ui_page(path, f"{URL}?rule=it%27s%27%20or%201%3D1%20--")
     assert shown(html) == ["d", "b"] and "2 alerts" in html
-    assert shown(await get(path, f"{URL}?scope_key=elsewhere")) == ["c"]
-    assert shown(await get(path, f"{URL}?rule=blocked-burst&scope_key=looping")) == ["a"]
-    nothing = await get(path, f"{URL}?rule=nope")
+    assert shown(await ui_page(path, f"{URL}?scope_key=elsewhere")) == ["c"]
+    assert shown(await ui_page(path, f"{URL}?rule=blocked-burst&scope_key=looping")) == ["a"]
+    nothing = await ui_page(path, f"{URL}?rule=nope")
     assert shown(nothing) == [] and "No alert matches" in nothing
 
 
@@ -161,7 +141,7 @@ async def test_malformed_json_columns_are_shown_as_stored(tmp_path: Path) -> Non
         tmp_path,
         [alert("bad", 10, call_ids="c1,c2", deliveries='{"webhook": 3}'), alert("null", 5, deliveries=None)],
     )
-    html = await get(path, URL)
+    html = await ui_page(path, URL)
     assert shown(html) == ["null", "bad"]
     bad = row_of(html, "bad")
     assert "c1,c2" in bad and "/calls/" not in bad
@@ -171,7 +151,7 @@ async def test_malformed_json_columns_are_shown_as_stored(tmp_path: Path) -> Non
 
 async def test_the_page_is_bounded_and_says_how_many_it_left_out(tmp_path: Path) -> None:
     path = database(tmp_path, [alert(f"a{n:04d}", 1000 - n / 10) for n in range(ALERTS_LIMIT + 7)])
-    html = await get(path, URL)
+    html = await ui_page(path, URL)
     ids = shown(html)
     assert len(ids) == ALERTS_LIMIT and ids[0] == f"a{ALERTS_LIMIT + 6:04d}"
     assert f"The newest {ALERTS_LIMIT} of {ALERTS_LIMIT + 7}" in html
@@ -181,9 +161,9 @@ async def test_the_home_page_links_the_alerts_and_an_empty_or_older_database_say
     tmp_path: Path,
 ) -> None:
     path = database(tmp_path, [])
-    assert f'href="{URL}"' in await get(path, "/")
-    empty = await get(path, URL)
+    assert f'href="{URL}"' in await ui_page(path, "/")
+    empty = await ui_page(path, URL)
     assert "No alert has fired yet" in empty and "<table" not in empty
     (tmp_path / "older").mkdir()
     older = database(tmp_path / "older", [alert("gone", 1)], without_table=True)
-    assert "No alert has fired yet" in await get(older, URL)
+    assert "No alert has fired yet" in await ui_page(older, URL)

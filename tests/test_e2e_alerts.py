@@ -22,7 +22,6 @@ from typing import Any
 
 import openai
 import pytest
-from datasette.app import Datasette
 from harness import ProxyLauncher, ProxyProcess
 from harness_clients import ClientFactory
 from harness_db import CallsDB
@@ -30,9 +29,8 @@ from harness_reload import edit_config, read_config
 from test_e2e_budget import budget, db_of, events, wait_rows
 from test_e2e_policies import CALL_ID, WEATHER_OPENAI
 from test_e2e_startup import run_mitmdump
+from ui_fixtures import ui_page
 from webhook_receiver import WebhookReceiver
-
-from datasette_plugins.ui import serve
 
 SESSION_HEADER = "x-interlock-session"
 BURST = {"name": "blocked-burst", "when": "count(blocked_tool_calls) >= 3", "window": "10m", "per": "session"}
@@ -121,18 +119,11 @@ def test_a_burst_of_blocked_tool_calls_fires_once_per_session_and_not_again_in_i
     assert "for session looping" in lines[0] and lines[0].endswith(f"3 calls, latest {burst[-1]}")
     assert "s3cret" not in proxy.output()
     assert "s3cret" not in json.dumps(db.rows("select * from alerts"))
-    page = asyncio.run(alerts_page(Path(str(proxy.db_path))))  # the UI shows the recorded alerts
+    db_path = Path(str(proxy.db_path))
+    page = asyncio.run(ui_page(db_path, f"/-/interlock/{db_path.stem}/alerts"))  # the UI shows the recorded alerts
     for row, calls in zip(rows, (burst, other), strict=True):
         shown = page.split(f'data-alert-id="{row["alert_id"]}"', 1)[1].split("</tr>", 1)[0]
         assert all(call_id in shown for call_id in calls) and "webhook: sent" in shown
-
-
-async def alerts_page(db_path: Path) -> str:
-    ds = Datasette([str(db_path)], **serve.datasette_kwargs())
-    await ds.invoke_startup()
-    response = await ds.client.get(f"/-/interlock/{db_path.stem}/alerts")
-    assert response.status_code == 200, response.text[:500]
-    return response.text
 
 
 def test_a_live_reload_keeps_the_running_tally(

@@ -25,7 +25,7 @@ import pytest
 from harness import ProxyLauncher, ProxyProcess
 from harness_clients import ClientFactory, auth_headers, llm_request
 from harness_db import CallsDB
-from judge_mock import JudgeMock, allow, block
+from judge_mock import JudgeMock, allow, block, judge_policy
 from mock_provider import MockProvider
 from policy_fixtures import stream_violations
 from wire_scenarios import RESPONSES_SCENARIOS, SCENARIOS, openai_tool_id
@@ -315,15 +315,9 @@ def test_a_held_call_never_reaches_the_client_when_the_stream_fails(
 
 @pytest.fixture(scope="module")
 def judged(start_module_proxy: ProxyLauncher, judge: JudgeMock) -> ProxyProcess:
-    policy = {
-        "policy": "tool_call_judge",
-        "model": "openai/judge-mock",
-        "api_base": judge.url,
-        "api_key_env": JUDGE_KEY_ENV,
-        "on_error": "block",
-        "retries": 0,
-    }
-    return start_module_proxy(config={"policies": [policy]}, env={JUDGE_KEY_ENV: "sk-judge-failed"})
+    return start_module_proxy(
+        config={"policies": [judge_policy(judge, JUDGE_KEY_ENV)]}, env={JUDGE_KEY_ENV: "sk-judge-failed"}
+    )
 
 
 @pytest.mark.parametrize("blocks", [True, False], ids=["blocked", "allowed"])

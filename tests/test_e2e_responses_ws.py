@@ -24,7 +24,7 @@ import pytest
 from harness import MitmCA, ProxyLauncher, ProxyProcess
 from harness_db import CallsDB, RecordedCall
 from harness_reload import edit_config
-from judge_mock import JudgeMock, block
+from judge_mock import JudgeMock, block, judge_policy
 from mock_provider import MockProvider
 from policy_fixtures import FailingPolicy, SleepyPolicy, fixture_path
 from protocol_check import check_openai_responses_stream
@@ -73,15 +73,7 @@ def guarded(start_module_proxy: ProxyLauncher) -> ProxyProcess:
 
 @pytest.fixture(scope="module")
 def judged(start_module_proxy: ProxyLauncher, judge: JudgeMock) -> ProxyProcess:
-    policy = {
-        "policy": "tool_call_judge",
-        "model": "openai/judge-mock",
-        "api_base": judge.url,
-        "api_key_env": KEY_ENV,
-        "on_error": "block",
-        "retries": 0,
-    }
-    return start_module_proxy(config={"policies": [policy]}, env={KEY_ENV: "sk-judge-ws"})
+    return start_module_proxy(config={"policies": [judge_policy(judge, KEY_ENV)]}, env={KEY_ENV: "sk-judge-ws"})
 
 
 def db_of(proxy: ProxyProcess) -> CallsDB:

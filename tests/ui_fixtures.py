@@ -6,18 +6,28 @@ decisions, a three-turn agent session with tool calls and results, an unparsable
 huge response and a call whose response was never recorded. It returns `UIExpectations`:
 what the pages must show. A database produced another way (e.g. through the proxy) can
 replace it, with its own expectations.
+
+`side_table_database(path, table, rows)` is a database of one call and rows of a side
+table (budget use, alerts); `ui_page(path, url)` is a page of the UI over a database,
+through Datasette's in-process client.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from datasette.app import Datasette
 from wire_scenarios import Scenario, ScenarioToolCall, anthropic_json, anthropic_sse, openai_chat_json
 
+from datasette_plugins.ui import serve
 from recorder.models import CallRecord, JudgeRecord, PolicyEventRecord, StageRecord, Usage
+from recorder.rows import iso
+from recorder.schema import migrate
 from recorder.writer import RecorderWriter
 
 T0 = 1_795_000_000.0  # 2026-11-18T...Z
@@ -397,3 +407,29 @@ async def write_ui_database(db_path: Path) -> UIExpectations:
         openai_tool_call="ui-openai-tools",
         all_calls=[record.call_id for record in records],
     )
+
+
+def side_table_database(path: Path, table: str, rows: list[dict[str, Any]]) -> Path:
+    """A migrated database at `path` with one call and `rows` inserted into `table` (a
+    table the proxy writes beside the calls: `budget_use`, `alerts`)."""
+    migrate(str(path))
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "insert into calls (call_id, started_at, provider, dialect, host, path, verdict, cost_usd)"
+            " values ('c1', ?, 'openai', 'd', 'h', '/p', 'pass', 0.5)",
+            (iso(time.time()),),
+        )
+        for row in rows:
+            conn.execute(
+                f"insert into {table} ({', '.join(row)}) values ({', '.join('?' * len(row))})", list(row.values())
+            )
+    return path
+
+
+async def ui_page(path: Path, url: str) -> str:
+    """`url` of the UI over the database at `path`, through Datasette's in-process client (200 or fail)."""
+    ds = Datasette([str(path)], **serve.datasette_kwargs())
+    await ds.invoke_startup()
+    response = await ds.client.get(url)
+    assert response.status_code == 200, f"{url}: {response.status_code} {response.text[:500]}"
+    return response.text
