@@ -112,6 +112,39 @@ def test_scrub_str_bytes_and_nested() -> None:
     }
 
 
+def test_a_container_shared_by_two_stages_is_scrubbed_in_both() -> None:
+    """A body nobody changed is one object in both of its stages: its texts are searched
+    once and rewritten wherever they occur."""
+    body = {"messages": [{"role": "user", "content": f"use {KEY}"}]}
+    stages = [StageRecord(stage="request_original", body=body), StageRecord(stage="request_final", body=body)]
+    scrubbed = Scrubber([KEY])(stages)
+    assert [stage.body for stage in scrubbed] == [{"messages": [{"role": "user", "content": "use <redacted>"}]}] * 2
+    assert body["messages"][0]["content"] == f"use {KEY}"  # the original is untouched
+
+
+_LEAF_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.sampled_from(["", "x", KEY, f"a{KEY}b"])
+)
+_NESTED = st.recursive(
+    _LEAF_VALUES | st.sampled_from([KEY.encode(), b"\xff" + KEY.encode()]),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.sampled_from(["k", KEY]), inner, max_size=3)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_NESTED)
+def test_no_secret_is_left_at_any_depth(value: Any) -> None:
+    scrubbed = Scrubber([KEY])({"a": value, "again": value})  # the same objects twice
+    assert KEY not in repr(scrubbed) and KEY.encode() not in repr(scrubbed).encode()
+    if KEY not in repr(value):
+        assert scrubbed == {"a": value, "again": value}
+
+
 def test_scrub_ignores_short_values() -> None:
     assert Scrubber(["dark"])("theme=dark") == "theme=dark"
     assert Scrubber(["abc", ""])(b"abc") == b"abc"
