@@ -55,6 +55,12 @@ RETRY_MAX_S = 4.0
 # about as much as building several records, so at tens of calls a second one per call
 # would double the recorder's share of the loop.
 LINGER_S = 0.05
+# After a batch of at least BUSY_BATCH records (calls arriving at 200 a second or more),
+# the next one waits longer: each transaction writes the calls' indexes and full-text
+# segments once, so at 300 calls a second a commit per 60 records instead of per 15 costs
+# less CPU per record (`just bench call_path`). Calls reach the database within LINGER_BUSY_S.
+BUSY_BATCH = 10
+LINGER_BUSY_S = 0.2
 
 
 _UPSERT_CALL = (
@@ -211,13 +217,15 @@ class RecorderWriter:
                 await asyncio.wait_for(self._stopping.wait(), self.retention_interval_s)
 
     async def _run(self) -> None:
+        linger_s = LINGER_S
         while True:
             batch = [await self._queue.get()]
             try:
                 if self._queue.qsize() < self.batch_size - 1:
-                    await asyncio.sleep(LINGER_S)  # let the batch fill a little
+                    await asyncio.sleep(linger_s)  # let the batch fill
                 while len(batch) < self.batch_size and not self._queue.empty():
                     batch.append(self._queue.get_nowait())
+                linger_s = LINGER_BUSY_S if len(batch) >= BUSY_BATCH else LINGER_S
                 await self._write(batch)
             finally:
                 for _ in batch:
