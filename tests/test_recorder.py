@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from recorder import writer as writer_module
 from recorder.cost import load_cost_map
 from recorder.models import (
     CallRecord,
@@ -22,7 +23,7 @@ from recorder.models import (
 )
 from recorder.rows import SEARCH_TEXT_MAX_CHARS, iso
 from recorder.schema import migrate
-from recorder.writer import RecorderWriter
+from recorder.writer import BUSY_BATCH, RecorderWriter
 
 T0 = 1795433522.123  # 2026-11-23T11:32:02.123Z
 TOOL_USE = {"type": "tool_use", "id": "toolu_1", "name": "bash", "input": {"command": "rm -rf build"}}
@@ -369,6 +370,33 @@ async def test_many_records_few_transactions(db_path: Path) -> None:
     assert writer.stats.batches == 5
     assert query(db_path, "select count(*) from calls")[0][0] == 1000
     assert query(db_path, "select count(*) from stages")[0][0] == 4000
+
+
+async def test_a_busy_writer_waits_longer_for_its_next_batch(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a batch of BUSY_BATCH or more, the next transaction waits LINGER_BUSY_S (1 s
+    here) for records, not LINGER_S: a record and others 0.25 s after it are written in
+    one transaction, where a writer that is not busy writes the first alone."""
+    monkeypatch.setattr(writer_module, "LINGER_BUSY_S", 1.0)
+    writer = RecorderWriter(str(db_path))
+    await writer.start()
+
+    async def record_then_more_later(prefix: str) -> None:
+        written = writer.stats.written
+        writer.submit(make_record(f"{prefix}-first"))
+        await asyncio.sleep(0.25)
+        for i in range(3):
+            writer.submit(make_record(f"{prefix}-{i}"))
+        await wait_until(lambda: writer.stats.written == written + 4)
+
+    await record_then_more_later("idle")
+    assert writer.stats.batches == 2  # not busy: the first record went alone
+    for i in range(BUSY_BATCH):
+        writer.submit(make_record(f"burst-{i}"))
+    await wait_until(lambda: writer.stats.written == 4 + BUSY_BATCH)
+    assert writer.stats.batches == 3
+    await record_then_more_later("busy")
+    assert writer.stats.batches == 4  # busy: one transaction for the four
+    await writer.stop()
 
 
 async def test_full_queue_drops_without_blocking(db_path: Path, caplog: pytest.LogCaptureFixture) -> None:
