@@ -141,32 +141,60 @@ async def writer_cpu_us(db: Path, records: list[CallRecord]) -> float:
     return (with_writer - pacing) * 1e6 / len(records)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--calls", type=int, default=3000)
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
+def measure(calls: int = 3000, runs: int = 5, written: int = 1500) -> dict[str, dict[str, list[float]]]:
+    """Per configuration: each hook's microseconds of CPU per call, one value per run,
+    and the writer's per record (under "writer", three runs of the last `written` records)."""
     request = asyncio.run(sdk_request())
+    figures: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, policies in CONFIGURATIONS.items():
             root = Path(tmp) / name.replace(" ", "-")
             root.mkdir()
             path = CallPath(root, policies, request)
             try:
-                runs = [asyncio.run(hook_cpu_us(path, args.calls)) for _ in range(args.runs)]
-                records = path.records[-1500:]
+                measured = [asyncio.run(hook_cpu_us(path, calls)) for _ in range(runs)]
+                records = path.records[-written:]
                 writer = [asyncio.run(writer_cpu_us(root / f"calls{run}.db", records)) for run in range(3)]
             finally:
                 path.close()
-            figures = {hook: statistics.median(run[hook] for run in runs) for hook in HOOKS}
-            total = sum(figures.values())
-            print(
-                f"{name}: {total:.0f} us of CPU per call in the hooks, {statistics.median(writer):.0f} us in the writer"
-            )
-            for hook in HOOKS:
-                spread = f"{min(run[hook] for run in runs):.0f}-{max(run[hook] for run in runs):.0f}"
-                print(f"  {hook:16s} {figures[hook]:6.0f} us ({spread})")
-            print(f"  writer per record {statistics.median(writer):6.0f} us ({min(writer):.0f}-{max(writer):.0f})")
+            figures[name] = {hook: [run[hook] for run in measured] for hook in HOOKS} | {"writer": writer}
+    return figures
+
+
+def _cell(values: list[float]) -> str:
+    return f"{statistics.median(values):.0f} ({min(values):.0f}-{max(values):.0f})"
+
+
+def report(figures: dict[str, dict[str, list[float]]]) -> list[str]:
+    names = list(figures)
+    lines = [
+        "### Interlock's CPU per call, hook by hook",
+        "",
+        (
+            "One non-streamed call's hooks in process (`just bench call_path`: the `openai` SDK's request, the "
+            "mock's tool-call answer, the bundle's addons in its order; microseconds of CPU per call, median of the "
+            "runs (min-max)); the writer's per record at 300 records a second, beyond its pacing loop. All of the "
+            "hooks' time is on the event loop; the writer's is in its threads (the rows' Python holds the "
+            "interpreter, SQLite's C does not)."
+        ),
+        "",
+        "| | " + " | ".join(names) + " |",
+        "|---" * (len(names) + 1) + "|",
+    ]
+    for hook in (*HOOKS, "writer"):
+        label = "writer, per record" if hook == "writer" else f"`{hook}`"
+        lines.append(f"| {label} | " + " | ".join(_cell(figures[name][hook]) for name in names) + " |")
+    totals = [sum(statistics.median(figures[name][hook]) for hook in HOOKS) for name in names]
+    lines.append("| hooks in all | " + " | ".join(f"{total:.0f}" for total in totals) + " |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--calls", type=int, default=3000)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    print("\n".join(report(measure(args.calls, args.runs))))
 
 
 if __name__ == "__main__":
