@@ -8,7 +8,8 @@ before the recorder, whose `done` closes the table writer they feed), recording 
 a cassette, to an OTLP collector when that is on), the calls made
 over a WebSocket (each turn recorded through the same recorder), then what people
 see (the terminal line, marks in mitmweb, a conversation view per dialect, mitmdump's
-flow lines without `?key=`). mitmproxy puts this file's directory
+flow lines without `?key=`), and last the start-up heap frozen (`addons.heap`: after every
+other addon's `running`). mitmproxy puts this file's directory
 first on sys.path while it runs it, so modules in `addons/` must not share a name with
 a top-level package they import.
 """
@@ -21,6 +22,7 @@ from addons.cassette_replay import CassetteReplay
 from addons.config_watch import ConfigWatch
 from addons.contentview import ConversationViews
 from addons.flow_line import FlowLineRedaction
+from addons.heap import HeapFreeze
 from addons.matcher import CallMatcher
 from addons.otel_export import OtelExport
 from addons.policing import Policing
@@ -48,4 +50,5 @@ addons = [
     FlowMarks(),
     ConversationViews(config),
     FlowLineRedaction(),
+    HeapFreeze(),
 ]
