@@ -68,7 +68,8 @@ async def sdk_request() -> SdkRequest:
 
 
 class CallPath:
-    """A fresh bundle under `taddons`, fed one call's hooks at a time."""
+    """A fresh bundle under `taddons`, fed one call's hooks at a time; made on the running
+    event loop, and `close()`d on it (its log handler would outlive the loop)."""
 
     def __init__(self, root: Path, policies: list[dict[str, Any]], request: SdkRequest) -> None:
         self.bundle = importlib.reload(importlib.import_module("addons.bundle"))
@@ -82,7 +83,8 @@ class CallPath:
         self.url, self.headers, self.body = request
         self.answer = json.dumps(openai_chat_json(SCENARIOS["tool"], MODEL)).encode()
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        await self.context.master.done()
         self.context.__exit__(None, None, None)
 
     def interlock_call_ended(self, flow: http.HTTPFlow, record: CallRecord) -> None:
@@ -141,23 +143,28 @@ async def writer_cpu_us(db: Path, records: list[CallRecord]) -> float:
     return (with_writer - pacing) * 1e6 / len(records)
 
 
+async def _configuration(
+    root: Path, policies: list[dict[str, Any]], calls: int, runs: int, written: int
+) -> dict[str, list[float]]:
+    path = CallPath(root, policies, await sdk_request())
+    try:
+        measured = [await hook_cpu_us(path, calls) for _ in range(runs)]
+        records = path.records[-written:]
+        writer = [await writer_cpu_us(root / f"calls{run}.db", records) for run in range(3)]
+    finally:
+        await path.close()
+    return {hook: [run[hook] for run in measured] for hook in HOOKS} | {"writer": writer}
+
+
 def measure(calls: int = 3000, runs: int = 5, written: int = 1500) -> dict[str, dict[str, list[float]]]:
     """Per configuration: each hook's microseconds of CPU per call, one value per run,
     and the writer's per record (under "writer", three runs of the last `written` records)."""
-    request = asyncio.run(sdk_request())
     figures: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, policies in CONFIGURATIONS.items():
             root = Path(tmp) / name.replace(" ", "-")
             root.mkdir()
-            path = CallPath(root, policies, request)
-            try:
-                measured = [asyncio.run(hook_cpu_us(path, calls)) for _ in range(runs)]
-                records = path.records[-written:]
-                writer = [asyncio.run(writer_cpu_us(root / f"calls{run}.db", records)) for run in range(3)]
-            finally:
-                path.close()
-            figures[name] = {hook: [run[hook] for run in measured] for hook in HOOKS} | {"writer": writer}
+            figures[name] = asyncio.run(_configuration(root, policies, calls, runs, written))
     return figures
 
 

@@ -5,18 +5,20 @@ hook, a changed record), which would break `just bench` or time something else."
 
 from __future__ import annotations
 
-import asyncio
+import logging
 from pathlib import Path
+
+import pytest
 
 from benchmarks.bench_call_path import API_KEY, HOOKS, CallPath, hook_cpu_us, measure, report, sdk_request
 
 
-def test_each_timed_call_ends_as_a_scrubbed_record(tmp_path: Path) -> None:
-    path = CallPath(tmp_path, [], asyncio.run(sdk_request()))
+async def test_each_timed_call_ends_as_a_scrubbed_record(tmp_path: Path) -> None:
+    path = CallPath(tmp_path, [], await sdk_request())
     try:
-        spent = asyncio.run(hook_cpu_us(path, 30))
+        spent = await hook_cpu_us(path, 30)
     finally:
-        path.close()
+        await path.close()
     assert set(spent) == set(HOOKS) and all(value > 0 for value in spent.values())
     assert len(path.records) == 200 + 30  # the warm-up's and the timed calls
     record = path.records[-1]
@@ -27,7 +29,9 @@ def test_each_timed_call_ends_as_a_scrubbed_record(tmp_path: Path) -> None:
     assert API_KEY not in record.model_dump_json()
 
 
-def test_the_report_has_every_hook_and_the_writer_for_both_configurations() -> None:
+def test_the_report_has_every_hook_and_the_writer_for_both_configurations(caplog: pytest.LogCaptureFixture) -> None:
+    """Measured as `just bench` does, with INFO records reaching the log's handlers."""
+    caplog.set_level(logging.INFO)
     figures = measure(calls=5, runs=1, written=20)
     assert set(figures) == {"no policies", "rule policies"}
     lines = report(figures)
