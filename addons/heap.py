@@ -12,8 +12,10 @@ the start-up heap frozen, 19 ms (24 ms) and 0.15 ms (0.4 ms).
 runs once, when the proxy runs: this addon is the bundle's last, so every other addon's
 `running` (the recorder's writer, the budgets' and alert rules' state) came first, and a
 configured judge was imported before the proxy listened. What is frozen is never freed:
-it is the start-up's own, alive as long as the process. A judge added by a live reload is
-not frozen (its passes are longer until the next start).
+it is the start-up's own, alive as long as the process, but for what a background reader
+started just before (the alert rules' history, in its thread) holds at that instant, at
+most a few milliseconds' work, which stays. A judge added by a live reload is not frozen
+(its passes are longer until the next start).
 """
 
 from __future__ import annotations

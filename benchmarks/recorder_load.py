@@ -50,10 +50,9 @@ def agent_record(number: int) -> CallRecord:
 class SlowDiskWriter(RecorderWriter):
     """Each transaction takes SLOW_COMMIT_S longer."""
 
-    @staticmethod
-    async def _commit(db: Any, rows: Any) -> None:
+    async def _commit(self, db: Any, rows: Any) -> None:
         await asyncio.sleep(SLOW_COMMIT_S)
-        await RecorderWriter._commit(db, rows)
+        await super()._commit(db, rows)
 
 
 async def sustained(path: Path) -> float:
