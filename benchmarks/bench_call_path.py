@@ -39,7 +39,7 @@ from mitmproxy.test import taddons, tflow
 from openai import AsyncOpenAI
 from wire_scenarios import SCENARIOS, openai_chat_json
 
-from benchmarks.bench_side_by_side import API_KEY, MESSAGES, RULES
+from benchmarks.workload import API_KEY, MESSAGES, RULES
 from recorder.models import CallRecord
 from recorder.writer import RecorderWriter
 

@@ -39,33 +39,18 @@ import mitmproxy.version
 from harness import MitmCA, ProxyLauncher, ProxyProcess, make_ca
 from openai import AsyncOpenAI
 
+from benchmarks import bench_call_path
 from benchmarks.bench_judge import KEY_ENV, judge_entry
 from benchmarks.servers import LONG_STREAM, LONG_STREAM_DELTAS, Servers
+from benchmarks.workload import API_KEY, MESSAGES, RULES
 
 log = logging.getLogger("bench_side_by_side")
 
-API_KEY = "sk-bench-0123456789abcdefghij"
 CONCURRENCY = (1, 20, 100)
 STAMP_DELAY_MS = 20  # between the stamped stream's events
 OPEN_STREAMS = 100
 MEMORY_RUNS = 3
 BARE_ARGS = ["-s", str(REPO / "benchmarks" / "bare_stream.py")]
-MESSAGES = [
-    {"role": "system", "content": "You are a careful assistant. Answer briefly."},
-    {"role": "user", "content": "What is the weather in Paris? Use the tool."},
-]
-RULES = [
-    {"policy": "redact"},
-    {
-        "policy": "replace",
-        "apply_to": "both",
-        "rules": [
-            {"find": "internal-codename", "replace": "[codename]"},
-            {"find": r"\bpassw(or)?d\s*[:=]\s*\S{1,40}", "regex": True, "replace": "***", "max_match_length": 60},
-        ],
-    },
-    {"policy": "deny_tools", "deny": ["delete_everything"], "rules": [{"pattern": "rm -rf"}]},
-]
 
 
 @dataclass
@@ -532,8 +517,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "BENCHMARKS.md")
     parser.add_argument("--quick", action="store_true", help="skip the recorder, start-up and Datasette sections")
     args = parser.parse_args()
-    from benchmarks import bench_call_path  # it takes the call and the rule policies from here
-
     targets, memory, hooks = measure(args.rounds, args.seconds)
     hooks += ["", *bench_call_path.report(bench_call_path.measure())]
     extra: list[str] = []

@@ -27,8 +27,9 @@ import harness  # tests/ is on the path now
 from harness import ProxyLauncher, make_ca
 
 from benchmarks.bench_judge import KEY_ENV, judge_entry
-from benchmarks.bench_side_by_side import RULES, Target, calls_per_s, client_for, cpu_s
+from benchmarks.bench_side_by_side import Target, calls_per_s, client_for, cpu_s
 from benchmarks.servers import Servers
+from benchmarks.workload import RULES
 
 log = logging.getLogger(__name__)
 CLIENTS = (1, 20)

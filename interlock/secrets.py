@@ -216,19 +216,19 @@ def _collect(value: Any, texts: list[str]) -> None:
         for item in items:
             kind = type(item)
             if kind is str:
-                if item not in seen:
-                    seen.add(item)
-                    texts.append(item)
+                text = item
             elif item is None or kind is int or kind is float or kind is bool:
                 continue
             elif isinstance(item, _TEXTS):
                 text = item if isinstance(item, str) else _decode(item)
-                if text not in seen:
-                    seen.add(text)
-                    texts.append(text)
-            elif isinstance(item, _CONTAINERS) and id(item) not in walked:
-                walked.add(id(item))
-                containers.append(item)
+            else:
+                if isinstance(item, _CONTAINERS) and id(item) not in walked:
+                    walked.add(id(item))
+                    containers.append(item)
+                continue
+            if text not in seen:
+                seen.add(text)
+                texts.append(text)
 
 
 class _Rewrite:

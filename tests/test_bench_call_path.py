@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.bench_call_path import API_KEY, HOOKS, CallPath, hook_cpu_us, measure, report, sdk_request
+from benchmarks.bench_call_path import HOOKS, CallPath, hook_cpu_us, measure, report, sdk_request
+from benchmarks.workload import API_KEY
 
 
 async def test_each_timed_call_ends_as_a_scrubbed_record(tmp_path: Path) -> None:
