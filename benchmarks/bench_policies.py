@@ -34,28 +34,16 @@ from mock_provider import MockProvider
 from policy_fixtures import chain_of, context, police_body, policed_stream
 from wire_scenarios import SCENARIOS, Scenario, json_for, sse_for
 
+from benchmarks.workload import RULES
 from interlock.dialects import DIALECTS, dialect_for
 from interlock.engine.stream import StreamTap
 from interlock.policy.chain import PolicyChain
 
 log = logging.getLogger("bench_policies")
 
-CHAIN: list[dict[str, Any]] = [
-    {"policy": "redact"},
-    {
-        "policy": "replace",
-        "apply_to": "both",
-        "rules": [
-            {"find": "internal-codename", "replace": "[codename]"},
-            {
-                "find": r"\bpassw(or)?d\s*[:=]\s*\S{1,40}",
-                "regex": True,
-                "replace": "password: ***",
-                "max_match_length": 60,
-            },
-        ],
-    },
-]
+# The rule policies' text rewriters: `redact` and `replace` (the shared workload's rules
+# without `deny_tools`, which reads tool calls only).
+CHAIN: list[dict[str, Any]] = [policy for policy in RULES if policy["policy"] in ("redact", "replace")]
 WORDS = [
     "the",
     "quick",
