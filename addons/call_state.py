@@ -26,6 +26,7 @@ from interlock.engine.stream import PolicyStream, StreamTap
 from interlock.policy.base import Caller, PolicyContext
 from interlock.policy.chain import PolicyChain
 from interlock.providers import Match
+from interlock.secrets import redact_headers, secret_values
 from interlock.sessions import ResponseChains, session_id_for
 from recorder.models import CallRecord
 
@@ -54,8 +55,13 @@ class CallState:
     request_original: Any | None = None  # parsed JSON of what the client sent
     request_final: Any | None = None  # parsed JSON of what went upstream
     request_note: str | None = None
-    request_original_headers: dict[str, str] | None = None
-    secrets: list[str] = field(default_factory=list, repr=False)
+    # The request's headers as the client sent them (mitmproxy replaces this tuple on a
+    # change, never mutates it) and its path with the query string: redacted, and their
+    # secrets found, only when the call is recorded (`request_secrets`), not before the
+    # request goes upstream.
+    request_fields: tuple[tuple[bytes, bytes], ...] = field(default=(), repr=False)
+    request_path_query: str = field(default="", repr=False)
+    _request_secrets: tuple[list[str], dict[str, str]] | None = field(default=None, repr=False)
     model: str | None = None
     stream_requested: bool = False
     policy: PolicyContext | None = None
@@ -65,6 +71,14 @@ class CallState:
     upstream_error: str | None = None  # why Interlock gave up on upstream (see addons.upstream_idle)
     stream_tail: bytes = b""  # what Interlock sent after the stream it gave up on (its error event)
     session: tuple[str | None] | None = None  # (session id,) once found: see `CallStates.session_id`
+
+    def request_secrets(self) -> tuple[list[str], dict[str, str]]:
+        """(the secret values of the client's headers and query string, for scrubbing;
+        its headers with those redacted), worked out once."""
+        if self._request_secrets is None:
+            headers = list(http.Headers(self.request_fields).items(multi=True))
+            self._request_secrets = (secret_values(headers, self.request_path_query), redact_headers(headers))
+        return self._request_secrets
 
     @property
     def streamed(self) -> bool:

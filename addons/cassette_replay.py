@@ -26,6 +26,7 @@ from mitmproxy import ctx, exceptions, http
 
 from addons.call_state import CALL_ID_HEADER, CallState, CallStates
 from addons.config_watch import ConfigWatch
+from addons.matcher import request_host
 from addons.policing import json_bytes
 from interlock import cassette
 from interlock.dialects import dialect_for
@@ -149,7 +150,7 @@ class CassetteReplay:
 
     async def _replay(self, flow: http.HTTPFlow, state: CallState) -> None:
         assert self.index is not None
-        scrub = Scrubber(state.secrets, state.chain.record_detectors)
+        scrub = Scrubber(state.request_secrets()[0], state.chain.record_detectors)
         body = state.request_final
         text = None if body is not None else flow.request.get_text(strict=False)
         live = ReplayRequest(
@@ -184,7 +185,7 @@ class CassetteReplay:
         loaded = self.config.current
         if loaded is None:
             return
-        host = request.pretty_host
+        host = request_host(request)
         match = loaded.registry.match_route(host, request.path)
         dialect = dialect_for(match.dialect) if match is not None else None
         if dialect is None or dialect.websocket is None:

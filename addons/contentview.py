@@ -23,7 +23,7 @@ from mitmproxy.contentviews import Contentview, Metadata, SyntaxHighlight
 
 from addons.call_state import CALL_ID_METADATA, DIALECT_METADATA
 from addons.config_watch import ConfigWatch
-from addons.matcher import parse_json_body
+from addons.matcher import parse_json_body, request_host
 from interlock.dialects import DIALECTS
 from interlock.dialects.base import Dialect
 from interlock.neutral import Block, Message, RequestView, ResponseView
@@ -110,7 +110,7 @@ class ConversationViews:
         if loaded is None:
             return None
         request = flow.request
-        match = loaded.registry.match(request.method, request.pretty_host, request.path)
+        match = loaded.registry.match(request.method, request_host(request), request.path)
         return match.dialect if match is not None else None
 
 

@@ -3,8 +3,10 @@
 Non-LLM flows are dismissed with one dictionary look-up and never touched again.
 Matched flows get a `CallState` (with the chain and keepalive interval in force now, so
 a reload never affects a call in flight), a call id in the flow comment and a response
-header, the headers' secrets noted for scrubbing, and `accept-encoding: identity` so
-their streams can be read as they pass. The request body is parsed once, at `request`, for every later hook.
+header, the headers as the client sent them kept (redacted, and their secrets noted for
+scrubbing, when the call is recorded: nothing of it delays the request), and
+`accept-encoding: identity` so their streams can be read as they pass. The request body
+is parsed once, at `request`, for every later hook.
 """
 
 from __future__ import annotations
@@ -21,7 +23,23 @@ from addons.config_watch import ConfigWatch
 from addons.live_config import Loaded
 from interlock.dialects import dialect_for
 from interlock.providers import Match
-from interlock.secrets import redact_headers, secret_values
+
+HOST_CACHE_SIZE = 1024  # distinct Host headers whose parse is kept (all of them once more arrive)
+_hosts: dict[str, str] = {}
+
+
+def request_host(request: http.Request) -> str:
+    """`request.pretty_host`, its parse of the Host header (a regular expression and a
+    host name check, 13 us a flow) kept per header value: clients send the same few."""
+    authority = request.host_header
+    if not authority:
+        return request.host
+    host = _hosts.get(authority)
+    if host is None:
+        if len(_hosts) >= HOST_CACHE_SIZE:
+            _hosts.clear()
+        host = _hosts[authority] = request.pretty_host
+    return host
 
 
 def parse_json_body(body: bytes | None) -> tuple[Any | None, str | None]:
@@ -37,23 +55,21 @@ def parse_json_body(body: bytes | None) -> tuple[Any | None, str | None]:
 def new_call_state(
     match: Match, request: http.Request, loaded: Loaded, started_at: float, host: str | None = None
 ) -> CallState:
-    """A call's state, its request headers redacted and their secrets noted for scrubbing.
-    `host` is `request.pretty_host` when the caller has it already (it parses the Host
-    header again on each read)."""
+    """A call's state, with the request's headers as they are now (`CallState.request_secrets`).
+    `host` is `request_host(request)` when the caller has it already."""
     state = CallState(
         call_id=new_call_id(),
         match=match,
         dialect=dialect_for(match.dialect),
         started_at=started_at,
-        host=host if host is not None else request.pretty_host,
+        host=host if host is not None else request_host(request),
         path=request.path.split("?", 1)[0],
         chain=loaded.chain,
         keepalive_s=loaded.config.keepalive.interval_s,
         sessions=loaded.config.sessions,
+        request_fields=request.headers.fields,
+        request_path_query=request.path,
     )
-    headers = list(request.headers.items(multi=True))
-    state.secrets = secret_values(headers, request.path)  # the query string is the path's
-    state.request_original_headers = redact_headers(headers)
     return state
 
 
@@ -69,7 +85,7 @@ class CallMatcher:
         request = flow.request
         if flow.response is not None:  # answered before it was sent (mitmproxy's proxyauth refusing it)
             return
-        host = request.pretty_host
+        host = request_host(request)
         match = loaded.registry.match(request.method, host, request.path)
         if match is None:
             return

@@ -34,7 +34,7 @@ from addons import ws_ping
 from addons.call_state import CallState
 from addons.call_tags import NO_TAGS, CallTags, take_tags
 from addons.config_watch import ConfigWatch
-from addons.matcher import new_call_state
+from addons.matcher import new_call_state, request_host
 from addons.policing import json_bytes
 from addons.recording import Recording
 from interlock.dialects import dialect_for
@@ -144,7 +144,8 @@ class WebSocketCalls:
         request = flow.request
         if loaded is None or request.headers.get("upgrade", "").lower() != "websocket":
             return
-        match = loaded.registry.match_route(request.pretty_host, request.path)
+        host = request_host(request)
+        match = loaded.registry.match_route(host, request.path)
         frames = dialect_for(match.dialect).websocket if match is not None else None
         if match is None or frames is None:
             return
@@ -157,7 +158,7 @@ class WebSocketCalls:
         self.sessions[flow] = Session(
             flow,
             match,
-            request.pretty_host,
+            host,
             frames,
             mode == "police",
             Lane(flow, to_client=False),
