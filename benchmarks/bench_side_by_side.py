@@ -237,7 +237,7 @@ def start_targets(launcher: ProxyLauncher, urls: dict[str, str]) -> list[Target]
     ]
 
 
-def measure(rounds: int, seconds: float) -> tuple[list[Target], dict[str, float], list[str]]:
+def measure(rounds: int, seconds: float) -> tuple[list[Target], dict[str, float], HookTimes]:
     with Servers() as servers, tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         ca = make_ca(root / "confdir")
@@ -349,42 +349,101 @@ def judge_lines(targets: list[Target]) -> list[str]:
     return lines
 
 
-def hook_times(launcher: ProxyLauncher, mock_url: str, ca: MitmCA) -> list[str]:
-    """Interlock's hooks timed inside mitmdump (`benchmarks/timed_bundle.py`) over the
-    first-chunk calls: what bounds the added time to the first byte."""
-    timed_args = [
-        "-s",
-        str(REPO / "benchmarks" / "timed_bundle.py"),
-        "--set",
-        f"interlock_db={launcher.root / 'timed.db'}",
-    ]
-    proxy = launcher(script=None, extra_args=timed_args)
-    target = Target("timed", proxy)
+HOOK_LOAD_S = 5.0  # the 20-client load under which the hooks' CPU is measured
+
+
+def _timed_proxy(launcher: ProxyLauncher, name: str) -> ProxyProcess:
+    return launcher(
+        script=None,
+        extra_args=[
+            "-s",
+            str(REPO / "benchmarks" / "timed_bundle.py"),
+            "--set",
+            f"interlock_db={launcher.root / name}",
+        ],
+    )
+
+
+def _hook_lines(proxy: ProxyProcess) -> list[tuple[str, str, float, float]]:
+    """(hook, addon, median wall us, mean CPU us) from `timed_bundle`'s lines at shutdown."""
+    found = []
+    for line in proxy.output().splitlines():
+        if "hook time " in line:
+            hook, addon, wall, cpu, _count = line.split("hook time ", 1)[1].split()
+            found.append((hook, addon, float(wall), float(cpu)))
+    return found
+
+
+@dataclass
+class HookTimes:
+    """What `hook_times` measured, in microseconds, and its section of the report."""
+
+    before_first_byte: float  # wall: the hooks a streamed call waits for before its first byte
+    hooks_cpu: float  # every hook's CPU per call at 20 clients
+    loop_cpu: float  # the event loop's CPU per call in all, in the same run
+    lines: list[str]
+
+
+def hook_times(launcher: ProxyLauncher, mock_url: str, ca: MitmCA, load_s: float = HOOK_LOAD_S) -> HookTimes:
+    """Interlock's hooks timed inside mitmdump (`benchmarks/timed_bundle.py`), no policies:
+    their wall time over the first-chunk calls (what bounds the added time to the first
+    byte), and their CPU under `load_s` of the 20-client load against the event loop's
+    per call."""
+    first_proxy, load_proxy = _timed_proxy(launcher, "timed.db"), _timed_proxy(launcher, "loaded.db")
+    loop: dict[str, float] = {}
 
     async def calls() -> None:
-        client = client_for(target, mock_url, ca)
+        client = client_for(Target("timed", first_proxy), mock_url, ca)
         await first_chunk_ms(client)
+        await client.close()
+        client = client_for(Target("loaded", load_proxy), mock_url, ca)
+        await calls_per_s(client, 5, 0.3)
+        before, started = cpu_s(load_proxy.pid, thread=load_proxy.pid), time.perf_counter()
+        rate = await calls_per_s(client, 20, load_s)
+        used = cpu_s(load_proxy.pid, thread=load_proxy.pid) - before
+        loop["us per call"] = used * 1e6 / (rate * (time.perf_counter() - started))
         await client.close()
 
     asyncio.run(calls())
-    proxy.stop()
-    found = [line.split("hook time ", 1)[1] for line in proxy.output().splitlines() if "hook time " in line]
-    lines = ["### Interlock's hooks before the first byte", ""]
-    lines.append(
-        "Each of Interlock's addons' hooks timed inside mitmdump (`benchmarks/timed_bundle.py`, wall time, median "
-        "over 40 streamed calls made 100 ms apart, no policies): the `requestheaders`, `request` and "
-        "`responseheaders` ones are what a call waits for before its first byte."
-    )
-    lines.append("")
-    lines += [f"- {entry}" for entry in found]
-    return lines
+    first_proxy.stop()
+    load_proxy.stop()
+    wall = {(hook, addon): us for hook, addon, us, _ in _hook_lines(first_proxy)}
+    cpu = {(hook, addon): us for hook, addon, _, us in _hook_lines(load_proxy)}
+    before_first = sum(us for (hook, _), us in wall.items() if hook != "response")
+    hooks_cpu, loop_cpu = sum(cpu.values()), loop["us per call"]
+    lines = [
+        "### Interlock's hooks inside mitmdump",
+        "",
+        (
+            "Each of Interlock's addons' hooks timed inside mitmdump (`benchmarks/timed_bundle.py`, no policies): "
+            "the median wall time over 40 streamed calls made 100 ms apart (the `requestheaders`, `request` and "
+            f"`responseheaders` ones, {before_first:.0f} us in all here, are what a call waits for before its first "
+            f"byte), and the mean CPU time of the event loop's thread per non-streamed call under {load_s:g} s "
+            "of the 20-client load."
+        ),
+        "",
+        "| hook | addon | wall, first-chunk calls, us | CPU at 20 clients, us |",
+        "|---|---|---|---|",
+    ]
+    for key in dict.fromkeys([*wall, *cpu]):
+        shown = [f"{table[key]:.0f}" if key in table else "-" for table in (wall, cpu)]
+        lines.append(f"| `{key[0]}` | {key[1]} | {shown[0]} | {shown[1]} |")
+    lines += [
+        "",
+        (
+            f"Under that load Interlock's hooks took {hooks_cpu:.0f} us of the event loop's CPU a call, of the "
+            f"{loop_cpu:.0f} us the loop spent on each in all (mitmproxy's own work, its hooks handed to every "
+            "addon, the garbage of its flows collected, the recorder's batches)."
+        ),
+    ]
+    return HookTimes(before_first, hooks_cpu, loop_cpu, lines)
 
 
 def verdict(met: bool) -> str:
     return "met" if met else "missed"
 
 
-def bounds_lines(targets: list[Target], recorder_rate: float | None) -> list[str]:
+def bounds_lines(targets: list[Target], recorder_rate: float | None, hooks: HookTimes) -> list[str]:
     """Each target of issue 12 against what was measured, and what bounds a miss."""
 
     def median(name: str, figure: str) -> float:
@@ -424,10 +483,12 @@ def bounds_lines(targets: list[Target], recorder_rate: float | None) -> list[str
             f"the rest of the 2 cores taken by the client, the mock and the other threads), so calls/s go as the "
             f"loop's CPU per call: bare mitmdump {bare_loop:.2f} ms, Interlock {none_loop:.2f} ms ({none_loop - bare_loop:+.2f}). "
             f"x0.95 would leave Interlock {bare_loop * (1 / 0.95 - 1):.2f} ms a call on the loop. What it spends there: "
-            "its hooks (matching and reading the request, building the record and scrubbing every text of it of "
-            "secrets, announcing it; `just bench call_path` times each in process, below), mitmproxy handing each "
-            "hook to Interlock's addons, and the writer's threads' Python (rows, pricing; the SQLite work in C "
-            f"releases the interpreter) which the loop waits for{recorder}. The proxy's CPU per call in all is "
+            f"its hooks, {hooks.hooks_cpu / 1000:.2f} ms a call timed inside mitmdump under the same load (below; "
+            "matching and reading the request, building the record and scrubbing every text of it of secrets, "
+            "announcing it; in process, on warm caches, `just bench call_path` finds each about half as dear), "
+            "the recorder's batches handed between the loop and its threads, and the writer's threads' Python "
+            "(rows, pricing; the SQLite work in C releases the interpreter), which holds the interpreter the loop "
+            f"waits for{recorder}. The proxy's CPU per call in all is "
             f"{none_cpu:.2f} ms against bare's {bare_cpu:.2f}; the rule policies' differs from no policies' by "
             f"{rules_cpu - none_cpu:+.2f} ms (`redact` and `replace` read every text of the request and response; "
             "between runs this moves by as much). Closing the gap means recording less per call on the loop (the "
@@ -437,10 +498,10 @@ def bounds_lines(targets: list[Target], recorder_rate: float | None) -> list[str
         (
             f"- **Added time to the first streamed chunk: {added_first:+.2f} ms (target < 0.3 ms), "
             f"{verdict(added_first < 0.3)}** for a call on its own (the spread of bare's own figure is "
-            f"{bare_first_spread:.2f} ms). Interlock's own hooks on that path take about 0.3 ms inside mitmdump (below: the request "
-            "matched and its call state made, the body parsed, the idle timer armed, the response headers looked "
-            "at), and mitmproxy hands each hook to Interlock's addons too; a call made after 100 ms idle meets this "
-            "machine's jitter, of the size of the figures' spreads, so one run can land on either side of the target."
+            f"{bare_first_spread:.2f} ms). Interlock's own hooks on that path took {hooks.before_first_byte / 1000:.2f} ms "
+            "inside mitmdump (below: the request matched and its call state made, the body parsed, the idle timer "
+            "armed, the response headers looked at); a call made after 100 ms idle meets this machine's jitter, of "
+            "the size of the figures' spreads, so one run can land on either side of the target."
         ),
         (
             f"- **Added latency per streamed event with `replace` and `redact`: {added_event:+.2f} ms (target "
@@ -518,7 +579,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="skip the recorder, start-up and Datasette sections")
     args = parser.parse_args()
     targets, memory, hooks = measure(args.rounds, args.seconds)
-    hooks += ["", *bench_call_path.report(bench_call_path.measure())]
+    call_path = bench_call_path.report(bench_call_path.measure())
     extra: list[str] = []
     recorder_rate = None
     if not args.quick:
@@ -529,7 +590,8 @@ def main() -> None:
         sections = (recorder_load.report(recorder), bench_storage.report(), bench_startup.report(), bench_ui.report())
         for section in sections:
             extra += [*section, ""]
-    write_report(args.out, args, targets, memory, [*bounds_lines(targets, recorder_rate), "", *hooks, "", *extra])
+    report = [*bounds_lines(targets, recorder_rate, hooks), "", *hooks.lines, "", *call_path, "", *extra]
+    write_report(args.out, args, targets, memory, report)
     log.info("%s", args.out.read_text())
 
 
