@@ -57,11 +57,11 @@ class CallState:
     request_note: str | None = None
     # The request's headers as the client sent them (mitmproxy replaces this tuple on a
     # change, never mutates it) and its path with the query string: redacted, and their
-    # secrets found, only when the call is recorded (`request_secrets`), not before the
-    # request goes upstream.
+    # secrets found, only when the call is recorded (`secrets`, `original_headers`), not
+    # before the request goes upstream.
     request_fields: tuple[tuple[bytes, bytes], ...] = field(default=(), repr=False)
     request_path_query: str = field(default="", repr=False)
-    _request_secrets: tuple[list[str], dict[str, str]] | None = field(default=None, repr=False)
+    _read_request: tuple[list[str], dict[str, str]] | None = field(default=None, repr=False)
     model: str | None = None
     stream_requested: bool = False
     policy: PolicyContext | None = None
@@ -72,13 +72,19 @@ class CallState:
     stream_tail: bytes = b""  # what Interlock sent after the stream it gave up on (its error event)
     session: tuple[str | None] | None = None  # (session id,) once found: see `CallStates.session_id`
 
-    def request_secrets(self) -> tuple[list[str], dict[str, str]]:
-        """(the secret values of the client's headers and query string, for scrubbing;
-        its headers with those redacted), worked out once."""
-        if self._request_secrets is None:
+    def secrets(self) -> list[str]:
+        """The secret values of the client's headers and query string, for scrubbing."""
+        return self._request_read()[0]
+
+    def original_headers(self) -> dict[str, str]:
+        """The client's headers, their secrets redacted."""
+        return self._request_read()[1]
+
+    def _request_read(self) -> tuple[list[str], dict[str, str]]:
+        if self._read_request is None:
             headers = list(http.Headers(self.request_fields).items(multi=True))
-            self._request_secrets = (secret_values(headers, self.request_path_query), redact_headers(headers))
-        return self._request_secrets
+            self._read_request = (secret_values(headers, self.request_path_query), redact_headers(headers))
+        return self._read_request
 
     @property
     def streamed(self) -> bool:

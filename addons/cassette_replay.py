@@ -150,7 +150,7 @@ class CassetteReplay:
 
     async def _replay(self, flow: http.HTTPFlow, state: CallState) -> None:
         assert self.index is not None
-        scrub = Scrubber(state.request_secrets()[0], state.chain.record_detectors)
+        scrub = Scrubber(state.secrets(), state.chain.record_detectors)
         body = state.request_final
         text = None if body is not None else flow.request.get_text(strict=False)
         live = ReplayRequest(

@@ -55,7 +55,8 @@ def parse_json_body(body: bytes | None) -> tuple[Any | None, str | None]:
 def new_call_state(
     match: Match, request: http.Request, loaded: Loaded, started_at: float, host: str | None = None
 ) -> CallState:
-    """A call's state, with the request's headers as they are now (`CallState.request_secrets`).
+    """A call's state, with the request's headers as they are now (`CallState.secrets`,
+    `CallState.original_headers`).
     `host` is `request_host(request)` when the caller has it already."""
     state = CallState(
         call_id=new_call_id(),

@@ -84,7 +84,7 @@ class RecordScrubber:
     streams a key in pieces, one per event, which no search of the bytes would find."""
 
     def __init__(self, state: CallState) -> None:
-        self.scrubber = Scrubber(state.request_secrets()[0], state.chain.record_detectors)
+        self.scrubber = Scrubber(state.secrets(), state.chain.record_detectors)
 
     def __call__(self, record: CallRecord) -> CallRecord:
         stages = [_without_secret_stream(stage, self.scrubber) for stage in record.stages]
@@ -110,7 +110,7 @@ def build_record(state: CallState, flow: http.HTTPFlow, session_id: str | None, 
     stages = [
         StageRecord(
             stage="request_original",
-            headers=state.request_secrets()[1],
+            headers=state.original_headers(),
             body=state.request_original,
             raw=raw_request,
             note=state.request_note,

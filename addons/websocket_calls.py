@@ -142,7 +142,9 @@ class WebSocketCalls:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         loaded = self.config.current
         request = flow.request
-        if loaded is None or request.headers.get("upgrade", "").lower() != "websocket":
+        # An upgrade is a GET (RFC 6455; mitmproxy offers no WebSocket over HTTP/2): an
+        # LLM call's POST, and most other flows, are let go without a header look-up.
+        if loaded is None or request.method != "GET" or request.headers.get("upgrade", "").lower() != "websocket":
             return
         host = request_host(request)
         match = loaded.registry.match_route(host, request.path)
