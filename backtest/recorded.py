@@ -9,11 +9,12 @@ bodies.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from recorder.json_columns import loads_or_none
 
 
 class FilterError(ValueError):
@@ -87,15 +88,6 @@ left join stages p on p.call_id = c.call_id and p.stage = 'response_original'
 where c.call_id = ?"""
 
 
-def _loads(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
-
-
 def load(conn: sqlite3.Connection, call_id: str) -> RecordedCall | None:
     row = conn.execute(_CALL_SQL, (call_id,)).fetchone()
     if row is None:
@@ -108,9 +100,9 @@ def load(conn: sqlite3.Connection, call_id: str) -> RecordedCall | None:
         status=status,
         verdict=verdict,
         error=error,
-        request=_loads(request),
-        response_headers=(_loads(headers) or {}) if stage is not None else None,
-        response_body=_loads(body),
+        request=loads_or_none(request),
+        response_headers=(loads_or_none(headers) or {}) if stage is not None else None,
+        response_body=loads_or_none(body),
         response_raw=raw,
         response_note=note,
         tool_calls=tools,
@@ -127,5 +119,5 @@ def recorded_request(conn: sqlite3.Connection, call_id: str) -> tuple[str, Any]:
     ).fetchone()
     if row is None:
         return "", None
-    request = _loads(row[1])
+    request = loads_or_none(row[1])
     return row[0], request if isinstance(request, dict) else None

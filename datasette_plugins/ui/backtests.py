@@ -20,7 +20,8 @@ from datasette.database import Database
 from pydantic import BaseModel
 
 from datasette_plugins.ui.calldiff import CallDiff, pair_diff
-from datasette_plugins.ui.store import CallData, CallRow, JudgeRow, PolicyEventRow, StageRow, loads_or_none
+from datasette_plugins.ui.store import CallData, CallRow, JudgeRow, PolicyEventRow, StageRow
+from recorder.json_columns import loads_or_none
 
 RECORDED = "recorded"  # the comparison baseline that is what the proxy recorded, not a run
 RUNS_LIMIT = 200

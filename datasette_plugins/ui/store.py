@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from datasette_plugins.ui.chart import DAYS, DayCost, window
 from datasette_plugins.ui.schema import STAGES
 from interlock.dialects import DIALECTS
+from recorder.json_columns import loads_or_none
 
 RAW_PREVIEW_BYTES = 4096
 SESSION_CALLS_LIMIT = 500  # a session page shows at most this many calls
@@ -155,16 +156,6 @@ class SessionTotals(BaseModel):
     last_at: str | None = None
     models: str | None = None
     clients: str | None = None
-
-
-def loads_or_none(text: str | None) -> Any:
-    """JSON text parsed, or None when the column is NULL or does not hold JSON."""
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
 
 
 async def _rows(db: Database, sql: str, params: dict[str, Any] | tuple[Any, ...]) -> list[dict[str, Any]]:
