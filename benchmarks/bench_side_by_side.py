@@ -485,7 +485,7 @@ def bounds_lines(targets: list[Target], recorder_rate: float | None, hooks: Hook
             f"x0.95 would leave Interlock {bare_loop * (1 / 0.95 - 1):.2f} ms a call on the loop. What it spends there: "
             f"its hooks, {hooks.hooks_cpu / 1000:.2f} ms a call timed inside mitmdump under the same load (below; "
             "matching and reading the request, building the record and scrubbing every text of it of secrets, "
-            "announcing it; in process, on warm caches, `just bench call_path` finds each about half as dear), "
+            "announcing it; `just bench call_path` times each in process, where warm caches make them cheaper), "
             "the recorder's batches handed between the loop and its threads, and the writer's threads' Python "
             "(rows, pricing; the SQLite work in C releases the interpreter), which holds the interpreter the loop "
             f"waits for{recorder}. The proxy's CPU per call in all is "
