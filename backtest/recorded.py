@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from recorder.json_columns import loads_or_none
+from interlock.json_text import loads_or_none
 
 
 class FilterError(ValueError):

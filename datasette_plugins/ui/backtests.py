@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from datasette_plugins.ui.calldiff import CallDiff, pair_diff
 from datasette_plugins.ui.store import CallData, CallRow, JudgeRow, PolicyEventRow, StageRow
-from recorder.json_columns import loads_or_none
+from interlock.json_text import loads_or_none
 
 RECORDED = "recorded"  # the comparison baseline that is what the proxy recorded, not a run
 RUNS_LIMIT = 200

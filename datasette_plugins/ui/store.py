@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from datasette_plugins.ui.chart import DAYS, DayCost, window
 from datasette_plugins.ui.schema import STAGES
 from interlock.dialects import DIALECTS
-from recorder.json_columns import loads_or_none
+from interlock.json_text import loads_or_none
 
 RAW_PREVIEW_BYTES = 4096
 SESSION_CALLS_LIMIT = 500  # a session page shows at most this many calls

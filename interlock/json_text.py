@@ -1,5 +1,6 @@
-"""Reading the recorder's JSON columns (`*_json`) back: the UI and the backtests show a
-call whatever its columns hold, so a value that is not JSON reads as missing."""
+"""JSON kept as text (the recorder's `*_json` columns) read back by those that show a
+call whatever its columns hold (the UI, the backtests): a value that is not JSON reads
+as missing. In the core package: the UI reads the schema, never the recorder."""
 
 from __future__ import annotations
 
