@@ -157,12 +157,14 @@ async def announce_call_ended(master: Any, flow: http.HTTPFlow, record: CallReco
         if not callable(handler):
             continue
         try:
-            with addonmanager.safecall():
-                result = handler(flow, record)
-                if inspect.isawaitable(result):
-                    await result
+            result = handler(flow, record)
+            if inspect.isawaitable(result):
+                await result
         except exceptions.AddonHalt:
             return
+        except Exception:
+            with addonmanager.safecall():  # only for its "Addon error" log line
+                raise
 
 
 @dataclass

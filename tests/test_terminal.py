@@ -119,3 +119,17 @@ async def test_call_ended_reaches_every_listener_in_order_whatever_one_does(capl
         await announce_call_ended(tctx.master, tflow.tflow(), _record(1))
     assert first.seen == nested.seen == later.seen == ["call-1"]
     assert any("Addon error: listener broke" in message for message in caplog.messages)
+
+
+class _Halting:
+    def interlock_call_ended(self, flow: object, record: CallRecord) -> None:
+        raise exceptions.AddonHalt
+
+
+async def test_a_listener_that_halts_stops_the_announcement_quietly(caplog: pytest.LogCaptureFixture) -> None:
+    """As with mitmproxy's own events: `AddonHalt` ends the round, it is not an error."""
+    first, later = _Listener(), _Later()
+    with taddons.context(first, _Halting(), later) as tctx:
+        await announce_call_ended(tctx.master, tflow.tflow(), _record(1))
+    assert first.seen == ["call-1"] and later.seen == []
+    assert not any("Addon error" in message for message in caplog.messages)
