@@ -64,7 +64,7 @@ trust *args:
 
 # Run the whole test suite: two pytest-xdist workers, each test module on one (`-n 0` after it: one process).
 test *args:
-    [ -x /usr/bin/chromium ] || bash .ci/install-chromium.sh
+    [ -x /usr/bin/chromium ] && [ -x /usr/bin/valgrind ] || bash .ci/install-debian-packages.sh
     uv run pytest -n 2 --dist loadfile "$@"
 
 # Lint and type-check.

@@ -34,15 +34,15 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-import httpx2
 import mitmproxy.version
 from harness import MitmCA, ProxyLauncher, ProxyProcess, make_ca
 from openai import AsyncOpenAI
 
-from benchmarks import bench_call_path
+from benchmarks import bench_call_path, bench_instructions
+from benchmarks.bench_instructions import Counts
 from benchmarks.bench_judge import KEY_ENV, judge_entry
 from benchmarks.servers import LONG_STREAM, LONG_STREAM_DELTAS, Servers
-from benchmarks.workload import API_KEY, MESSAGES, RULES
+from benchmarks.workload import API_KEY, BARE_ARGS, MESSAGES, RULES, sdk_client, tool_call
 
 log = logging.getLogger("bench_side_by_side")
 
@@ -50,7 +50,6 @@ CONCURRENCY = (1, 20, 100)
 STAMP_DELAY_MS = 20  # between the stamped stream's events
 OPEN_STREAMS = 100
 MEMORY_RUNS = 3
-BARE_ARGS = ["-s", str(REPO / "benchmarks" / "bare_stream.py")]
 
 
 @dataclass
@@ -66,33 +65,18 @@ class Target:
         self.figures.setdefault(figure, []).append(value)
 
 
-def client_for(target: Target, mock_url: str, ca: MitmCA) -> AsyncOpenAI:
-    most = max(*CONCURRENCY, 2 * OPEN_STREAMS) + 10
-    limits = httpx2.Limits(max_connections=most, max_keepalive_connections=most)
-    if target.proxy is None:
-        http = httpx2.AsyncClient(trust_env=False, timeout=60, limits=limits)
-        return AsyncOpenAI(api_key=API_KEY, base_url=f"{mock_url}/v1", http_client=http, max_retries=0)
-    http = httpx2.AsyncClient(
-        proxy=target.proxy.url, verify=ca.ssl_context(), trust_env=False, timeout=60, limits=limits
-    )
-    return AsyncOpenAI(api_key=API_KEY, base_url="https://api.openai.com/v1", http_client=http, max_retries=0)
-
-
 # --- one round's figures ---------------------------------------------------------------------
 
 
 async def calls_per_s(client: AsyncOpenAI, clients: int, seconds: float) -> float:
-    """Non-streamed tool-call answers (the judge judges each), `clients` at a time."""
+    """Non-streamed tool-call answers (`tool_call`), `clients` at a time."""
     deadline = time.perf_counter() + seconds
     done = 0
 
     async def one_client() -> None:
         nonlocal done
         while time.perf_counter() < deadline:
-            completion = await client.chat.completions.create(
-                model="gpt-4o-mini", messages=MESSAGES, extra_headers={"x-mock-scenario": "tool"}
-            )
-            assert completion.choices[0].message.tool_calls, completion
+            await tool_call(client)
             done += 1
 
     started = time.perf_counter()
@@ -147,6 +131,12 @@ async def events_per_s(client: AsyncOpenAI) -> float:
     return events / (time.perf_counter() - started)
 
 
+def machine_idle() -> tuple[int, int]:
+    """The machine's idle and total CPU time so far, in clock ticks (`/proc/stat`)."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return ticks[3] + ticks[4], sum(ticks)  # idle and iowait, of all
+
+
 def cpu_s(pid: int, thread: int | None = None) -> float:
     """User and system CPU time the process (or its `thread`, by id) has used."""
     stat = Path(f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat")
@@ -159,13 +149,15 @@ async def run_round(target: Target, client: AsyncOpenAI, seconds: float) -> None
     pid = target.proxy.pid if target.proxy else None
     for clients in CONCURRENCY:
         cpu_before = (cpu_s(pid), cpu_s(pid, thread=pid)) if pid else (0.0, 0.0)  # the main thread's id is the pid
-        started, client_before = time.perf_counter(), time.process_time()
+        started, client_before, idle_before = time.perf_counter(), time.process_time(), machine_idle()
         rate = await calls_per_s(client, clients, seconds)
         target.add(f"calls/s, {clients} clients", rate)
         if clients == 20:
             elapsed = time.perf_counter() - started
             calls = rate * elapsed
             target.add("client CPU per call, 20 clients, ms", (time.process_time() - client_before) * 1000 / calls)
+            idle, total = (after - before for after, before in zip(machine_idle(), idle_before, strict=True))
+            target.add("machine idle, 20 clients, %", idle * 100 / total)
             if pid is not None:
                 used, loop_used = cpu_s(pid) - cpu_before[0], cpu_s(pid, thread=pid) - cpu_before[1]
                 target.add("proxy CPU per call, 20 clients, ms", used * 1000 / calls)
@@ -251,7 +243,7 @@ def measure(rounds: int, seconds: float) -> tuple[list[Target], dict[str, float]
             }
 
             async def all_rounds() -> dict[str, float]:
-                clients = {t.name: client_for(t, servers.urls["mock"], ca) for t in targets}
+                clients = {t.name: sdk_client(t.proxy, servers.urls["mock"], ca) for t in targets}
                 for number in range(rounds):
                     for target in targets:
                         log.info("round %d/%d: %s", number + 1, rounds, target.name)
@@ -263,7 +255,7 @@ def measure(rounds: int, seconds: float) -> tuple[list[Target], dict[str, float]
                     for name, start in fresh.items():
                         target = Target(name, start())
                         assert target.proxy is not None
-                        client = client_for(target, servers.urls["mock"], ca)
+                        client = sdk_client(target.proxy, servers.urls["mock"], ca)
                         memory.setdefault(name, []).append(await memory_per_stream_kb(target.proxy, client))
                         await client.close()
                         target.proxy.stop()
@@ -308,6 +300,7 @@ FIGURES: list[tuple[str, int, str]] = [  # figure, digits, how it compares with 
     ("proxy event loop CPU per call, 20 clients, ms", 2, "added"),
     ("proxy event loop busy, 20 clients, %", 0, "added"),
     ("client CPU per call, 20 clients, ms", 2, "added"),
+    ("machine idle, 20 clients, %", 0, "added"),
     ("first chunk, ms", 2, "added"),
     ("event latency median, ms", 2, "added"),
     ("event latency max, ms", 2, "added"),
@@ -393,10 +386,10 @@ def hook_times(launcher: ProxyLauncher, mock_url: str, ca: MitmCA, load_s: float
 
     async def calls() -> float:
         """The first-chunk calls, then the load; the loop's CPU per call under the load, in us."""
-        client = client_for(Target("timed", first_proxy), mock_url, ca)
+        client = sdk_client(first_proxy, mock_url, ca)
         await first_chunk_ms(client)
         await client.close()
-        client = client_for(Target("loaded", load_proxy), mock_url, ca)
+        client = sdk_client(load_proxy, mock_url, ca)
         await calls_per_s(client, 5, 0.3)
         before, started = cpu_s(load_proxy.pid, thread=load_proxy.pid), time.perf_counter()
         rate = await calls_per_s(client, 20, load_s)
@@ -444,7 +437,26 @@ def verdict(met: bool) -> str:
     return "met" if met else "missed"
 
 
-def bounds_lines(targets: list[Target], recorder_rate: float | None, hooks: HookTimes) -> list[str]:
+def instructions_line(counted: dict[str, Counts], bare_idle: float) -> str:
+    """What the instruction counts say bounds the calls/s target."""
+    bare, unrecorded, recorded = (
+        counted[name].loop for name in ("bare mitmdump", "Interlock, no recorder", "Interlock, no policies")
+    )
+    return (
+        f' Counted by callgrind ("Instructions per call", below), the event loop executes {bare:.2f} M '
+        f"instructions a call in bare mitmdump, {unrecorded:.2f} M in Interlock without its recorder "
+        f"(x{bare / unrecorded:.2f}) and {recorded:.2f} M with it (x{bare / recorded:.2f}): matching, policing and "
+        f"the rest of Interlock {'fit' if bare / unrecorded >= 0.95 else 'do not fit'} in the target's 5 %; "
+        "recording each call (its record built, scrubbed and announced, its rows batched to the writer) takes "
+        f"x{unrecorded / recorded:.2f} on its own. During bare's 20-client figure the machine was {bare_idle:.0f} % "
+        "idle: the client, the mock and the proxy use both cores, so the recorder's work has no spare core to "
+        "move to in another thread or process either."
+    )
+
+
+def bounds_lines(
+    targets: list[Target], recorder_rate: float | None, hooks: HookTimes, instructions: dict[str, Counts] | None
+) -> list[str]:
     """Each target of issue 12 against what was measured, and what bounds a miss."""
 
     def median(name: str, figure: str) -> float:
@@ -495,6 +507,11 @@ def bounds_lines(targets: list[Target], recorder_rate: float | None, hooks: Hook
             "between runs this moves by as much). Closing the gap means recording less per call on the loop (the "
             "record is built and scrubbed there so that no hook, log or terminal line ever sees a secret) or "
             "outside this process; a faster loop elsewhere would not."
+            + (
+                instructions_line(instructions, median("bare mitmdump", "machine idle, 20 clients, %"))
+                if instructions
+                else ""
+            )
         ),
         (
             f"- **Added time to the first streamed chunk: {added_first:+.2f} ms (target < 0.3 ms), "
@@ -537,7 +554,8 @@ def write_report(path: Path, args: argparse.Namespace, targets: list[Target], me
             f"once, {args.seconds:g} s per figure. CPU per call: the proxy process's user and system time (and the "
             f"benchmark process's, the client's) during the 20-client figure, over its calls; the event loop's: "
             f"the proxy's main thread's alone (mitmproxy's hooks and Interlock's run there), and how busy it was "
-            f"(percent of one core) during that figure. First chunk: a "
+            f"(percent of one core) during that figure; machine idle: the share of all cores' time nobody used "
+            f"during it. First chunk: a "
             f"streamed text answer over raw HTTP, median of 40 calls made 100 ms apart on a kept-alive connection. Event latency: "
             f"the client's arrival time minus the mock's send time written into each text delta, "
             f"{STAMP_DELAY_MS} ms apart, 3 streams of 8. Events/s: one stream of {LONG_STREAM_DELTAS} deltas sent as fast as "
@@ -583,15 +601,23 @@ def main() -> None:
     call_path = bench_call_path.report(bench_call_path.measure())
     extra: list[str] = []
     recorder_rate = None
+    instructions = None
     if not args.quick:
         from benchmarks import bench_startup, bench_storage, bench_ui, recorder_load
 
         recorder = recorder_load.measure()
         recorder_rate = recorder.sustained_per_s
-        sections = (recorder_load.report(recorder), bench_storage.report(), bench_startup.report(), bench_ui.report())
+        instructions = bench_instructions.measure()
+        sections = (
+            bench_instructions.report(instructions, bench_instructions.CALLS),
+            recorder_load.report(recorder),
+            bench_storage.report(),
+            bench_startup.report(),
+            bench_ui.report(),
+        )
         for section in sections:
             extra += [*section, ""]
-    report = [*bounds_lines(targets, recorder_rate, hooks), "", *hooks.lines, "", *call_path, "", *extra]
+    report = [*bounds_lines(targets, recorder_rate, hooks, instructions), "", *hooks.lines, "", *call_path, "", *extra]
     write_report(args.out, args, targets, memory, report)
     log.info("%s", args.out.read_text())
 

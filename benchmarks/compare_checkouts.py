@@ -27,9 +27,9 @@ import harness  # tests/ is on the path now
 from harness import ProxyLauncher, make_ca
 
 from benchmarks.bench_judge import KEY_ENV, judge_entry
-from benchmarks.bench_side_by_side import Target, calls_per_s, client_for, cpu_s
+from benchmarks.bench_side_by_side import Target, calls_per_s, cpu_s
 from benchmarks.servers import Servers
-from benchmarks.workload import RULES
+from benchmarks.workload import RULES, sdk_client
 
 log = logging.getLogger(__name__)
 CLIENTS = (1, 20)
@@ -63,7 +63,7 @@ def main() -> None:
                     targets.append(Target(f"{name} checkout, {label}", proxy))
 
             async def rounds() -> None:
-                clients = {t.name: client_for(t, servers.urls["mock"], ca) for t in targets}
+                clients = {t.name: sdk_client(t.proxy, servers.urls["mock"], ca) for t in targets}
                 for target in targets:
                     await calls_per_s(clients[target.name], 5, 0.5)  # warm up
                 for _ in range(args.rounds):

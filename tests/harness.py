@@ -170,12 +170,16 @@ class ProxyProcess:
 
 
 class ProxyLauncher:
-    """Starts mitmdump processes in front of one upstream and stops them all at `stop_all()`."""
+    """Starts mitmdump processes in front of one upstream and stops them all at `stop_all()`.
 
-    def __init__(self, root: Path, ca: MitmCA, upstream: str) -> None:
+    `command` runs mitmdump (default: the environment's `mitmdump`); a benchmark puts a
+    tool before it (`valgrind ... mitmdump`)."""
+
+    def __init__(self, root: Path, ca: MitmCA, upstream: str, command: Sequence[str] = (str(MITMDUMP),)) -> None:
         self.root = root
         self.ca = ca
         self.upstream = upstream
+        self.command = list(command)
         self._started: list[ProxyProcess] = []
 
     def __call__(
@@ -198,7 +202,7 @@ class ProxyLauncher:
         workdir = self.root / f"mitmdump{len(self._started)}"
         workdir.mkdir(parents=True)
         args = [
-            str(MITMDUMP),
+            *self.command,
             "--listen-host",
             "127.0.0.1",
             "--listen-port",

@@ -2,7 +2,7 @@
 
 Starts the UI the way `just ui` does (`python -m datasette_plugins.ui.serve`) on a free
 loopback port, loads the diff page, the session page, the calls table and the Alerts page,
-asserts on the DOM and saves screenshots to test-artifacts/. Needs /usr/bin/chromium (.ci/install-chromium.sh).
+asserts on the DOM and saves screenshots to test-artifacts/. Needs /usr/bin/chromium (.ci/install-debian-packages.sh).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, UIEx
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), "Debian chromium is missing: run .ci/install-chromium.sh"
+    assert CHROMIUM.exists(), "Debian chromium is missing: run .ci/install-debian-packages.sh"
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield launched
