@@ -61,7 +61,7 @@ class CallState:
     # before the request goes upstream.
     request_fields: tuple[tuple[bytes, bytes], ...] = field(default=(), repr=False)
     request_path_query: str = field(default="", repr=False)
-    _read_request: tuple[list[str], dict[str, str]] | None = field(default=None, repr=False)
+    _secrets_and_headers: tuple[list[str], dict[str, str]] | None = field(default=None, repr=False)
     model: str | None = None
     stream_requested: bool = False
     policy: PolicyContext | None = None
@@ -74,17 +74,18 @@ class CallState:
 
     def secrets(self) -> list[str]:
         """The secret values of the client's headers and query string, for scrubbing."""
-        return self._request_read()[0]
+        return self._read_client_headers()[0]
 
     def original_headers(self) -> dict[str, str]:
         """The client's headers, their secrets redacted."""
-        return self._request_read()[1]
+        return self._read_client_headers()[1]
 
-    def _request_read(self) -> tuple[list[str], dict[str, str]]:
-        if self._read_request is None:
+    def _read_client_headers(self) -> tuple[list[str], dict[str, str]]:
+        """(secret values, redacted headers) of the client's request, read the first time asked."""
+        if self._secrets_and_headers is None:
             headers = list(http.Headers(self.request_fields).items(multi=True))
-            self._read_request = (secret_values(headers, self.request_path_query), redact_headers(headers))
-        return self._read_request
+            self._secrets_and_headers = (secret_values(headers, self.request_path_query), redact_headers(headers))
+        return self._secrets_and_headers
 
     @property
     def streamed(self) -> bool:
