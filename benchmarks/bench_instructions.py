@@ -136,7 +136,7 @@ async def _calls(client: AsyncOpenAI, calls: int) -> None:
 
 
 async def _count(proxy: ProxyProcess, mock_url: str, ca: MitmCA, calls: int, warm_up: int) -> Counts:
-    client = sdk_client(proxy, mock_url, ca)
+    client = sdk_client(proxy, mock_url, ca, connections=CLIENTS)
     await _calls(client, warm_up)
     _control(proxy, "-i", "on")
     _control(proxy, "-z")

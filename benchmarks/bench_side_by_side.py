@@ -50,6 +50,7 @@ CONCURRENCY = (1, 20, 100)
 STAMP_DELAY_MS = 20  # between the stamped stream's events
 OPEN_STREAMS = 100
 MEMORY_RUNS = 3
+CONNECTIONS = max(*CONCURRENCY, 2 * OPEN_STREAMS) + 10  # the most callers, or the open streams and calls beside
 
 
 @dataclass
@@ -243,7 +244,9 @@ def measure(rounds: int, seconds: float) -> tuple[list[Target], dict[str, float]
             }
 
             async def all_rounds() -> dict[str, float]:
-                clients = {t.name: sdk_client(t.proxy, servers.urls["mock"], ca) for t in targets}
+                clients = {
+                    t.name: sdk_client(t.proxy, servers.urls["mock"], ca, connections=CONNECTIONS) for t in targets
+                }
                 for number in range(rounds):
                     for target in targets:
                         log.info("round %d/%d: %s", number + 1, rounds, target.name)
@@ -255,7 +258,7 @@ def measure(rounds: int, seconds: float) -> tuple[list[Target], dict[str, float]
                     for name, start in fresh.items():
                         target = Target(name, start())
                         assert target.proxy is not None
-                        client = sdk_client(target.proxy, servers.urls["mock"], ca)
+                        client = sdk_client(target.proxy, servers.urls["mock"], ca, connections=CONNECTIONS)
                         memory.setdefault(name, []).append(await memory_per_stream_kb(target.proxy, client))
                         await client.close()
                         target.proxy.stop()
@@ -386,10 +389,10 @@ def hook_times(launcher: ProxyLauncher, mock_url: str, ca: MitmCA, load_s: float
 
     async def calls() -> float:
         """The first-chunk calls, then the load; the loop's CPU per call under the load, in us."""
-        client = sdk_client(first_proxy, mock_url, ca)
+        client = sdk_client(first_proxy, mock_url, ca, connections=CONNECTIONS)
         await first_chunk_ms(client)
         await client.close()
-        client = sdk_client(load_proxy, mock_url, ca)
+        client = sdk_client(load_proxy, mock_url, ca, connections=CONNECTIONS)
         await calls_per_s(client, 5, 0.3)
         before, started = cpu_s(load_proxy.pid, thread=load_proxy.pid), time.perf_counter()
         rate = await calls_per_s(client, 20, load_s)

@@ -63,7 +63,9 @@ def main() -> None:
                     targets.append(Target(f"{name} checkout, {label}", proxy))
 
             async def rounds() -> None:
-                clients = {t.name: sdk_client(t.proxy, servers.urls["mock"], ca) for t in targets}
+                clients = {
+                    t.name: sdk_client(t.proxy, servers.urls["mock"], ca, connections=max(CLIENTS)) for t in targets
+                }
                 for target in targets:
                     await calls_per_s(clients[target.name], 5, 0.5)  # warm up
                 for _ in range(args.rounds):

@@ -8,7 +8,6 @@ to tell what recording costs from what the rest of Interlock does.
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
@@ -17,12 +16,4 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from addons import bundle
 from addons.recording import Recording
 
-
-class Ready:
-    """Says the bundle is running: `Recording` would have."""
-
-    def running(self) -> None:
-        logging.getLogger(__name__).info("Interlock ready: not recording")
-
-
-addons = [addon for addon in bundle.addons if not isinstance(addon, Recording)] + [Ready()]
+addons = [addon for addon in bundle.addons if not isinstance(addon, Recording)]

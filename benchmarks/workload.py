@@ -20,7 +20,6 @@ from harness import MitmCA, ProxyProcess
 from openai import AsyncOpenAI
 
 BARE_ARGS = ["-s", str(REPO / "benchmarks" / "bare_stream.py")]  # bare mitmdump: stream SSE, nothing else
-CONNECTIONS = 210  # the most a client keeps open: 100 callers, or 100 open streams with their 100 calls beside
 
 API_KEY = "sk-bench-0123456789abcdefghij"
 MESSAGES: list[dict[str, str]] = [
@@ -41,10 +40,11 @@ RULES: list[dict[str, Any]] = [
 ]
 
 
-def sdk_client(proxy: ProxyProcess | None, mock_url: str, ca: MitmCA) -> AsyncOpenAI:
+def sdk_client(proxy: ProxyProcess | None, mock_url: str, ca: MitmCA, *, connections: int) -> AsyncOpenAI:
     """The `openai` SDK calling the mock directly (`proxy` None) or through `proxy`, with
-    the mitmproxy CA trusted; no retries, no proxy settings from the environment."""
-    limits = httpx2.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
+    the mitmproxy CA trusted, keeping up to `connections` open; no retries, no proxy
+    settings from the environment."""
+    limits = httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)
     if proxy is None:
         http = httpx2.AsyncClient(trust_env=False, timeout=60, limits=limits)
         return AsyncOpenAI(api_key=API_KEY, base_url=f"{mock_url}/v1", http_client=http, max_retries=0)
@@ -57,6 +57,6 @@ async def tool_call(client: AsyncOpenAI) -> None:
     completion = await client.chat.completions.create(
         model="gpt-4o-mini",
         messages=MESSAGES,
-        extra_headers={"x-mock-scenario": "tool"},  # type: ignore[arg-type]
+        extra_headers={"x-mock-scenario": "tool"},
     )
     assert completion.choices[0].message.tool_calls, completion
